@@ -1,0 +1,29 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Compiled tests live in dist/test/support, three levels below the repository root. */
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const cliPath = join(repoRoot, 'bin', 'clip-eval.js');
+
+/** ../shared beside the checkout; CLIP_EVAL_SHARED overrides it. */
+export const sharedDir = process.env.CLIP_EVAL_SHARED ?? resolve(repoRoot, '..', 'shared');
+
+/**
+ * The reason to skip a test that needs ../shared, or false when it is there.
+ * Use as `test('name', { skip: needsShared('reference/x.json') }, ...)`.
+ */
+export function needsShared(relativePath = ''): string | false {
+  const path = join(sharedDir, relativePath);
+  return existsSync(path) ? false : `needs ${path} (the shared reference folder beside the checkout); skipped`;
+}
+
+export function sharedPath(relativePath: string): string {
+  return join(sharedDir, relativePath);
+}
+
+export async function makeTempDir(prefix = 'clip-eval-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
