@@ -1,3 +1,289 @@
-export async function main(_argv: string[]): Promise<number> {
-  return 0;
+import { Command, CommanderError, Option } from 'commander';
+import { appendFile } from 'node:fs/promises';
+import { resolveCacheRoot, writeFileAtomic } from './cache.js';
+import { fetchCifar, type CifarName } from './datasets/cifar.js';
+import { ClipEvalError, EXIT, describeError, usageError } from './errors.js';
+import { assertComparable, parseAccuracy, parsePercentagePoints, readBaseline, runChecks } from './eval/checks.js';
+import { evaluateCifar, type ModelChoice } from './evaluate-cifar.js';
+import { createLogger, type Logger } from './log.js';
+import { parseVariant, resolveModelBundle, type Variant } from './model/bundle.js';
+import { parseDevice } from './model/session.js';
+import { assertWritableOutput, md5Hex, nonNegativeInteger, positiveInteger } from './options.js';
+import { formatJunit, formatStepSummary } from './report/junit.js';
+import { formatPredictions } from './report/predictions.js';
+import { formatSummary } from './report/summary.js';
+import { resolveTemplates } from './text/templates.js';
+import { formatTokenIds, loadClipTokenizer, readPadTokenFromConfig } from './text/tokenizer.js';
+import { VERSION } from './version.js';
+
+export const DEFAULT_MODEL = 'Xenova/clip-vit-base-patch32';
+export const DEFAULT_BATCH_SIZE = 32;
+
+interface CommonOptions {
+  cacheDir?: string;
+  offline?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
 }
+
+interface ModelOptions {
+  model: string[];
+  variant: Variant[];
+  visionModel?: string;
+  textModel?: string;
+  tokenizer?: string;
+}
+
+interface DataOptions {
+  dataDir?: string;
+  datasetUrl?: string;
+  datasetMd5?: string;
+}
+
+interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
+  device: string;
+  deviceId?: number;
+  threads?: number;
+  batchSize: number;
+  templates: string;
+  cache: boolean;
+  json?: string;
+  predictions?: string;
+  limit?: number;
+  perClass?: number;
+  minTop1?: number;
+  minTop5?: number;
+  baseline?: string;
+  maxDrop: number;
+  junit?: string;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function variantList(value: string, previous: Variant[] = []): Variant[] {
+  return [...previous, ...value.split(',').map((v) => parseVariant(v.trim()))];
+}
+
+function addCommonOptions(command: Command): Command {
+  return command
+    .option('--cache-dir <dir>', 'cache folder (default: $CLIP_EVAL_CACHE, $XDG_CACHE_HOME/clip-eval or ~/.cache/clip-eval)')
+    .option('--offline', 'never use the network; fail if something is not cached')
+    .option('-q, --quiet', 'no progress output')
+    .option('-v, --verbose', 'say more about what is loaded and why');
+}
+
+function addModelOptions(command: Command): Command {
+  return command
+    .option('-m, --model <id-or-dir>', `model folder or Hugging Face repo id org/name[@revision] (repeatable; default ${DEFAULT_MODEL})`, collect)
+    .option('--variant <list>', 'model variant(s): fp32, fp16, int8; comma-separated to compare several', variantList)
+    .option('--vision-model <file>', 'explicit image encoder .onnx (with --text-model and --tokenizer)')
+    .option('--text-model <file>', 'explicit text encoder .onnx')
+    .option('--tokenizer <file>', 'explicit tokenizer.json or bpe_simple_vocab_16e6.txt.gz');
+}
+
+function addDataOptions(command: Command): Command {
+  return command
+    .option('--data-dir <dir>', 'use an already extracted copy of the data set; never download')
+    .option('--dataset-url <url>', 'download the data set from this mirror (default: the official URL; env CLIP_EVAL_DATASET_URL)')
+    .option('--dataset-md5 <hex>', 'MD5 of the archive at --dataset-url', md5Hex('--dataset-md5'));
+}
+
+function loggerFor(options: CommonOptions): Logger {
+  return createLogger({ quiet: options.quiet, verbose: options.verbose });
+}
+
+function modelChoices(options: ModelOptions): ModelChoice[] {
+  const explicit = [options.visionModel, options.textModel, options.tokenizer];
+  if (explicit.some((file) => file !== undefined)) {
+    if (explicit.some((file) => file === undefined)) throw usageError('--vision-model, --text-model and --tokenizer go together; give all three');
+    if (options.model.length > 0) throw usageError('give either --model or --vision-model/--text-model/--tokenizer, not both');
+    return options.variant.length > 1 ? [] : [{ visionModel: options.visionModel, textModel: options.textModel, tokenizer: options.tokenizer }];
+  }
+  const models = options.model.length > 0 ? options.model : [DEFAULT_MODEL];
+  const variants: (Variant | undefined)[] = options.variant.length > 0 ? options.variant : [undefined];
+  return models.flatMap((model) => variants.map((variant) => ({ model, variant })));
+}
+
+function dataOptions(options: DataOptions) {
+  const url = options.datasetUrl ?? (process.env.CLIP_EVAL_DATASET_URL || undefined);
+  if (options.datasetMd5 && !url) throw usageError('--dataset-md5 needs --dataset-url (the official archive has a known checksum)');
+  return { dataDir: options.dataDir, url, md5: options.datasetMd5 };
+}
+
+async function runEvaluation(dataset: CifarName, options: EvaluateOptions): Promise<number> {
+  const logger = loggerFor(options);
+  const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
+  if (models.length === 0) throw usageError('--variant with explicit model files takes one variant; the files are the variant');
+  for (const [flag, path] of [['--json', options.json], ['--predictions', options.predictions], ['--junit', options.junit]] as const) {
+    if (path) await assertWritableOutput(flag, path);
+  }
+  const baseline = options.baseline ? await readBaseline(options.baseline) : undefined;
+  const evaluation = await evaluateCifar({
+    dataset,
+    data: dataOptions(options),
+    models,
+    cacheRoot: resolveCacheRoot(options.cacheDir),
+    device: parseDevice(options.device),
+    deviceId: options.deviceId,
+    threads: options.threads,
+    batchSize: options.batchSize,
+    templates: await resolveTemplates(options.templates),
+    textCache: options.cache,
+    subset: { limit: options.limit, perClass: options.perClass },
+    offline: options.offline,
+    logger,
+    quiet: options.quiet ?? false,
+  });
+  process.stdout.write(formatSummary(evaluation.report));
+  if (options.json) await writeFileAtomic(options.json, `${JSON.stringify(evaluation.report, null, 2)}\n`);
+  if (options.predictions) {
+    if (evaluation.predictions.length > 1) logger.warn('--predictions holds the first model\'s predictions only');
+    await writeFileAtomic(options.predictions, formatPredictions(evaluation.indices, evaluation.labels, evaluation.predictions[0]!));
+  }
+  const { report } = evaluation;
+  if (baseline) assertComparable(baseline, report, options.baseline!);
+  const outcomes = runChecks(report, { minTop1: options.minTop1, minTop5: options.minTop5, baseline, baselineFile: options.baseline, maxDrop: options.maxDrop });
+  if (outcomes.length > 0) process.stdout.write(`\nchecks:\n${outcomes.map((o) => `  ${o.passed ? 'pass' : 'FAIL'}  ${o.message}`).join('\n')}\n`);
+  if (options.junit) await writeFileAtomic(options.junit, formatJunit(report, outcomes));
+  if (process.env.GITHUB_STEP_SUMMARY) await appendFile(process.env.GITHUB_STEP_SUMMARY, formatStepSummary(report, outcomes));
+  const failed = outcomes.filter((o) => !o.passed);
+  for (const outcome of failed) process.stderr.write(`clip-eval: check failed: ${outcome.message}\n`);
+  return failed.length > 0 ? EXIT.checkFailed : EXIT.ok;
+}
+
+function evaluationCommand(name: CifarName, description: string, setExit: (code: number) => void): Command {
+  const command = new Command(name).description(description);
+  addModelOptions(command);
+  addDataOptions(command);
+  command
+    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'webgpu']).default('cpu'))
+    .option('--device-id <n>', 'GPU index for --device cuda/webgpu', nonNegativeInteger('--device-id'))
+    .option('--threads <n>', 'intra-op threads for ONNX Runtime (default: all cores)', positiveInteger('--threads'))
+    .option('--batch-size <n>', 'images per inference batch (1 for fixed-batch models)', positiveInteger('--batch-size'), DEFAULT_BATCH_SIZE)
+    .option('--templates <spec>', "prompt templates: 'openai' (18), 'single' or a file with one template per line", 'openai')
+    .option('--no-cache', 'do not read or write cached text embeddings')
+    .option('--json <file>', 'write the full result as JSON')
+    .option('--predictions <file>', 'write per-image top-5 predictions as JSON Lines')
+    .option('--limit <n>', 'evaluate only the first N images', positiveInteger('--limit'))
+    .option('--per-class <n>', 'evaluate only the first N images of each class', positiveInteger('--per-class'))
+    .option('--min-top1 <x>', 'fail (exit 1) when top-1 is below X: 0.645 or 64.5%', parseAccuracy('--min-top1'))
+    .option('--min-top5 <x>', 'fail (exit 1) when top-5 is below X', parseAccuracy('--min-top5'))
+    .option('--baseline <file>', 'compare with a previous --json result, metric by metric')
+    .option('--max-drop <pp>', 'largest drop from --baseline allowed, in percentage points', parsePercentagePoints('--max-drop'), 0.5)
+    .option('--junit <file>', 'write JUnit XML: one test case per model and metric');
+  addCommonOptions(command);
+  command.action(async (options: EvaluateOptions) => setExit(await runEvaluation(name, options)));
+  return command;
+}
+
+function fetchCommand(setExit: (code: number) => void): Command {
+  const command = new Command('fetch')
+    .description('download data sets and models into the cache ahead of time (cifar100, cifar10, model)')
+    .argument('<what...>', 'cifar100, cifar10 and/or model');
+  addModelOptions(command);
+  addDataOptions(command);
+  addCommonOptions(command);
+  command.action(async (what: string[], options: CommonOptions & ModelOptions & DataOptions) => {
+    const logger = loggerFor(options);
+    const cacheRoot = resolveCacheRoot(options.cacheDir);
+    for (const item of what) {
+      if (item !== 'cifar100' && item !== 'cifar10' && item !== 'model') throw usageError(`fetch ${item}: unknown; choose cifar100, cifar10 or model`);
+    }
+    for (const item of what) {
+      if (item === 'model') {
+        for (const choice of modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] })) {
+          const bundle = await resolveModelBundle({ ...choice, cacheRoot, offline: options.offline, quiet: options.quiet, logger });
+          process.stdout.write(`${bundle.id} (${bundle.layout}, ${bundle.variant}): ${bundle.visionModelPath}, ${bundle.textModelPath}\n`);
+        }
+      } else {
+        const directory = await fetchCifar(item, { ...dataOptions(options), cacheRoot, offline: options.offline, quiet: options.quiet, logger });
+        process.stdout.write(`${item}: ${directory}\n`);
+      }
+    }
+    setExit(EXIT.ok);
+  });
+  return command;
+}
+
+async function readStdinLines(): Promise<string[]> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  const lines = text.split(/\r?\n/);
+  if (lines.at(-1) === '') lines.pop();
+  return lines;
+}
+
+function tokenizeCommand(setExit: (code: number) => void): Command {
+  const command = new Command('tokenize')
+    .description('print the token ids of each text (SOT and EOT included, no padding), one JSON array per line; reads standard input when no TEXT is given')
+    .argument('[text...]', 'texts to tokenize')
+    .option('-m, --model <id-or-dir>', `take the tokenizer of this model (default ${DEFAULT_MODEL})`)
+    .option('--tokenizer <file>', 'tokenizer.json or bpe_simple_vocab_16e6.txt.gz')
+    .option('--context-length <n>', 'truncate to this many tokens, EOT last (default: the model\'s, 77)', positiveInteger('--context-length'));
+  addCommonOptions(command);
+  command.action(async (texts: string[], options: CommonOptions & { model?: string; tokenizer?: string; contextLength?: number }) => {
+    const logger = loggerFor(options);
+    if (options.model && options.tokenizer) throw usageError('give either --model or --tokenizer, not both');
+    let tokenizerPath = options.tokenizer;
+    let contextLength = 77;
+    let padToken: string | undefined;
+    if (!tokenizerPath) {
+      const bundle = await resolveModelBundle({ model: options.model ?? DEFAULT_MODEL, cacheRoot: resolveCacheRoot(options.cacheDir), offline: options.offline, quiet: options.quiet, logger, needVision: false, needText: false });
+      tokenizerPath = bundle.tokenizerPath;
+      contextLength = bundle.contextLength;
+      if (bundle.tokenizerConfigPath) padToken = await readPadTokenFromConfig(bundle.tokenizerConfigPath);
+    }
+    const tokenizer = await loadClipTokenizer(tokenizerPath, { padToken });
+    const inputs = texts.length > 0 ? texts : await readStdinLines();
+    const lines = inputs.map((text) => formatTokenIds(tokenizer.encodeForModel(text, options.contextLength ?? contextLength)));
+    process.stdout.write(lines.length > 0 ? `${lines.join('\n')}\n` : '');
+    setExit(EXIT.ok);
+  });
+  return command;
+}
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('clip-eval')
+    .description('Zero-shot evaluation of CLIP models (ONNX) on CIFAR-100 and CIFAR-10')
+    .version(VERSION);
+  program.addCommand(evaluationCommand('cifar100', 'zero-shot top-1/top-5 accuracy on the CIFAR-100 test set (10,000 images)', setExit));
+  program.addCommand(evaluationCommand('cifar10', 'zero-shot top-1/top-5 accuracy on the CIFAR-10 test set (10,000 images)', setExit));
+  program.addCommand(fetchCommand(setExit));
+  program.addCommand(tokenizeCommand(setExit));
+  return program;
+}
+
+/** Runs the CLI and returns the exit code; errors are printed as one line on stderr. */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const program = buildProgram((code) => {
+    exitCode = code;
+  });
+  program.exitOverride();
+  const output = {
+    writeErr: (text: string) => process.stderr.write(text),
+    outputError: (text: string, write: (text: string) => void) => write(`clip-eval: ${text.replace(/^error: /, '').trimEnd()} (see --help)\n`),
+  };
+  program.configureOutput(output);
+  for (const command of program.commands) command.exitOverride().configureOutput(output);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return EXIT.ok;
+      return EXIT.usage;
+    }
+    if (error instanceof ClipEvalError) {
+      process.stderr.write(`clip-eval: ${describeError(error)}\n`);
+      return error.exitCode;
+    }
+    process.stderr.write(`clip-eval: internal error: ${describeError(error)}\n`);
+    if (process.env.CLIP_EVAL_DEBUG) process.stderr.write(`${(error as Error).stack ?? ''}\n`);
+    return EXIT.internal;
+  }
+}
+

@@ -1,0 +1,66 @@
+import { CHECKED_METRICS, METRIC_LABELS, modelKey, type CheckOutcome } from '../eval/checks.js';
+import type { EvaluationReport } from './result.js';
+import { percent } from './result.js';
+
+function escapeXml(text: string): string {
+  return text.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
+}
+
+/**
+ * JUnit XML for CI dashboards: one test case per model and metric. A metric with checks fails
+ * when any of its checks failed; a metric without checks is reported as a passing case.
+ */
+export function formatJunit(report: EvaluationReport, outcomes: readonly CheckOutcome[]): string {
+  const cases: string[] = [];
+  let failures = 0;
+  for (const result of report.results) {
+    const key = modelKey(result);
+    for (const metric of CHECKED_METRICS) {
+      const value = result.metrics[metric];
+      if (value === undefined) continue;
+      const checks = outcomes.filter((o) => o.modelKey === key && o.metric === metric);
+      const failed = checks.filter((o) => !o.passed);
+      const name = `${METRIC_LABELS[metric]} ${percent(value)}${checks.length > 0 ? ` (${checks.map((c) => c.requirement).join('; ')})` : ''}`;
+      const time = result.timing.wallSeconds.toFixed(3);
+      const open = `    <testcase classname="clip-eval.${escapeXml(report.dataset.name)}.${escapeXml(key)}" name="${escapeXml(name)}" time="${time}"`;
+      if (failed.length > 0) {
+        failures += 1;
+        const message = failed.map((o) => o.message).join('; ');
+        cases.push(`${open}>\n      <failure message="${escapeXml(message)}" type="AccuracyCheck">${escapeXml(message)}</failure>\n    </testcase>`);
+      } else {
+        cases.push(`${open}/>`);
+      }
+    }
+  }
+  const seconds = report.results.reduce((sum, r) => sum + r.timing.wallSeconds, 0).toFixed(3);
+  const suite = `clip-eval ${report.dataset.name}`;
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="clip-eval" tests="${cases.length}" failures="${failures}" errors="0" time="${seconds}">`,
+    `  <testsuite name="${escapeXml(suite)}" tests="${cases.length}" failures="${failures}" errors="0" skipped="0" time="${seconds}" timestamp="${report.createdAt}">`,
+    ...cases,
+    '  </testsuite>',
+    '</testsuites>',
+    '',
+  ].join('\n');
+}
+
+/** A Markdown summary for $GITHUB_STEP_SUMMARY. */
+export function formatStepSummary(report: EvaluationReport, outcomes: readonly CheckOutcome[]): string {
+  const failed = outcomes.filter((o) => !o.passed);
+  const verdict = outcomes.length === 0 ? '' : failed.length === 0 ? ' ✅ all checks passed' : ` ❌ ${failed.length} check(s) failed`;
+  const lines = [
+    `### clip-eval ${report.dataset.name}: ${report.dataset.images} images${verdict}`,
+    '',
+    '| model | variant | device | top-1 | top-5 | mean per-class recall | images/s |',
+    '|---|---|---|---:|---:|---:|---:|',
+    ...report.results.map(
+      (r) =>
+        `| ${r.model.id} | ${r.model.variant} | ${r.device} | ${percent(r.metrics.top1)} | ${percent(r.metrics.top5)} | ${percent(r.metrics.meanPerClassRecall)} | ${r.timing.imagesPerSecond.toFixed(1)} |`,
+    ),
+  ];
+  if (outcomes.length > 0) {
+    lines.push('', ...outcomes.map((o) => `- ${o.passed ? '✅' : '❌'} ${o.message}`));
+  }
+  return `${lines.join('\n')}\n\n`;
+}

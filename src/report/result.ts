@@ -1,0 +1,47 @@
+import type { Metrics } from '../eval/metrics.js';
+
+/** What one model (or variant) scored on one data set: the unit of every report. */
+export interface ModelResult {
+  model: {
+    id: string;
+    layout: string;
+    variant: string;
+    embeddingDim: number;
+    files: { role: 'vision' | 'text' | 'tokenizer'; path: string; sha256: string }[];
+    imageOutput: string;
+  };
+  device: string;
+  metrics: Metrics;
+  timing: {
+    wallSeconds: number;
+    imageSeconds: number;
+    imagesPerSecond: number;
+    textSeconds: number;
+    textEmbeddings: 'cached' | 'computed';
+    promptsPerSecond?: number;
+  };
+}
+
+export interface DatasetInfo {
+  name: string;
+  split: 'test';
+  images: number;
+  totalImages: number;
+  sha256: string;
+  subset: { limit?: number; perClass?: number };
+}
+
+/** The document written by --json: everything needed to reproduce and compare a run. */
+export interface EvaluationReport {
+  schema: 'clip-eval/evaluation@1';
+  tool: { name: 'clip-eval'; version: string; node: string; onnxruntime: string };
+  createdAt: string;
+  dataset: DatasetInfo;
+  templates: { name: string; templates: readonly string[] };
+  options: { batchSize: number; threads?: number; device: string; deviceId?: number };
+  results: ModelResult[];
+}
+
+export function percent(fraction: number, digits = 2): string {
+  return `${(100 * fraction).toFixed(digits)} %`;
+}

@@ -1,0 +1,63 @@
+import type { EvaluationReport, ModelResult } from './result.js';
+import { percent } from './result.js';
+
+function formatSeconds(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const minutes = Math.floor(seconds / 60);
+  return `${minutes}m${String(Math.round(seconds - 60 * minutes)).padStart(2, '0')}s`;
+}
+
+function rows(pairs: [string, string][]): string[] {
+  const width = Math.max(...pairs.map(([key]) => key.length));
+  return pairs.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`);
+}
+
+function modelSummary(report: EvaluationReport, result: ModelResult): string[] {
+  const { metrics, timing, model } = result;
+  const pairs: [string, string][] = [
+    ['model', `${model.id} (${model.layout}, ${model.variant})`],
+    ['device', result.device],
+    ['templates', `${report.templates.name} (${report.templates.templates.length} per class)`],
+    ['images', `${metrics.images}${metrics.images === report.dataset.totalImages ? '' : ` of ${report.dataset.totalImages}`}`],
+    ['top-1', percent(metrics.top1)],
+    ['top-5', percent(metrics.top5)],
+    ['mean per-class recall', percent(metrics.meanPerClassRecall)],
+  ];
+  if (metrics.superclassTop1 !== undefined) pairs.push(['super-class top-1', percent(metrics.superclassTop1)]);
+  pairs.push(
+    ['throughput', `${timing.imagesPerSecond.toFixed(1)} images/s`],
+    ['wall time', formatSeconds(timing.wallSeconds)],
+    ['text embeddings', timing.textEmbeddings === 'cached' ? 'cached' : `computed in ${formatSeconds(timing.textSeconds)}`],
+  );
+  const lines = rows(pairs);
+  if (metrics.mostConfused.length > 0) {
+    lines.push('  most confused (true -> predicted):');
+    for (const pair of metrics.mostConfused.slice(0, 5)) lines.push(`    ${pair.labelName} -> ${pair.predictedName}: ${pair.count}`);
+  }
+  return lines;
+}
+
+/** The human-readable summary printed on stdout after an evaluation. */
+export function formatSummary(report: EvaluationReport): string {
+  const title = `clip-eval ${report.dataset.name} (${report.dataset.split} set)`;
+  const blocks = report.results.map((result) => modelSummary(report, result).join('\n'));
+  const lines = [title, ...blocks];
+  if (report.results.length > 1) lines.push(formatComparison(report.results));
+  return `${lines.join('\n\n')}\n`;
+}
+
+/** Side-by-side table of several models' headline metrics. */
+export function formatComparison(results: readonly ModelResult[]): string {
+  const header = ['model', 'variant', 'top-1', 'top-5', 'mean recall', 'images/s'];
+  const body = results.map((r) => [
+    r.model.id,
+    r.model.variant,
+    percent(r.metrics.top1),
+    percent(r.metrics.top5),
+    percent(r.metrics.meanPerClassRecall),
+    r.timing.imagesPerSecond.toFixed(1),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}

@@ -1,0 +1,133 @@
+import type { Logger } from '../log.js';
+import { createProgress } from '../progress.js';
+import type { TextEncoder } from '../model/encoders.js';
+import type { ClipTokenizer } from './tokenizer.js';
+import { fillTemplate } from './templates.js';
+import {
+  fileDigest,
+  readTextEmbeddings,
+  textEmbeddingCachePath,
+  textEmbeddingKeyDigest,
+  writeTextEmbeddings,
+  type TextEmbeddingKey,
+} from './embedding-cache.js';
+
+/** One L2-normalised text embedding per class: the zero-shot classifier's weights. */
+export interface ZeroShotClassifier {
+  classNames: readonly string[];
+  dim: number;
+  /** classes × dim, row-major. */
+  weights: Float32Array;
+  /** True when the weights came from the cache and the text encoder was never opened. */
+  cached: boolean;
+  /** Prompts per second of the text encoder (undefined when cached). */
+  promptsPerSecond?: number;
+  seconds: number;
+}
+
+export interface ZeroShotClassifierOptions {
+  classNames: readonly string[];
+  templates: readonly string[];
+  tokenizer: ClipTokenizer;
+  /** Opened only on a cache miss. */
+  openTextEncoder: () => Promise<TextEncoder>;
+  contextLength: number;
+  textModelPath: string;
+  /** Cache root; undefined disables the cache (--no-cache). */
+  cacheRoot?: string;
+  batchSize?: number;
+  logger: Logger;
+  quiet?: boolean;
+}
+
+export function l2NormaliseRows(matrix: Float32Array, dim: number): Float32Array {
+  for (let offset = 0; offset < matrix.length; offset += dim) {
+    let sum = 0;
+    for (let i = 0; i < dim; i += 1) sum += matrix[offset + i]! * matrix[offset + i]!;
+    const scale = sum > 0 ? 1 / Math.sqrt(sum) : 0;
+    for (let i = 0; i < dim; i += 1) matrix[offset + i]! *= scale;
+  }
+  return matrix;
+}
+
+/**
+ * CLIP's ensemble: normalise every prompt embedding, average a class's templates, normalise again.
+ * `promptEmbeddings` is class-major: class c, template t at row c * templateCount + t.
+ */
+export function ensembleClassEmbeddings(promptEmbeddings: Float32Array, classCount: number, templateCount: number, dim: number): Float32Array {
+  if (promptEmbeddings.length !== classCount * templateCount * dim) {
+    throw new Error(`expected ${classCount * templateCount} prompt embeddings of size ${dim}, got ${promptEmbeddings.length} values`);
+  }
+  const normalised = l2NormaliseRows(Float32Array.from(promptEmbeddings), dim);
+  const classes = new Float32Array(classCount * dim);
+  for (let c = 0; c < classCount; c += 1) {
+    for (let t = 0; t < templateCount; t += 1) {
+      const row = (c * templateCount + t) * dim;
+      for (let i = 0; i < dim; i += 1) classes[c * dim + i]! += normalised[row + i]!;
+    }
+  }
+  return l2NormaliseRows(classes, dim);
+}
+
+/**
+ * Encodes prompts in batches of similar length, so that a dynamic-length text model pads each
+ * batch only to its longest prompt; returns embeddings in the original order.
+ */
+async function encodePrompts(encoder: TextEncoder, tokenIds: number[][], batchSize: number, quiet: boolean): Promise<Float32Array> {
+  const order = tokenIds.map((_, i) => i).sort((a, b) => tokenIds[a]!.length - tokenIds[b]!.length || a - b);
+  const dim = encoder.embeddingDim;
+  const out = new Float32Array(tokenIds.length * dim);
+  const progress = createProgress({ label: 'text encoder', total: tokenIds.length, unit: 'prompts', quiet });
+  try {
+    for (let start = 0; start < order.length; start += batchSize) {
+      const indices = order.slice(start, start + batchSize);
+      const embeddings = await encoder.encode(indices.map((i) => tokenIds[i]!));
+      indices.forEach((promptIndex, row) => out.set(embeddings.subarray(row * dim, (row + 1) * dim), promptIndex * dim));
+      progress.update(start + indices.length);
+    }
+  } finally {
+    progress.stop();
+  }
+  return out;
+}
+
+export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Promise<ZeroShotClassifier> {
+  const start = performance.now();
+  const { classNames, templates, tokenizer, logger } = options;
+  const prompts = classNames.flatMap((name) => templates.map((template) => fillTemplate(template, name)));
+  const tokenIds = prompts.map((prompt) => tokenizer.encodeForModel(prompt, options.contextLength));
+
+  let cachePath: string | undefined;
+  let digest = '';
+  if (options.cacheRoot) {
+    const key: TextEmbeddingKey = {
+      textModelSha256: await fileDigest(options.textModelPath, options.cacheRoot),
+      tokenizerSha256: await fileDigest(tokenizer.source, options.cacheRoot),
+      contextLength: options.contextLength,
+      padId: tokenizer.padId,
+      templates,
+      classNames,
+      reduction: 'l2-mean-l2',
+    };
+    digest = textEmbeddingKeyDigest(key);
+    cachePath = textEmbeddingCachePath(options.cacheRoot, digest);
+    const hit = await readTextEmbeddings(cachePath, digest, logger);
+    if (hit && hit.classes === classNames.length) {
+      logger.debug(`text embeddings: cached (${cachePath})`);
+      return { classNames, dim: hit.dim, weights: hit.matrix, cached: true, seconds: (performance.now() - start) / 1000 };
+    }
+  }
+
+  const encoder = await options.openTextEncoder();
+  try {
+    logger.debug(`text encoder: ${encoder.describe()}`);
+    const encodeStart = performance.now();
+    const promptEmbeddings = await encodePrompts(encoder, tokenIds, options.batchSize ?? 64, options.quiet ?? logger.quiet);
+    const promptsPerSecond = prompts.length / ((performance.now() - encodeStart) / 1000);
+    const weights = ensembleClassEmbeddings(promptEmbeddings, classNames.length, templates.length, encoder.embeddingDim);
+    if (cachePath) await writeTextEmbeddings(cachePath, digest, { classes: classNames.length, dim: encoder.embeddingDim, matrix: weights });
+    return { classNames, dim: encoder.embeddingDim, weights, cached: false, promptsPerSecond, seconds: (performance.now() - start) / 1000 };
+  } finally {
+    await encoder.release();
+  }
+}

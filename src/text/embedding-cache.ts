@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hashFile, writeFileAtomic } from '../cache.js';
+import type { Logger } from '../log.js';
+
+/**
+ * On-disk cache of class-embedding matrices. An entry is keyed by a digest of everything that
+ * determines it, so a changed model, tokenizer, template or class name can never reuse a stale one.
+ * Layout: magic, header length (uint32 LE), JSON header, float32 LE payload.
+ */
+const MAGIC = Buffer.from('CLIPEVAL-TEXTEMB\n', 'latin1');
+export const TEXT_CACHE_FORMAT = 1;
+
+export interface TextEmbeddingKey {
+  textModelSha256: string;
+  tokenizerSha256: string;
+  contextLength: number;
+  padId: number;
+  templates: readonly string[];
+  classNames: readonly string[];
+  /** How prompt embeddings become class embeddings. */
+  reduction: 'l2-mean-l2';
+}
+
+interface EntryHeader {
+  format: number;
+  key: string;
+  classes: number;
+  dim: number;
+  payloadSha256: string;
+}
+
+export function textEmbeddingKeyDigest(key: TextEmbeddingKey): string {
+  return createHash('sha256').update(JSON.stringify({ format: TEXT_CACHE_FORMAT, ...key })).digest('hex');
+}
+
+export function textEmbeddingCachePath(cacheRoot: string, digest: string): string {
+  return join(cacheRoot, 'text-embeddings', `${digest}.bin`);
+}
+
+export interface CachedMatrix {
+  classes: number;
+  dim: number;
+  matrix: Float32Array;
+}
+
+/** Reads an entry; a missing one is undefined, a damaged one is reported and treated as missing. */
+export async function readTextEmbeddings(path: string, digest: string, logger: Logger): Promise<CachedMatrix | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const damaged = (why: string) => {
+    logger.warn(`text-embedding cache entry ${path} is damaged (${why}); rebuilding it`);
+    return undefined;
+  };
+  if (bytes.length < MAGIC.length + 4 || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return damaged('bad header');
+  const headerLength = bytes.readUInt32LE(MAGIC.length);
+  const headerStart = MAGIC.length + 4;
+  if (headerStart + headerLength > bytes.length) return damaged('truncated header');
+  let header: EntryHeader;
+  try {
+    header = JSON.parse(bytes.subarray(headerStart, headerStart + headerLength).toString('utf8')) as EntryHeader;
+  } catch {
+    return damaged('unreadable header');
+  }
+  if (header.format !== TEXT_CACHE_FORMAT || header.key !== digest) return damaged('written for another key or format');
+  const payload = bytes.subarray(headerStart + headerLength);
+  if (payload.length !== header.classes * header.dim * 4) return damaged('truncated payload');
+  if (createHash('sha256').update(payload).digest('hex') !== header.payloadSha256) return damaged('checksum mismatch');
+  const matrix = new Float32Array(header.classes * header.dim);
+  Buffer.from(matrix.buffer).set(payload);
+  return { classes: header.classes, dim: header.dim, matrix };
+}
+
+export async function writeTextEmbeddings(path: string, digest: string, entry: CachedMatrix): Promise<void> {
+  const payload = Buffer.from(entry.matrix.buffer, entry.matrix.byteOffset, entry.matrix.byteLength);
+  const header: EntryHeader = {
+    format: TEXT_CACHE_FORMAT,
+    key: digest,
+    classes: entry.classes,
+    dim: entry.dim,
+    payloadSha256: createHash('sha256').update(payload).digest('hex'),
+  };
+  const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(headerBytes.length);
+  await writeFileAtomic(path, Buffer.concat([MAGIC, length, headerBytes, payload]));
+}
+
+/**
+ * sha256 of a file, remembered under the cache root by path, size, mtime and inode so that a
+ * 250 MB text model is not re-read on every run; any change to those re-hashes the file.
+ */
+export async function fileDigest(path: string, cacheRoot: string): Promise<string> {
+  const info = await stat(path);
+  const memoPath = join(cacheRoot, 'file-digests', `${createHash('sha256').update(path).digest('hex')}.json`);
+  const identity = { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+  try {
+    const memo = JSON.parse(await readFile(memoPath, 'utf8')) as typeof identity & { sha256: string };
+    if (memo.size === identity.size && memo.mtimeMs === identity.mtimeMs && memo.ino === identity.ino && /^[0-9a-f]{64}$/.test(memo.sha256)) {
+      return memo.sha256;
+    }
+  } catch {
+    // No memo yet, or an unreadable one: hash the file.
+  }
+  const sha256 = await hashFile(path);
+  await writeFileAtomic(memoPath, JSON.stringify({ ...identity, sha256 }));
+  return sha256;
+}

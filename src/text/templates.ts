@@ -1,0 +1,63 @@
+import { readFile } from 'node:fs/promises';
+import { inputError, usageError } from '../errors.js';
+
+/** OpenAI's 18 CIFAR prompt templates (CLIP's notebook and CLIP_benchmark), "{}" standing for the class name. */
+export const OPENAI_CIFAR_TEMPLATES: readonly string[] = [
+  'a photo of a {}.',
+  'a blurry photo of a {}.',
+  'a black and white photo of a {}.',
+  'a low contrast photo of a {}.',
+  'a high contrast photo of a {}.',
+  'a bad photo of a {}.',
+  'a good photo of a {}.',
+  'a photo of a small {}.',
+  'a photo of a big {}.',
+  'a photo of the {}.',
+  'a blurry photo of the {}.',
+  'a black and white photo of the {}.',
+  'a low contrast photo of the {}.',
+  'a high contrast photo of the {}.',
+  'a bad photo of the {}.',
+  'a good photo of the {}.',
+  'a photo of the small {}.',
+  'a photo of the big {}.',
+];
+
+export const SINGLE_TEMPLATE: readonly string[] = ['a photo of a {}.'];
+
+export interface TemplateSet {
+  /** 'openai', 'single' or the file the templates came from. */
+  name: string;
+  templates: readonly string[];
+}
+
+/** Checks user templates: each must contain "{}" and they must be distinct. `origin` names the flag or file. */
+export function validateTemplates(templates: readonly string[], origin: string): void {
+  if (templates.length === 0) throw usageError(`${origin}: no templates given; write one template per line, each containing {}`);
+  const seen = new Set<string>();
+  for (const template of templates) {
+    if (!template.includes('{}')) throw usageError(`${origin}: template "${template}" has no {} where the class name goes`);
+    if (seen.has(template)) throw usageError(`${origin}: template "${template}" is listed twice`);
+    seen.add(template);
+  }
+}
+
+/** Resolves --templates: 'openai', 'single', or a file with one template per line. */
+export async function resolveTemplates(spec: string): Promise<TemplateSet> {
+  if (spec === 'openai') return { name: 'openai', templates: OPENAI_CIFAR_TEMPLATES };
+  if (spec === 'single') return { name: 'single', templates: SINGLE_TEMPLATE };
+  let text: string;
+  try {
+    text = await readFile(spec, 'utf8');
+  } catch (error) {
+    throw inputError(`--templates ${spec}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'}); give 'openai', 'single' or a file with one template per line`);
+  }
+  const templates = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0);
+  validateTemplates(templates, `--templates ${spec}`);
+  return { name: spec, templates };
+}
+
+/** The prompt for one class: every "{}" replaced by the class name. */
+export function fillTemplate(template: string, className: string): string {
+  return template.split('{}').join(className);
+}
