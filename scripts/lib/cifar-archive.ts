@@ -33,7 +33,8 @@ export async function writeTarGz(archivePath: string, members: ArchiveMembers): 
       await writeFile(path, content);
     }
     await mkdir(dirname(archivePath), { recursive: true });
-    await tar.c({ gzip: true, file: archivePath, cwd: staging, portable: true }, Object.keys(members));
+    // A fixed mtime makes archives byte-identical between runs (portable alone keeps file times).
+    await tar.c({ gzip: true, file: archivePath, cwd: staging, portable: true, mtime: new Date(0) }, Object.keys(members));
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
