@@ -1,0 +1,142 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { describeError, inputError, usageError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+
+export type Device = 'cpu' | 'cuda' | 'webgpu';
+
+export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
+
+export interface SessionOptions {
+  device: Device;
+  /** GPU ordinal for --device cuda. */
+  deviceId?: number;
+  /** Intra-op threads; onnxruntime's default (one per core) when absent. */
+  threads?: number;
+  logger?: Logger;
+}
+
+export function parseDevice(value: string): Device {
+  const device = DEVICES.find((candidate) => candidate === value);
+  if (!device) throw usageError(`--device: unknown device "${value}"; use cpu, cuda or webgpu`);
+  return device;
+}
+
+/**
+ * An onnxruntime session on exactly the device asked for. A GPU provider that cannot start is an error
+ * naming what is missing: running on the CPU instead would silently change every timing.
+ */
+export async function createSession(modelPath: string, options: SessionOptions): Promise<ort.InferenceSession> {
+  const logger = options.logger ?? silentLogger;
+  if (!existsSync(modelPath)) throw inputError(`${modelPath}: ONNX model file not found`);
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    executionProviders: [executionProvider(options)],
+    logSeverityLevel: 3,
+  };
+  if (options.threads !== undefined) {
+    if (!Number.isInteger(options.threads) || options.threads < 1) {
+      throw usageError(`--threads: expected a whole number of at least 1, got ${options.threads}`);
+    }
+    sessionOptions.intraOpNumThreads = options.threads;
+  }
+  if (options.device === 'cuda') assertCudaProviderInstalled();
+
+  logger.debug(`loading ${modelPath} on ${describeDevice(options)}`);
+  try {
+    return await ort.InferenceSession.create(modelPath, sessionOptions);
+  } catch (error) {
+    throw sessionError(modelPath, options, ortMessage(error), error);
+  }
+}
+
+function describeDevice(options: SessionOptions): string {
+  return options.device === 'cuda' ? `cuda:${options.deviceId ?? 0}` : options.device;
+}
+
+function executionProvider(options: SessionOptions): ort.InferenceSession.ExecutionProviderConfig {
+  const deviceId = options.deviceId;
+  if (deviceId !== undefined && (!Number.isInteger(deviceId) || deviceId < 0)) {
+    throw usageError(`--device-id: expected a whole number of at least 0, got ${deviceId}`);
+  }
+  switch (options.device) {
+    case 'cpu':
+      if (deviceId !== undefined && deviceId !== 0) throw usageError('--device-id applies to --device cuda only');
+      return 'cpu';
+    case 'webgpu':
+      // onnxruntime-node's WebGPU provider picks the adapter itself and rejects a deviceId option.
+      if (deviceId !== undefined && deviceId !== 0) {
+        throw usageError('--device-id applies to --device cuda only (the WebGPU provider chooses its own adapter)');
+      }
+      return { name: 'webgpu' };
+    case 'cuda':
+      return { name: 'cuda', deviceId: deviceId ?? 0 };
+  }
+}
+
+/** Where onnxruntime-node keeps its native libraries for this platform. */
+export function ortBinaryFolder(): string {
+  const require = createRequire(import.meta.url);
+  const entry = require.resolve('onnxruntime-node');
+  return join(dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch);
+}
+
+/** What `npm run setup:cuda` (onnxruntime-node's install script, cuda12 manifest) puts there. */
+export const CUDA_PROVIDER_LIBRARIES = ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so'];
+
+/**
+ * onnxruntime-node ships only the CPU and WebGPU providers; on linux/x64 its install script can fetch the
+ * CUDA provider (`npm run setup:cuda`) into the package's binary folder. Checked before loading, because
+ * onnxruntime's own message for this case ("Failed to load shared library") does not say which.
+ */
+function assertCudaProviderInstalled(): void {
+  const platform = `${process.platform}/${process.arch}`;
+  const backend = ort.listSupportedBackends().find((candidate) => candidate.name === 'cuda');
+  if (!backend || platform !== 'linux/x64') {
+    throw inputError(`--device cuda: onnxruntime-node has no CUDA provider for ${platform} (only linux/x64); use --device cpu`);
+  }
+  if (backend.bundled) return;
+  const missing = CUDA_PROVIDER_LIBRARIES.map((name) => join(ortBinaryFolder(), name)).find((path) => !existsSync(path));
+  if (missing) {
+    throw inputError(
+      `--device cuda: the CUDA provider is not installed (${missing} is missing); run "npm run setup:cuda" (needs CUDA 12 and cuDNN 9) or use --device cpu`,
+    );
+  }
+}
+
+/** onnxruntime's message on one line, without the source location and the "Load model from FILE failed:" preamble. */
+function ortMessage(error: unknown): string {
+  return describeError(error)
+    .replace(/^\/onnxruntime_src\/\S+\s+/, '')
+    .replace(/^Load model from .*? failed:\s*/, '')
+    .replace(/^.*? was false\. /, '');
+}
+
+/** Shared libraries a failed CUDA provider load names, e.g. "libcublasLt.so.12: cannot open shared object file". */
+const CUDA_LIBRARY_PATTERN = /\b(lib(?:cublas\w*|cudnn\w*|cudart|cufft|curand|nvrtc|nvinfer\w*)\.so(?:\.[\d.]+)?)/;
+
+function sessionError(modelPath: string, options: SessionOptions, message: string, cause: unknown): Error {
+  if (options.device === 'cuda') {
+    const library = CUDA_LIBRARY_PATTERN.exec(message)?.[1];
+    if (library) {
+      return inputError(
+        `--device cuda: CUDA/cuDNN library ${library} not found; install CUDA 12 and cuDNN 9 and put their lib folders on LD_LIBRARY_PATH, or use --device cpu`,
+        cause,
+      );
+    }
+    if (/no CUDA-capable device|CUDA driver version is insufficient|cudaErrorNoDevice|invalid device ordinal/i.test(message)) {
+      return inputError(`--device cuda: no usable CUDA GPU${options.deviceId ? ` with id ${options.deviceId}` : ''} (${message}); use --device cpu`, cause);
+    }
+    if (/providers_cuda|providers_shared|Failed to load shared library|AppendExecutionProvider_Cuda/i.test(message)) {
+      return inputError(`--device cuda: the CUDA provider failed to load (${message}); check CUDA 12 and cuDNN 9 are installed, or use --device cpu`, cause);
+    }
+  }
+  if (options.device === 'webgpu' && /webgpu|adapter|dawn/i.test(message)) {
+    const reason = /No supported adapters/i.test(message) ? 'no WebGPU adapter found (needs a GPU with Vulkan drivers on Linux)' : message;
+    return inputError(`--device webgpu: ${reason}; use --device cpu`, cause);
+  }
+  return inputError(`${modelPath}: cannot load this ONNX model (${message})`, cause);
+}
