@@ -1,14 +1,25 @@
 import { Command, CommanderError, Option } from 'commander';
 import { appendFile } from 'node:fs/promises';
 import { resolveCacheRoot, writeFileAtomic } from './cache.js';
+import { classifyImages } from './classify.js';
 import { fetchCifar, type CifarName } from './datasets/cifar.js';
 import { ClipEvalError, EXIT, describeError, usageError } from './errors.js';
 import { assertComparable, parseAccuracy, parsePercentagePoints, readBaseline, runChecks } from './eval/checks.js';
 import { evaluateCifar, type ModelChoice } from './evaluate-cifar.js';
+import { expandInputs } from './inputs.js';
+import { defaultTemplateSpec, DEFAULT_LABELS, resolveLabels } from './labels.js';
 import { createLogger, type Logger } from './log.js';
 import { parseVariant, resolveModelBundle, type Variant } from './model/bundle.js';
 import { parseDevice } from './model/session.js';
+import { DEFAULT_MAX_PIXELS } from './preprocess/decode.js';
 import { assertWritableOutput, md5Hex, nonNegativeInteger, positiveInteger } from './options.js';
+import {
+  formatClassificationBlock,
+  formatClassificationJson,
+  formatClassificationTotals,
+  isFailure,
+  labelColumnWidth,
+} from './report/classification.js';
 import { formatJunit, formatStepSummary } from './report/junit.js';
 import { formatPredictions } from './report/predictions.js';
 import { formatSummary } from './report/summary.js';
@@ -188,10 +199,11 @@ function fetchCommand(setExit: (code: number) => void): Command {
   command.action(async (what: string[], options: CommonOptions & ModelOptions & DataOptions) => {
     const logger = loggerFor(options);
     const cacheRoot = resolveCacheRoot(options.cacheDir);
-    for (const item of what) {
+    const items = what.map((item) => {
       if (item !== 'cifar100' && item !== 'cifar10' && item !== 'model') throw usageError(`fetch ${item}: unknown; choose cifar100, cifar10 or model`);
-    }
-    for (const item of what) {
+      return item;
+    });
+    for (const item of items) {
       if (item === 'model') {
         for (const choice of modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] })) {
           const bundle = await resolveModelBundle({ ...choice, cacheRoot, offline: options.offline, quiet: options.quiet, logger });
@@ -245,6 +257,92 @@ function tokenizeCommand(setExit: (code: number) => void): Command {
   return command;
 }
 
+interface ClassifyOptions extends CommonOptions, ModelOptions {
+  labels: string;
+  templates?: string;
+  top: number;
+  json?: boolean;
+  recursive?: boolean;
+  autoOrient: boolean;
+  maxPixels: number;
+  device: string;
+  deviceId?: number;
+  threads?: number;
+  batchSize: number;
+  cache: boolean;
+}
+
+async function readStdinBytes(): Promise<Uint8Array> {
+  if (process.stdin.isTTY) throw usageError('"-": standard input is a terminal; pipe an image into it, e.g. clip-eval classify - < photo.jpg');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function runClassify(files: string[], options: ClassifyOptions): Promise<number> {
+  const logger = loggerFor(options);
+  const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
+  if (models.length !== 1) throw usageError('classify uses one model: give at most one --model and one --variant');
+  const labelSet = await resolveLabels(options.labels);
+  const templates = await resolveTemplates(options.templates ?? defaultTemplateSpec(labelSet));
+  const images = await expandInputs(files, { recursive: options.recursive, readStdin: readStdinBytes });
+  const labelWidth = labelColumnWidth(labelSet.labels);
+  let blocks = 0;
+  const run = await classifyImages({
+    images,
+    labels: labelSet.labels,
+    templates: templates.templates,
+    model: models[0]!,
+    cacheRoot: resolveCacheRoot(options.cacheDir),
+    device: parseDevice(options.device),
+    deviceId: options.deviceId,
+    threads: options.threads,
+    batchSize: options.batchSize,
+    top: options.top,
+    textCache: options.cache,
+    decode: { autoOrient: options.autoOrient, maxPixels: options.maxPixels },
+    offline: options.offline,
+    logger,
+    quiet: options.quiet ?? false,
+    // Results streaming to a terminal are progress enough; a bar would tangle with them.
+    imageProgress: !process.stdout.isTTY && images.length > options.batchSize,
+    onResult: (result) => {
+      if (isFailure(result)) process.stderr.write(`clip-eval: ${result.error}\n`);
+      if (options.json) process.stdout.write(formatClassificationJson(result));
+      else if (!isFailure(result)) process.stdout.write(`${blocks++ > 0 ? '\n' : ''}${formatClassificationBlock(result, labelWidth)}`);
+    },
+  });
+  const totals = formatClassificationTotals({ images: images.length, failed: run.failed, seconds: run.seconds });
+  if (options.json) logger.info(totals.trimEnd());
+  else if (images.length > 1) process.stdout.write(`\n${totals}`);
+  if (run.failed === 0) return EXIT.ok;
+  process.stderr.write(`clip-eval: ${run.failed} of ${images.length} images could not be classified\n`);
+  return EXIT.input;
+}
+
+function classifyCommand(setExit: (code: number) => void): Command {
+  const command = new Command('classify')
+    .description('zero-shot classify image files against labels: top-k labels with softmax probabilities per image')
+    .argument('<file...>', 'image files, folders of images, or - for standard input')
+    .option('-l, --labels <spec>', "'cifar100', 'cifar10', a comma-separated list (\"cat,dog,a red car\") or @FILE with one label per line", DEFAULT_LABELS)
+    .option('--templates <spec>', "prompt templates: 'openai' (18), 'single' or a file with one template per line (default: openai for cifar100/cifar10, single for your own labels)")
+    .option('-k, --top <n>', 'labels to show per image (at most the number of labels)', positiveInteger('--top'), 5)
+    .option('--json', 'print JSON Lines, one object per image in input order, instead of the table')
+    .option('-r, --recursive', 'also classify images in subfolders of folder arguments')
+    .option('--no-auto-orient', 'ignore the EXIF orientation tag (default: rotate photos upright first)')
+    .option('--max-pixels <n>', `refuse images with more pixels than this, a guard against decompression bombs (default ${DEFAULT_MAX_PIXELS} = 16383²)`, positiveInteger('--max-pixels'), DEFAULT_MAX_PIXELS);
+  addModelOptions(command);
+  command
+    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'webgpu']).default('cpu'))
+    .option('--device-id <n>', 'GPU index for --device cuda/webgpu', nonNegativeInteger('--device-id'))
+    .option('--threads <n>', 'intra-op threads for ONNX Runtime (default: all cores)', positiveInteger('--threads'))
+    .option('--batch-size <n>', 'images per inference batch', positiveInteger('--batch-size'), DEFAULT_BATCH_SIZE)
+    .option('--no-cache', 'do not read or write cached text embeddings');
+  addCommonOptions(command);
+  command.action(async (files: string[], options: ClassifyOptions) => setExit(await runClassify(files, options)));
+  return command;
+}
+
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('clip-eval')
     .description('Zero-shot evaluation of CLIP models (ONNX) on CIFAR-100 and CIFAR-10')
@@ -253,6 +351,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(evaluationCommand('cifar10', 'zero-shot top-1/top-5 accuracy on the CIFAR-10 test set (10,000 images)', setExit));
   program.addCommand(fetchCommand(setExit));
   program.addCommand(tokenizeCommand(setExit));
+  program.addCommand(classifyCommand(setExit));
   return program;
 }
 

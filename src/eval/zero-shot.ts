@@ -16,6 +16,8 @@ export interface ZeroShotRunOptions {
   k?: number;
   quiet?: boolean;
   progressLabel?: string;
+  /** Sees each batch's L2-normalised image embeddings (rows of embeddingDim) before scoring. */
+  onEmbeddings?: (first: number, count: number, embeddings: Float32Array) => void;
 }
 
 export interface ZeroShotRun {
@@ -44,10 +46,12 @@ export async function runZeroShot(options: ZeroShotRunOptions): Promise<ZeroShot
 
   const prepare = async (first: number, buffer: Float32Array): Promise<number> => {
     const n = Math.min(batchSize, count - first);
-    for (let i = 0; i < n; i += 1) await options.fill(first + i, buffer, i * imageFloats);
+    // Asynchronous fills (image decoding) run side by side; synchronous ones simply run in turn.
+    await Promise.all(Array.from({ length: n }, (_, i) => options.fill(first + i, buffer, i * imageFloats)));
     return n;
   };
   const finish = (first: number, n: number, embeddings: Float32Array) => {
+    options.onEmbeddings?.(first, n, embeddings);
     scoreImages(embeddings, n, weights, dim, predictions, first);
     if (options.labels) {
       for (let i = first; i < first + n; i += 1) if (predictions.classes[i * k] === options.labels[i]) correct += 1;
