@@ -314,7 +314,7 @@ async function runClassify(files: string[], options: ClassifyOptions): Promise<n
   });
   const totals = formatClassificationTotals({ images: images.length, failed: run.failed, seconds: run.seconds });
   if (options.json) logger.info(totals.trimEnd());
-  else if (images.length > 1) process.stdout.write(`\n${totals}`);
+  else if (images.length > 1) process.stdout.write(`${blocks > 0 ? '\n' : ''}${totals}`);
   if (run.failed === 0) return EXIT.ok;
   process.stderr.write(`clip-eval: ${run.failed} of ${images.length} images could not be classified\n`);
   return EXIT.input;
@@ -373,8 +373,8 @@ export async function main(argv: string[]): Promise<number> {
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return EXIT.ok;
-      return EXIT.usage;
+      // --help and --version exit 0; help shown because no command was given is a usage error.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (error instanceof ClipEvalError) {
       process.stderr.write(`clip-eval: ${describeError(error)}\n`);

@@ -40,7 +40,10 @@ export interface ResolveBundleOptions {
   offline?: boolean;
   quiet?: boolean;
   logger?: Logger;
-  /** Which encoders the run uses (default both): only their files are fetched. */
+  /**
+   * Which encoders the run uses (default both): only their files are fetched. With neither, only the
+   * tokenizer is resolved (`clip-eval tokenize --model`).
+   */
   needVision?: boolean;
   needText?: boolean;
 }
@@ -114,6 +117,7 @@ interface FileSource {
 interface Needs {
   vision: boolean;
   text: boolean;
+  tokenizer: boolean;
 }
 
 /**
@@ -121,8 +125,9 @@ interface Needs {
  * --tokenizer files into the files of one model, fetching from the hub only what the run needs.
  */
 export async function resolveModelBundle(options: ResolveBundleOptions): Promise<ModelBundle> {
-  const needs: Needs = { vision: options.needVision ?? true, text: options.needText ?? true };
-  if (!needs.vision && !needs.text) throw usageError('nothing to resolve: neither the vision nor the text encoder is needed');
+  const vision = options.needVision ?? true;
+  const text = options.needText ?? true;
+  const needs: Needs = { vision, text, tokenizer: text || !vision };
   const explicit = options.visionModel !== undefined || options.textModel !== undefined || options.tokenizer !== undefined;
   if (explicit) {
     if (options.model !== undefined) {
@@ -219,8 +224,8 @@ async function loadBundle(model: string, spec: LayoutSpec, source: FileSource, v
   // Small files first, so that a problem with them shows before a large download.
   const configPath = await source.optional('config.json');
   const preprocessPath = needs.vision ? await source.optional(spec.preprocess) : undefined;
-  const tokenizerPath = needs.text ? await source.require(spec.tokenizer) : '';
-  const tokenizerConfigPath = needs.text ? await source.optional(spec.tokenizerConfig) : undefined;
+  const tokenizerPath = needs.tokenizer ? await source.require(spec.tokenizer) : '';
+  const tokenizerConfigPath = needs.tokenizer ? await source.optional(spec.tokenizerConfig) : undefined;
   const visionModelPath = needs.vision ? await source.require(spec.visionModel(variant)!) : '';
   const textModelPath = needs.text ? await source.require(spec.textModel(variant)!) : '';
 
@@ -264,7 +269,7 @@ async function readJsonFile(path: string): Promise<unknown> {
 async function explicitFilesBundle(options: ResolveBundleOptions, needs: Needs): Promise<ModelBundle> {
   const visionModelPath = needs.vision ? existingFile('--vision-model', options.visionModel, 'the image encoder') : '';
   const textModelPath = needs.text ? existingFile('--text-model', options.textModel, 'the text encoder') : '';
-  const tokenizerPath = needs.text ? existingFile('--tokenizer', options.tokenizer, 'the text encoder') : '';
+  const tokenizerPath = needs.tokenizer ? existingFile('--tokenizer', options.tokenizer, 'the text encoder') : '';
   const siblingConfig = join(dirname(tokenizerPath), 'tokenizer_config.json');
   const tokenizerConfigPath = tokenizerPath && basename(tokenizerPath) === 'tokenizer.json' && existsSync(siblingConfig) ? siblingConfig : undefined;
   return {
