@@ -119,7 +119,7 @@ async function evaluateModel(
       ),
     );
     const result: ModelResult = {
-      model: { id: bundle.id, layout: bundle.layout, variant: bundle.variant, embeddingDim: encoder.embeddingDim, files, imageOutput: encoder.describe() },
+      model: { id: bundle.id, layout: bundle.layout, variant: bundle.variant, embeddingDim: encoder.embeddingDim, files, imageEncoder: encoder.describe() },
       device: options.device === 'cpu' ? 'cpu' : `${options.device}:${options.deviceId ?? 0}`,
       metrics,
       timing: {

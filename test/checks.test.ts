@@ -7,7 +7,7 @@ import { havePython, xmlElements } from './support/xml.js';
 
 function result(id: string, variant: string, top1: number, top5: number): ModelResult {
   return {
-    model: { id, layout: 'huggingface', variant, embeddingDim: 192, files: [], imageOutput: 'image_embeds' },
+    model: { id, layout: 'huggingface', variant, embeddingDim: 192, files: [], imageEncoder: 'image_embeds' },
     device: 'cpu',
     metrics: { images: 100, top1, top5, meanPerClassRecall: top1, superclassTop1: top5, perClass: [], mostConfused: [] },
     timing: { wallSeconds: 1.5, imageSeconds: 1, imagesPerSecond: 100, textSeconds: 0.1, textEmbeddings: 'cached' },

@@ -8,7 +8,8 @@ export interface ModelResult {
     variant: string;
     embeddingDim: number;
     files: { role: 'vision' | 'text' | 'tokenizer'; path: string; sha256: string }[];
-    imageOutput: string;
+    /** How the image encoder was mapped: inputs, outputs, normalisation. */
+    imageEncoder: string;
   };
   device: string;
   metrics: Metrics;
