@@ -1,0 +1,256 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import test, { after, before } from 'node:test';
+import { downloadFile, withFileLock, type DownloadOptions } from '../src/download.js';
+import { ClipEvalError } from '../src/errors.js';
+import { startTestServer, type TestServer } from './support/http-server.js';
+import { makeTempDir } from './support/paths.js';
+
+const content = randomBytes(300_000);
+const md5 = createHash('md5').update(content).digest('hex');
+const sha256 = createHash('sha256').update(content).digest('hex');
+
+let server: TestServer;
+let root: string;
+let serial = 0;
+
+before(async () => {
+  server = await startTestServer();
+  root = await makeTempDir('clip-eval-download-');
+});
+
+after(async () => {
+  await server.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+/** A fresh route path and destination for each test, so that tests cannot see each other's files. */
+function fresh(): { path: string; destination: string } {
+  serial += 1;
+  return { path: `/file-${serial}.bin`, destination: join(root, `case-${serial}`, 'file.bin') };
+}
+
+function options(path: string, destination: string, extra: Partial<DownloadOptions> = {}): DownloadOptions {
+  return { url: server.url(path), destination, quiet: true, retryDelayMs: 10, timeoutMs: 5_000, ...extra };
+}
+
+/** Files left beside the destination (a .part, .lock or temporary file would show here). */
+async function siblings(destination: string): Promise<string[]> {
+  const folder = dirname(destination);
+  return existsSync(folder) ? (await readdir(folder)).sort() : [];
+}
+
+async function rejectsWithOneLine(promise: Promise<unknown>, pattern: RegExp): Promise<ClipEvalError> {
+  let caught: unknown;
+  await promise.catch((error: unknown) => {
+    caught = error;
+  });
+  assert.ok(caught instanceof ClipEvalError, `expected a ClipEvalError, got ${String(caught)}`);
+  assert.match(caught.message, pattern);
+  assert.doesNotMatch(caught.message, /\n/);
+  return caught;
+}
+
+test('downloads, verifies size, md5 and sha256, then serves the file from the cache', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content });
+  const first = await downloadFile(options(path, destination, { expectedSize: content.length, md5, sha256 }));
+  assert.deepEqual(first, { path: destination, bytes: content.length, fromCache: false, resumed: false });
+  assert.ok((await readFile(destination)).equals(content));
+  assert.deepEqual(await siblings(destination), ['file.bin']);
+
+  const second = await downloadFile(options(path, destination, { expectedSize: content.length, md5 }));
+  assert.equal(second.fromCache, true);
+  assert.equal(server.count(path), 1, 'a cached file is not fetched again');
+});
+
+test('resumes with a Range request after the server cuts the connection half-way', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content, cutAfterBytes: 120_000 });
+  const result = await downloadFile(options(path, destination, { md5 }));
+  assert.equal(result.resumed, true);
+  assert.ok((await readFile(destination)).equals(content));
+  // The client may lose what it had received but not yet written when the connection died.
+  const [firstRange, resumeRange, ...more] = server.requests.filter((r) => r.path === path).map((r) => r.headers.range);
+  assert.equal(firstRange, undefined);
+  const offset = Number(/^bytes=(\d+)-$/.exec(resumeRange ?? '')?.[1]);
+  assert.ok(offset > 0 && offset <= 120_000, `resumed at ${resumeRange}`);
+  assert.deepEqual(more, []);
+});
+
+test('a later run resumes the .part file that a failed run left behind', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content, cutAfterBytes: 100_000 });
+  await rejectsWithOneLine(downloadFile(options(path, destination, { md5, retries: 0 })), /could not download .*file-\d+\.bin/);
+  assert.equal(existsSync(destination), false, 'nothing at the destination after a failed download');
+  const part = await readFile(`${destination}.part`);
+  assert.ok(part.length > 0 && part.length <= 100_000, `.part holds ${part.length} bytes`);
+  assert.ok(part.equals(content.subarray(0, part.length)));
+  assert.equal(existsSync(`${destination}.lock`), false);
+
+  const result = await downloadFile(options(path, destination, { md5 }));
+  assert.equal(result.resumed, true);
+  assert.ok((await readFile(destination)).equals(content));
+  assert.equal(server.requests.filter((r) => r.path === path).at(-1)?.headers.range, `bytes=${part.length}-`);
+});
+
+test('restarts cleanly from zero when the server ignores Range', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content, cutAfterBytes: 150_000, ignoreRange: true });
+  const result = await downloadFile(options(path, destination, { md5, expectedSize: content.length }));
+  assert.equal(result.resumed, false);
+  assert.ok((await readFile(destination)).equals(content), 'no bytes appended twice');
+  assert.equal(server.count(path), 2);
+});
+
+test('a .part file that does not fit the file is discarded and the download starts again', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content });
+  await mkdir(dirname(destination), { recursive: true });
+  await writeFile(`${destination}.part`, Buffer.alloc(1_000, 7));
+  const result = await downloadFile(options(path, destination, { md5 }));
+  assert.equal(result.resumed, false);
+  assert.ok((await readFile(destination)).equals(content));
+  assert.deepEqual(server.requests.filter((r) => r.path === path).map((r) => r.headers.range), ['bytes=1000-', undefined]);
+
+  const { path: shorter, destination: longer } = fresh();
+  await server.route(shorter, { body: content });
+  await mkdir(dirname(longer), { recursive: true });
+  await writeFile(`${longer}.part`, Buffer.alloc(content.length + 10));
+  await downloadFile(options(shorter, longer, { md5 }));
+  assert.ok((await readFile(longer)).equals(content), 'a 416 answer to the resume request restarts from zero');
+  assert.deepEqual(server.requests.filter((r) => r.path === shorter).map((r) => r.headers.range), [`bytes=${content.length + 10}-`, undefined]);
+});
+
+test('rejects a wrong md5 or sha256 and caches nothing', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content });
+  const wrongMd5 = md5.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+  await rejectsWithOneLine(downloadFile(options(path, destination, { md5: wrongMd5 })), new RegExp(`md5 ${md5}, expected ${wrongMd5}`));
+  assert.deepEqual(await siblings(destination), []);
+  await rejectsWithOneLine(downloadFile(options(path, destination, { sha256: '0'.repeat(64) })), /sha256 .*expected 0{64}/);
+  assert.deepEqual(await siblings(destination), []);
+});
+
+test('rejects a file of the wrong size', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content });
+  await rejectsWithOneLine(downloadFile(options(path, destination, { expectedSize: content.length + 1 })), /offers 300000 bytes, expected 300001/);
+  assert.equal(existsSync(destination), false);
+});
+
+test('an HTTP error fails at once with the URL, the status and the hint', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { status: 404 });
+  const error = await rejectsWithOneLine(
+    downloadFile(options(path, destination, { hint: 'use --data-dir' })),
+    new RegExp(`could not download ${server.url(path)}: HTTP 404 Not Found; use --data-dir$`),
+  );
+  assert.equal(error.exitCode, 3);
+  assert.equal(server.count(path), 1, 'a 404 is not retried');
+  assert.deepEqual(await siblings(destination), []);
+});
+
+test('retries transient server errors with back-off', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content, status: 503, statusTimes: 2 });
+  const result = await downloadFile(options(path, destination, { md5 }));
+  assert.equal(result.bytes, content.length);
+  assert.equal(server.count(path), 3);
+
+  const { path: failing, destination: failed } = fresh();
+  await server.route(failing, { status: 503 });
+  await rejectsWithOneLine(downloadFile(options(failing, failed, { retries: 2 })), /HTTP 503 Service Unavailable \(3 attempts\)/);
+});
+
+test('a stalled transfer times out and resumes', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content, stallAfterBytes: 50_000 });
+  const result = await downloadFile(options(path, destination, { md5, timeoutMs: 300 }));
+  assert.equal(result.resumed, true);
+  assert.ok((await readFile(destination)).equals(content));
+
+  const { path: silent, destination: stalled } = fresh();
+  await server.route(silent, { body: content, stallAfterBytes: 0 });
+  await rejectsWithOneLine(downloadFile(options(silent, stalled, { timeoutMs: 200, retries: 0 })), /no data for 0\.2 s \(timed out\)/);
+});
+
+test('follows redirects and keeps credentials on the same origin only', async () => {
+  const other = await startTestServer();
+  try {
+    const { path, destination } = fresh();
+    await server.route(path, { redirectTo: '/hop' });
+    await server.route('/hop', { redirectTo: other.url('/target') });
+    await other.route('/target', { body: content });
+    const result = await downloadFile(options(path, destination, { md5, headers: { Authorization: 'Bearer secret' } }));
+    assert.equal(result.bytes, content.length);
+    const hop = server.requests.find((r) => r.path === '/hop');
+    assert.equal(hop?.headers.authorization, 'Bearer secret');
+    assert.equal(other.requests[0]?.headers.authorization, undefined, 'no token sent to another origin');
+  } finally {
+    await other.close();
+  }
+});
+
+test('offline mode uses a cached file and refuses to download a missing one', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content });
+  await rejectsWithOneLine(downloadFile(options(path, destination, { offline: true })), /not in the cache and offline mode forbids downloading/);
+  assert.equal(server.count(path), 0);
+  await downloadFile(options(path, destination));
+  const cached = await downloadFile(options(path, destination, { offline: true }));
+  assert.equal(cached.fromCache, true);
+});
+
+test('rejects bad options with usage errors', async () => {
+  const { destination } = fresh();
+  for (const [extra, pattern] of [
+    [{ url: 'ftp://example.org/x' }, /only http:\/\/ and https:\/\//],
+    [{ url: 'not a url' }, /invalid download URL/],
+    [{ md5: 'abc' }, /invalid md5 checksum "abc"/],
+    [{ expectedSize: -1 }, /expected size/],
+    [{ retries: 1.5 }, /retries/],
+  ] as const) {
+    const error = await rejectsWithOneLine(downloadFile({ ...options('/x', destination), ...extra }), pattern);
+    assert.equal(error.exitCode, 2);
+  }
+});
+
+test('concurrent downloads of one file fetch it once', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content });
+  const results = await Promise.all([1, 2, 3].map(() => downloadFile(options(path, destination, { md5 }))));
+  assert.equal(server.count(path), 1);
+  assert.deepEqual(results.map((r) => r.fromCache).sort(), [false, true, true]);
+  assert.ok((await readFile(destination)).equals(content));
+  assert.deepEqual(await siblings(destination), ['file.bin']);
+});
+
+test('a lock left by a dead process is broken; a live one is waited for', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content });
+  const child = spawn(process.execPath, ['-e', '']);
+  const deadPid = await new Promise<number>((resolve) => child.on('exit', () => resolve(child.pid!)));
+  await mkdir(dirname(destination), { recursive: true });
+  await writeFile(`${destination}.lock`, JSON.stringify({ pid: deadPid, host: hostname(), token: 'stale' }));
+  const result = await downloadFile(options(path, destination, { md5 }));
+  assert.equal(result.fromCache, false);
+  assert.equal(existsSync(`${destination}.lock`), false);
+
+  const lockPath = join(root, 'live.lock');
+  const order: string[] = [];
+  await Promise.all([
+    withFileLock(lockPath, async () => {
+      order.push('first in');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      order.push('first out');
+    }),
+    new Promise((resolve) => setTimeout(resolve, 50)).then(() => withFileLock(lockPath, async () => void order.push('second'))),
+  ]);
+  assert.deepEqual(order, ['first in', 'first out', 'second']);
+});
