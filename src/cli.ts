@@ -316,7 +316,7 @@ async function runClassify(files: string[], options: ClassifyOptions): Promise<n
   if (options.json) logger.info(totals.trimEnd());
   else if (images.length > 1) process.stdout.write(`${blocks > 0 ? '\n' : ''}${totals}`);
   if (run.failed === 0) return EXIT.ok;
-  process.stderr.write(`clip-eval: ${run.failed} of ${images.length} images could not be classified\n`);
+  process.stderr.write(`clip-eval: ${run.failed} of ${images.length} ${images.length === 1 ? 'image' : 'images'} could not be classified\n`);
   return EXIT.input;
 }
 
@@ -330,7 +330,7 @@ function classifyCommand(setExit: (code: number) => void): Command {
     .option('--json', 'print JSON Lines, one object per image in input order, instead of the table')
     .option('-r, --recursive', 'also classify images in subfolders of folder arguments')
     .option('--no-auto-orient', 'ignore the EXIF orientation tag (default: rotate photos upright first)')
-    .option('--max-pixels <n>', `refuse images with more pixels than this, a guard against decompression bombs (default ${DEFAULT_MAX_PIXELS} = 16383²)`, positiveInteger('--max-pixels'), DEFAULT_MAX_PIXELS);
+    .option('--max-pixels <n>', 'refuse images with more pixels than this (16383² by default), a guard against decompression bombs', positiveInteger('--max-pixels'), DEFAULT_MAX_PIXELS);
   addModelOptions(command);
   command
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'webgpu']).default('cpu'))

@@ -1,0 +1,178 @@
+import { ClipEvalError, describeError, inputError, usageError } from './errors.js';
+import { createTopK, scoreImages, softmax } from './eval/scores.js';
+import { runZeroShot } from './eval/zero-shot.js';
+import type { ModelChoice } from './evaluate-cifar.js';
+import type { ImageInput } from './inputs.js';
+import { validateLabels } from './labels.js';
+import type { Logger } from './log.js';
+import { resolveModelBundle, type ModelBundle } from './model/bundle.js';
+import { createImageEncoder, createTextEncoder } from './model/encoders.js';
+import type { Device } from './model/session.js';
+import { decodeImage, type DecodeOptions } from './preprocess/decode.js';
+import { preprocessDecoded } from './preprocess/transform.js';
+import type { ImageClassification, LabelScore } from './report/classification.js';
+import { zeroShotClassifier } from './text/classifier.js';
+import { validateTemplates } from './text/templates.js';
+import { loadClipTokenizer, readPadTokenFromConfig } from './text/tokenizer.js';
+
+export interface ClassifyOptions {
+  images: readonly ImageInput[];
+  labels: readonly string[];
+  /** Prompt templates, each with "{}"; several are ensembled as in evaluation. */
+  templates: readonly string[];
+  model: ModelChoice;
+  cacheRoot: string;
+  device: Device;
+  deviceId?: number;
+  threads?: number;
+  batchSize: number;
+  /** Labels per image in the result, best first; capped at the number of labels. */
+  top: number;
+  /** False for --no-cache: always run the text encoder, never write the cache. */
+  textCache: boolean;
+  decode?: DecodeOptions;
+  offline?: boolean;
+  logger: Logger;
+  /** No progress output at all (downloads, text encoder, images). */
+  quiet: boolean;
+  /** Show the image loop's progress (callers turn it off when results stream to the same terminal). */
+  imageProgress?: boolean;
+  /** Called with each image's result in input order, as soon as its batch is done. */
+  onResult?: (result: ImageClassification, index: number) => void;
+}
+
+export interface ClassificationRun {
+  /** One per input image, in input order. */
+  results: ImageClassification[];
+  classified: number;
+  failed: number;
+  /** Seconds of the image loop (decoding, preprocessing, encoding, scoring). */
+  seconds: number;
+  imagesPerSecond: number;
+  bundle: ModelBundle;
+  /** True when the label embeddings came from the cache. */
+  textEmbeddingsCached: boolean;
+}
+
+function checkOptions(options: ClassifyOptions): void {
+  validateLabels(options.labels, 'labels');
+  validateTemplates(options.templates, 'templates');
+  if (!Number.isInteger(options.top) || options.top < 1) throw usageError(`--top ${options.top}: expected a positive whole number`);
+  if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
+    throw usageError(`--batch-size ${options.batchSize}: expected a positive whole number`);
+  }
+}
+
+/** Logits are float32 sums; four decimals keep all they mean and read cleanly in JSON. */
+function roundLogit(value: number): number {
+  return Math.round(value * 1e4) / 1e4;
+}
+
+/**
+ * Top-k of each image in a batch, with probabilities from the softmax over all labels' logits (CLIP's
+ * logits_per_image.softmax), not just the k shown.
+ */
+function scoreBatch(embeddings: Float32Array, count: number, weights: Float32Array, dim: number, labels: readonly string[], k: number): LabelScore[][] {
+  const classCount = labels.length;
+  const best = createTopK(count, k);
+  const logits = new Float32Array(count * classCount);
+  scoreImages(embeddings, count, weights, dim, best, 0, logits);
+  return Array.from({ length: count }, (_, n) => {
+    const probabilities = softmax(logits.subarray(n * classCount, (n + 1) * classCount));
+    return Array.from({ length: k }, (_, slot) => {
+      const label = best.classes[n * k + slot]!;
+      return { label: labels[label]!, probability: probabilities[label]!, logit: roundLogit(best.logits[n * k + slot]!) };
+    });
+  });
+}
+
+/** What decodeImage calls the image in its one-line errors. */
+function decodeLabel(input: ImageInput): string {
+  return 'bytes' in input ? 'standard input' : input.file;
+}
+
+/**
+ * Zero-shot classification of image files against free-form labels: the label embeddings as the
+ * evaluation builds them (same templates, ensembling and cache), the images decoded and preprocessed
+ * by the evaluation's reference-exact code and encoded in batches. An image that cannot be read gets
+ * an error result naming it; the others are still classified.
+ */
+export async function classifyImages(options: ClassifyOptions): Promise<ClassificationRun> {
+  checkOptions(options);
+  const { logger, labels, images } = options;
+  const bundle = await resolveModelBundle({ ...options.model, cacheRoot: options.cacheRoot, offline: options.offline, quiet: options.quiet, logger });
+  const sessionOptions = { device: options.device, deviceId: options.deviceId, threads: options.threads, logger };
+  const padToken = bundle.tokenizerConfigPath ? await readPadTokenFromConfig(bundle.tokenizerConfigPath) : undefined;
+  const tokenizer = await loadClipTokenizer(bundle.tokenizerPath, { padToken });
+  const classifier = await zeroShotClassifier({
+    classNames: labels,
+    templates: options.templates,
+    tokenizer,
+    openTextEncoder: () => createTextEncoder(bundle, { ...sessionOptions, padId: tokenizer.padId }),
+    contextLength: bundle.contextLength,
+    textModelPath: bundle.textModelPath,
+    cacheRoot: options.textCache ? options.cacheRoot : undefined,
+    logger,
+    quiet: options.quiet,
+  });
+
+  const encoder = await createImageEncoder(bundle, sessionOptions);
+  try {
+    logger.debug(`image encoder: ${encoder.describe()}`);
+    if (encoder.embeddingDim !== classifier.dim) {
+      throw inputError(`${bundle.visionModelPath}: image embeddings have ${encoder.embeddingDim} dimensions but text embeddings have ${classifier.dim}; the two encoders do not belong together`);
+    }
+    if (encoder.imageSize !== bundle.preprocess.imageSize) {
+      throw inputError(`${bundle.visionModelPath}: the model takes ${encoder.imageSize}×${encoder.imageSize} images but the bundle's preprocessing config crops to ${bundle.preprocess.imageSize}`);
+    }
+    const k = Math.min(options.top, labels.length);
+    const errors: (string | undefined)[] = new Array(images.length);
+    const results: ImageClassification[] = new Array(images.length);
+    const run = await runZeroShot({
+      encoder,
+      weights: classifier.weights,
+      count: images.length,
+      batchSize: options.batchSize,
+      k,
+      quiet: options.quiet || !(options.imageProgress ?? true),
+      progressLabel: 'classify',
+      // A failed image leaves its slot as it was; its embedding is computed but never reported.
+      fill: async (i, out, offset) => {
+        const input = images[i]!;
+        if ('error' in input) {
+          errors[i] = input.error;
+          return;
+        }
+        try {
+          const decoded = await decodeImage('bytes' in input ? input.bytes : input.path, decodeLabel(input), options.decode);
+          preprocessDecoded(decoded, bundle.preprocess, out, offset);
+        } catch (error) {
+          if (!(error instanceof ClipEvalError)) throw error;
+          errors[i] = describeError(error);
+        }
+      },
+      onEmbeddings: (first, count, embeddings) => {
+        const scores = scoreBatch(embeddings, count, classifier.weights, classifier.dim, labels, k);
+        for (let n = 0; n < count; n += 1) {
+          const index = first + n;
+          const { file } = images[index]!;
+          const error = errors[index];
+          results[index] = error === undefined ? { file, top: scores[n]! } : { file, error };
+          options.onResult?.(results[index]!, index);
+        }
+      },
+    });
+    const failed = errors.filter((error) => error !== undefined).length;
+    return {
+      results,
+      classified: images.length - failed,
+      failed,
+      seconds: run.seconds,
+      imagesPerSecond: run.imagesPerSecond,
+      bundle,
+      textEmbeddingsCached: classifier.cached,
+    };
+  } finally {
+    await encoder.release();
+  }
+}

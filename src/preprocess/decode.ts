@@ -1,0 +1,143 @@
+import { readFile } from 'node:fs/promises';
+import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import { describeError, inputError } from '../errors.js';
+
+/**
+ * An 8-bit RGB image, interleaved, as Pillow's convert('RGB') would see it before any resize.
+ * `alpha`, when present, is the straight (not premultiplied) alpha of each pixel: Pillow resizes
+ * such images in premultiplied alpha. `palette` is true where Pillow opens the file as a palette
+ * ("P") or bilevel ("1") image, which Image.resize always resamples with NEAREST.
+ */
+export interface DecodedImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 3;
+  palette: boolean;
+  alpha?: Uint8Array;
+}
+
+export interface DecodeOptions {
+  /** Rotate/flip by the EXIF Orientation tag (default true; Pillow's Image.open does not). */
+  autoOrient?: boolean;
+  /** Refuse images with more pixels than this (a decompression-bomb guard); default 0x3FFF². */
+  maxPixels?: number;
+}
+
+/** sharp's own default limit: 0x3FFF × 0x3FFF. */
+export const DEFAULT_MAX_PIXELS = 0x3fff * 0x3fff;
+
+function checkOptions(options: DecodeOptions): { autoOrient: boolean; maxPixels: number } {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (!Number.isSafeInteger(maxPixels) || maxPixels < 1) {
+    throw new RangeError(`decodeImage: maxPixels must be a positive integer, got ${maxPixels}`);
+  }
+  return { autoOrient: options.autoOrient ?? true, maxPixels };
+}
+
+async function readInput(input: string | Uint8Array, label: string): Promise<Uint8Array> {
+  if (typeof input !== 'string') {
+    if (input.length === 0) throw inputError(`${label}: image data is empty (0 bytes)`);
+    return input;
+  }
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(input);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw inputError(`${label}: image file not found`, error);
+    if (code === 'EISDIR') throw inputError(`${label}: is a directory, not an image file`, error);
+    if (code === 'EACCES' || code === 'EPERM') throw inputError(`${label}: image file is not readable (permission denied)`, error);
+    throw inputError(`${label}: cannot read image file (${describeError(error)})`, error);
+  }
+  if (bytes.length === 0) throw inputError(`${label}: image file is empty (0 bytes)`);
+  return bytes;
+}
+
+/** The decoder's message, on one line and short: libvips repeats itself. */
+function shortDetail(error: unknown): string {
+  const text = describeError(error);
+  return text.length > 160 ? `${text.slice(0, 157)}...` : text;
+}
+
+/**
+ * Whether Pillow would open this as "P" or "1": palette PNG and GIF, and 1-bit greyscale PNG.
+ * (A GIF whose palette is exactly the grey ramp opens in Pillow as "L" and resizes bicubically;
+ * such files are rare and are treated as palette images here.)
+ */
+function opensAsPaletteInPillow(metadata: Metadata): boolean {
+  if (metadata.isPalette || metadata.format === 'gif') return true;
+  return metadata.format === 'png' && metadata.bitsPerSample === 1 && (metadata.channels === 1 || metadata.channels === 2);
+}
+
+/**
+ * Splits sharp's raw output (1 to 4 interleaved channels: grey, grey+alpha, RGB, RGBA) into RGB,
+ * greyscale replicated into all three as Pillow's convert('RGB') does, and a separate alpha plane.
+ */
+function toRgb(raw: Buffer, pixels: number, channels: number): { data: Uint8Array; alpha?: Uint8Array } {
+  if (channels === 3) return { data: new Uint8Array(raw.buffer, raw.byteOffset, pixels * 3) };
+  const data = new Uint8Array(pixels * 3);
+  const hasAlpha = channels === 2 || channels === 4;
+  const alpha = hasAlpha ? new Uint8Array(pixels) : undefined;
+  const grey = channels <= 2;
+  for (let p = 0, s = 0, d = 0; p < pixels; p++, s += channels, d += 3) {
+    if (grey) {
+      data[d] = data[d + 1] = data[d + 2] = raw[s];
+    } else {
+      data[d] = raw[s];
+      data[d + 1] = raw[s + 1];
+      data[d + 2] = raw[s + 2];
+    }
+    if (alpha) alpha[p] = raw[s + channels - 1];
+  }
+  return alpha ? { data, alpha } : { data };
+}
+
+/**
+ * Decodes any image sharp reads (first frame or page) to 8-bit RGB. Embedded ICC profiles are
+ * ignored, as Pillow ignores them; EXIF orientation is applied unless autoOrient is false. Every
+ * failure is a one-line ClipEvalError naming `label`.
+ */
+export async function decodeImage(input: string | Uint8Array, label: string, options: DecodeOptions = {}): Promise<DecodedImage> {
+  const { autoOrient, maxPixels } = checkOptions(options);
+  const bytes = await readInput(input, label);
+  // Headers first, without the limit, so that an oversized image gets an error that says so.
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (error) {
+    const detail = shortDetail(error);
+    if (/unsupported image format/i.test(detail)) throw inputError(`${label}: not an image file clip-eval can read (${detail})`, error);
+    throw inputError(`${label}: corrupt or truncated image (${detail})`, error);
+  }
+  const { width, height } = metadata;
+  if (width * height > maxPixels) {
+    throw inputError(
+      `${label}: image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels} (a guard against decompression bombs); raise the pixel limit to read it`,
+    );
+  }
+
+  // failOn 'error' rejects truncated and corrupt data but not the benign warnings Pillow also accepts.
+  const pipeline = sharp(bytes, { autoOrient, limitInputPixels: maxPixels, ignoreIcc: true, failOn: 'error' });
+  let raw: { data: Buffer; info: OutputInfo };
+  try {
+    raw = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (error) {
+    throw inputError(`${label}: corrupt or truncated image (${shortDetail(error)})`, error);
+  }
+  const { info } = raw;
+  if (info.channels < 1 || info.channels > 4) {
+    throw inputError(`${label}: unsupported image with ${info.channels} channels (expected grey, RGB, with or without alpha)`);
+  }
+  const pixels = info.width * info.height;
+  if (raw.data.length !== pixels * info.channels) {
+    throw inputError(`${label}: decoder returned ${raw.data.length} bytes for ${info.width}x${info.height}x${info.channels}`);
+  }
+  return {
+    ...toRgb(raw.data, pixels, info.channels),
+    width: info.width,
+    height: info.height,
+    channels: 3,
+    palette: opensAsPaletteInPillow(metadata),
+  };
+}

@@ -1,0 +1,531 @@
+import type { ResampleFilter } from './config.js';
+
+/**
+ * Pillow-exact image resampling (libImaging/Resample.c and, for NEAREST, Geometry.c's scale path).
+ *
+ * Pillow resizes separably: a horizontal pass into a uint8 image, then a vertical pass, each output
+ * sample being a clipped, fixed-point weighted sum of a window of inputs. The windows and weights
+ * depend only on (input size, output size, filter), so they are computed once per axis and reused.
+ */
+
+/** Fixed-point precision of Pillow's 8-bit weights: 32 bits less 8 for the pixel and 2 for overflow. */
+export const PRECISION_BITS = 22;
+/** Added before the shift so that it rounds to nearest. */
+export const ROUNDING = 1 << (PRECISION_BITS - 1);
+const ONE = 1 << PRECISION_BITS;
+
+/**
+ * Where each output sample of one axis reads from. Every output reads `taps` consecutive inputs from
+ * `start[i]` with weights `weights[i * taps + k]`; windows shorter than `taps` (at the image edges,
+ * where Pillow clips them) are padded with zero weights, which leaves the integer sums unchanged.
+ */
+export interface AxisPlan {
+  readonly inSize: number;
+  readonly outSize: number;
+  readonly taps: number;
+  readonly start: Int32Array;
+  readonly weights: Int32Array;
+}
+
+interface Kernel {
+  support: number;
+  weight(x: number): number;
+}
+
+const BICUBIC: Kernel = {
+  support: 2,
+  // Keys' cubic convolution with a = -0.5, written as Pillow evaluates it.
+  weight(x) {
+    const a = -0.5;
+    const t = Math.abs(x);
+    if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+    if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
+    return 0;
+  },
+};
+
+const BILINEAR: Kernel = {
+  support: 1,
+  weight(x) {
+    const t = Math.abs(x);
+    return t < 1 ? 1 - t : 0;
+  },
+};
+
+/** Pillow's (int)(0.5 + w·2^22), rounding halves away from zero. */
+function toFixed(weight: number): number {
+  return Math.trunc(weight < 0 ? weight * ONE - 0.5 : weight * ONE + 0.5);
+}
+
+/**
+ * Windows and weights of a convolution filter, as Pillow's precompute_coeffs and
+ * normalize_coeffs_8bpc compute them: sample centres at (i + 0.5)·scale, the support widened by the
+ * scale when downscaling, windows clipped to the image and their weights renormalised to sum 1.
+ */
+function convolutionPlan(inSize: number, outSize: number, kernel: Kernel): AxisPlan {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = kernel.support * filterScale;
+  const inverseScale = 1 / filterScale;
+  const windowStart = new Int32Array(outSize);
+  const windowLength = new Int32Array(outSize);
+  const exact: number[][] = [];
+  let taps = 0;
+  for (let i = 0; i < outSize; i++) {
+    const center = (i + 0.5) * scale;
+    // C's (int) casts truncate towards zero.
+    const min = Math.max(Math.trunc(center - support + 0.5), 0);
+    const length = Math.min(Math.trunc(center + support + 0.5), inSize) - min;
+    const row: number[] = [];
+    let sum = 0;
+    for (let k = 0; k < length; k++) {
+      const w = kernel.weight((k + min - center + 0.5) * inverseScale);
+      row.push(w);
+      sum += w;
+    }
+    exact.push(sum === 0 ? row : row.map((w) => w / sum));
+    windowStart[i] = min;
+    windowLength[i] = length;
+    taps = Math.max(taps, length);
+  }
+  const start = new Int32Array(outSize);
+  const weights = new Int32Array(outSize * taps);
+  for (let i = 0; i < outSize; i++) {
+    // Slide short windows left where needed so that all `taps` inputs exist; taps <= inSize.
+    start[i] = Math.min(windowStart[i], inSize - taps);
+    const shift = windowStart[i] - start[i];
+    for (let k = 0; k < windowLength[i]; k++) weights[i * taps + shift + k] = toFixed(exact[i][k]);
+  }
+  return { inSize, outSize, taps, start, weights };
+}
+
+/**
+ * NEAREST as one-tap weights. Pillow maps output i to input COORD(0.5·a + i·a) with a = in/out,
+ * accumulating the position by repeated addition (so its rounding is reproduced here), and fills
+ * positions outside the image with 0, which a zero weight reproduces.
+ */
+function nearestPlan(inSize: number, outSize: number): AxisPlan {
+  const step = inSize / outSize;
+  const start = new Int32Array(outSize);
+  const weights = new Int32Array(outSize);
+  let position = step * 0.5;
+  for (let i = 0; i < outSize; i++) {
+    const source = position < 0 ? -1 : Math.trunc(position);
+    if (source >= 0 && source < inSize) {
+      start[i] = source;
+      weights[i] = ONE;
+    }
+    position += step;
+  }
+  return { inSize, outSize, taps: 1, start, weights };
+}
+
+const MAX_CACHED_PLANS = 64;
+const planCache = new Map<string, AxisPlan>();
+
+/** The (cached) plan for resizing one axis from inSize to outSize samples. */
+export function axisPlan(inSize: number, outSize: number, filter: ResampleFilter): AxisPlan {
+  if (!Number.isInteger(inSize) || !Number.isInteger(outSize) || inSize < 1 || outSize < 1) {
+    throw new RangeError(`axisPlan: sizes must be positive integers, got ${inSize} -> ${outSize}`);
+  }
+  const key = `${filter}:${inSize}:${outSize}`;
+  let plan = planCache.get(key);
+  if (plan === undefined) {
+    if (filter === 'nearest') plan = nearestPlan(inSize, outSize);
+    else plan = convolutionPlan(inSize, outSize, filter === 'bicubic' ? BICUBIC : BILINEAR);
+    if (planCache.size >= MAX_CACHED_PLANS) planCache.clear();
+    planCache.set(key, plan);
+  }
+  return plan;
+}
+
+/** Input rows (or columns) [first, end) that outputs [from, from + count) of a plan read. */
+export function sourceSpan(plan: AxisPlan, from: number, count: number): { first: number; end: number } {
+  let first = plan.inSize;
+  let end = 0;
+  for (let i = from; i < from + count; i++) {
+    first = Math.min(first, plan.start[i]);
+    end = Math.max(end, plan.start[i] + plan.taps);
+  }
+  return { first, end };
+}
+
+/**
+ * A rectangle of interleaved 8-bit pixels: `channels` samples per pixel, `rowStride` samples per
+ * row, the pixel (x, y) at offset + y·rowStride + x·channels.
+ */
+export interface PixelView {
+  data: Uint8Array | Uint8ClampedArray;
+  offset: number;
+  rowStride: number;
+  channels: number;
+}
+
+/**
+ * Pillow's horizontal pass over input rows [rowFirst, rowEnd), computing output columns
+ * [colFrom, colFrom + colCount) into `dst` (row r of the span at dst row r − rowFirst). Writing to
+ * a Uint8ClampedArray clips the shifted sums to 0..255 as Pillow's clip8 does.
+ */
+export function resampleRows(
+  src: PixelView,
+  plan: AxisPlan,
+  rowFirst: number,
+  rowEnd: number,
+  colFrom: number,
+  colCount: number,
+  dst: Uint8ClampedArray,
+  dstStride: number,
+): void {
+  const { data, channels, rowStride } = src;
+  const { taps, start, weights } = plan;
+  for (let y = rowFirst; y < rowEnd; y++) {
+    const rowBase = src.offset + y * rowStride;
+    let o = (y - rowFirst) * dstStride;
+    for (let x = colFrom; x < colFrom + colCount; x++) {
+      const first = rowBase + start[x] * channels;
+      const w = x * taps;
+      for (let c = 0; c < channels; c++) {
+        let sum = ROUNDING;
+        for (let k = 0, s = first + c; k < taps; k++, s += channels) sum += data[s] * weights[w + k];
+        dst[o++] = sum >> PRECISION_BITS;
+      }
+    }
+  }
+}
+
+/**
+ * Pillow's vertical pass: output rows [rowFrom, rowFrom + rowCount) of `plan`, each `rowLength`
+ * samples wide, from `src` whose row 0 is input row `srcFirstRow`.
+ */
+export function resampleColumns(
+  src: PixelView,
+  srcFirstRow: number,
+  plan: AxisPlan,
+  rowFrom: number,
+  rowCount: number,
+  rowLength: number,
+  dst: Uint8ClampedArray,
+  dstStride: number,
+): void {
+  const { data, rowStride } = src;
+  const { taps, start, weights } = plan;
+  for (let y = rowFrom; y < rowFrom + rowCount; y++) {
+    const first = src.offset + (start[y] - srcFirstRow) * rowStride;
+    const w = y * taps;
+    const o = (y - rowFrom) * dstStride;
+    for (let e = 0; e < rowLength; e++) {
+      let sum = ROUNDING;
+      for (let k = 0, s = first + e; k < taps; k++, s += rowStride) sum += data[s] * weights[w + k];
+      dst[o + e] = sum >> PRECISION_BITS;
+    }
+  }
+}
+
+
+/*
+ * Planar images through a WebAssembly SIMD kernel: the same integer arithmetic as above, 8 output
+ * samples at a time in i32x4 lanes, and torch's float32 normalisation steps ((v/255 − mean)/std)
+ * as IEEE f32x4 operations, so results equal the scalar path bit for bit. It makes CIFAR
+ * preprocessing (every 32×32 image becomes 3×224×224 samples) several times faster than the best
+ * scalar JavaScript. The kernel only filters along columns (contiguous lanes); the horizontal
+ * pass runs as a column pass over the transposed image, its result transposed back.
+ */
+
+/** The WebAssembly opcodes the kernel uses (core, then 0xFD-prefixed SIMD). */
+const OP = {
+  block: 0x02, loop: 0x03, if: 0x04, end: 0x0b, br: 0x0c, brIf: 0x0d, emptyType: 0x40,
+  localGet: 0x20, localSet: 0x21, localTee: 0x22, i32Load: 0x28, i64Store: 0x37, i32Const: 0x41,
+  f32Const: 0x43, i32Eq: 0x46, i32GtS: 0x4a, i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, simdPrefix: 0xfd,
+} as const;
+const SIMD = {
+  load8x8U: 0x02, load32Splat: 0x09, store: 0x0b, i32x4Splat: 0x11, f32x4Splat: 0x13, i64x2ExtractLane: 0x1d,
+  i8x16NarrowI16x8U: 0x66, i16x8NarrowI32x4S: 0x85, i32x4ExtendLowI16x8U: 0xa9, i32x4ExtendHighI16x8U: 0xaa,
+  i32x4ShrS: 0xac, i32x4Add: 0xae, i32x4Mul: 0xb5, i32x4MinS: 0xb6, i32x4MaxS: 0xb8,
+  f32x4Sub: 0xe5, f32x4Div: 0xe7, f32x4ConvertI32x4S: 0xfa,
+} as const;
+const TYPE = { i32: 0x7f, f32: 0x7d, v128: 0x7b, func: 0x60 } as const;
+
+function unsignedLeb(value: number): number[] {
+  const bytes: number[] = [];
+  do {
+    let byte = value & 0x7f;
+    value >>>= 7;
+    if (value !== 0) byte |= 0x80;
+    bytes.push(byte);
+  } while (value !== 0);
+  return bytes;
+}
+
+function signedLeb(value: number): number[] {
+  const bytes: number[] = [];
+  for (;;) {
+    const byte = value & 0x7f;
+    value >>= 7;
+    const done = (value === 0 && (byte & 0x40) === 0) || (value === -1 && (byte & 0x40) !== 0);
+    bytes.push(done ? byte : byte | 0x80);
+    if (done) return bytes;
+  }
+}
+
+const vector = (items: number[][]): number[] => [...unsignedLeb(items.length), ...items.flat()];
+const section = (id: number, content: number[]): number[] => [id, ...unsignedLeb(content.length), ...content];
+const name = (text: string): number[] => vector([...Buffer.from(text, 'utf8')].map((byte) => [byte]));
+const get = (local: number): number[] => [OP.localGet, ...unsignedLeb(local)];
+const set = (local: number): number[] => [OP.localSet, ...unsignedLeb(local)];
+const tee = (local: number): number[] => [OP.localTee, ...unsignedLeb(local)];
+const i32 = (value: number): number[] => [OP.i32Const, ...signedLeb(value)];
+const f32 = (value: number): number[] => [OP.f32Const, ...new Uint8Array(new Float32Array([value]).buffer)];
+const simd = (op: number): number[] => [OP.simdPrefix, ...unsignedLeb(op)];
+/** A memory access with alignment hint 1 byte and a constant offset. */
+const memory = (op: number[], offset = 0): number[] => [...op, 0, ...unsignedLeb(offset)];
+
+type KernelOutput = 'bytes' | 'floats';
+
+/**
+ * The body of (src, rowOffsets, weights, taps, rows, rowLength, srcStride, out, outStride, mean, std):
+ * output row y < rows reads source rows from src + rowOffsets[y] (bytes), srcStride apart, weighted
+ * by weights[y·taps ..]. 'bytes' writes clip8 of each sample (rowLength bytes at out + y·outStride);
+ * 'floats' writes ((clip8/255) − mean)/std in float32 (rowLength floats there). Columns go 8 at a
+ * time; the last group is moved back to end at rowLength (recomputing a few samples identically),
+ * so rowLength must be at least 8 and nothing outside the row is written.
+ */
+function kernelBody(output: KernelOutput): number[] {
+  const [src, rowOffsets, weights, taps, rows, rowLength, srcStride, out, outStride, mean, std] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const [y, x, k, p, w, lastX, rowSrc, rowOut, rowWeights] = [11, 12, 13, 14, 15, 16, 17, 18, 19];
+  const [lo, hi, pixels, weight, meanV, stdV, v255, zero, max255, rounding] = [20, 21, 22, 23, 24, 25, 26, 27, 28, 29];
+
+  const shifted = (acc: number): number[] => [...get(acc), ...i32(PRECISION_BITS), ...simd(SIMD.i32x4ShrS)];
+  const normalised = (acc: number): number[] => [
+    ...shifted(acc), ...get(zero), ...simd(SIMD.i32x4MaxS), ...get(max255), ...simd(SIMD.i32x4MinS),
+    ...simd(SIMD.f32x4ConvertI32x4S), ...get(v255), ...simd(SIMD.f32x4Div),
+    ...get(meanV), ...simd(SIMD.f32x4Sub), ...get(stdV), ...simd(SIMD.f32x4Div),
+  ];
+  const floatAddress = [...get(rowOut), ...get(x), ...i32(4), OP.i32Mul, OP.i32Add];
+  // Shifted sums lie within ±640, so the signed 16-bit narrowing is exact and the unsigned 8-bit
+  // one saturates to 0..255, which is clip8.
+  const store = output === 'floats'
+    ? [
+        ...floatAddress, ...normalised(lo), ...memory(simd(SIMD.store)),
+        ...floatAddress, ...normalised(hi), ...memory(simd(SIMD.store), 16),
+      ]
+    : [
+        ...get(rowOut), ...get(x), OP.i32Add,
+        ...shifted(lo), ...shifted(hi), ...simd(SIMD.i16x8NarrowI32x4S),
+        ...tee(pixels), ...get(pixels), ...simd(SIMD.i8x16NarrowI16x8U),
+        ...simd(SIMD.i64x2ExtractLane), 0, ...memory([OP.i64Store]),
+      ];
+  const accumulate = (acc: number, widen: number): number[] => [
+    ...get(acc), ...get(pixels), ...simd(widen), ...get(weight), ...simd(SIMD.i32x4Mul), ...simd(SIMD.i32x4Add), ...set(acc),
+  ];
+
+  return [
+    ...get(mean), ...simd(SIMD.f32x4Splat), ...set(meanV),
+    ...get(std), ...simd(SIMD.f32x4Splat), ...set(stdV),
+    ...f32(255), ...simd(SIMD.f32x4Splat), ...set(v255),
+    ...i32(0), ...simd(SIMD.i32x4Splat), ...set(zero),
+    ...i32(255), ...simd(SIMD.i32x4Splat), ...set(max255),
+    ...i32(ROUNDING), ...simd(SIMD.i32x4Splat), ...set(rounding),
+    ...get(rowLength), ...i32(8), OP.i32Sub, ...set(lastX),
+    ...get(weights), ...set(rowWeights),
+    OP.block, OP.emptyType, OP.loop, OP.emptyType, // rows
+    ...get(y), ...get(rows), OP.i32Eq, OP.brIf, 1,
+    ...get(src), ...get(rowOffsets), ...get(y), ...i32(4), OP.i32Mul, OP.i32Add, ...memory([OP.i32Load]), OP.i32Add, ...set(rowSrc),
+    ...get(out), ...get(y), ...get(outStride), OP.i32Mul, OP.i32Add, ...set(rowOut),
+    ...i32(0), ...set(x),
+    OP.block, OP.emptyType, OP.loop, OP.emptyType, // groups of 8 columns
+    ...get(rounding), ...set(lo),
+    ...get(rounding), ...set(hi),
+    ...get(rowSrc), ...get(x), OP.i32Add, ...set(p),
+    ...get(rowWeights), ...set(w),
+    ...get(taps), ...set(k),
+    OP.loop, OP.emptyType, // taps
+    ...get(p), ...memory(simd(SIMD.load8x8U)), ...set(pixels),
+    ...get(w), ...memory(simd(SIMD.load32Splat)), ...set(weight),
+    ...accumulate(lo, SIMD.i32x4ExtendLowI16x8U),
+    ...accumulate(hi, SIMD.i32x4ExtendHighI16x8U),
+    ...get(p), ...get(srcStride), OP.i32Add, ...set(p),
+    ...get(w), ...i32(4), OP.i32Add, ...set(w),
+    ...get(k), ...i32(1), OP.i32Sub, ...tee(k), OP.brIf, 0,
+    OP.end,
+    ...store,
+    ...get(x), ...get(lastX), OP.i32Eq, OP.brIf, 1,
+    ...get(x), ...i32(8), OP.i32Add, ...tee(x), ...get(lastX), OP.i32GtS,
+    OP.if, OP.emptyType, ...get(lastX), ...set(x), OP.end,
+    OP.br, 0,
+    OP.end, OP.end,
+    ...get(rowWeights), ...get(taps), ...i32(4), OP.i32Mul, OP.i32Add, ...set(rowWeights),
+    ...get(y), ...i32(1), OP.i32Add, ...set(y),
+    OP.br, 0,
+    OP.end, OP.end,
+    OP.end,
+  ];
+}
+
+/** A module importing env.memory and exporting the kernel as `bytes` and `floats`. */
+function kernelModule(): Uint8Array {
+  const locals = vector([[9, TYPE.i32], [10, TYPE.v128]]);
+  const code = (output: KernelOutput): number[] => {
+    const body = [...locals, ...kernelBody(output)];
+    return [...unsignedLeb(body.length), ...body];
+  };
+  const params = [...Array<number>(9).fill(TYPE.i32), TYPE.f32, TYPE.f32];
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vector([[TYPE.func, ...vector(params.map((t) => [t])), ...vector([])]])),
+    ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
+    ...section(3, vector([[0], [0]])),
+    ...section(7, vector([[...name('bytes'), 0x00, 0], [...name('floats'), 0x00, 1]])),
+    ...section(10, vector([code('bytes'), code('floats')])),
+  ]);
+}
+
+type KernelFunction = (
+  src: number, rowOffsets: number, weights: number, taps: number, rows: number, rowLength: number,
+  srcStride: number, out: number, outStride: number, mean: number, std: number,
+) => void;
+
+/** The part of the WebAssembly JavaScript API used here (the project's TypeScript libs omit it). */
+interface WebAssemblyApi {
+  Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer };
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { readonly exports: Record<string, unknown> };
+}
+const wasm = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
+
+let compiledKernel: object | undefined;
+const WASM_PAGE = 65536;
+
+/** Places arrays one after another in kernel memory, 16-byte aligned. */
+class MemoryLayout {
+  size = 0;
+
+  place(bytes: number): number {
+    const at = this.size;
+    this.size = Math.ceil((at + bytes) / 16) * 16;
+    return at;
+  }
+}
+
+/** One plan's outputs [from, from + count) as kernel tables: source row offsets (bytes) and weights. */
+function placePlan(layout: MemoryLayout, plan: AxisPlan, from: number, count: number, sourceFirst: number, sourceStride: number) {
+  return {
+    rowOffsets: layout.place(count * 4),
+    weights: layout.place(count * plan.taps * 4),
+    fill(buffer: ArrayBuffer): void {
+      const rowOffsets = new Int32Array(buffer, this.rowOffsets, count);
+      const weights = new Int32Array(buffer, this.weights, count * plan.taps);
+      for (let i = 0; i < count; i++) rowOffsets[i] = (plan.start[from + i] - sourceFirst) * sourceStride;
+      weights.set(plan.weights.subarray(from * plan.taps, (from + count) * plan.taps));
+    },
+  };
+}
+
+/**
+ * Copies source rows [firstRow, firstRow + rowCount) × columns [firstCol, firstCol + colCount) of
+ * one channel into `to` column-major. Eight rows at a time, so that writes stay sequential.
+ */
+function transposeChannel(
+  src: PixelView,
+  firstRow: number,
+  rowCount: number,
+  firstCol: number,
+  colCount: number,
+  heap: Uint8Array,
+  to: number,
+): void {
+  const { data, rowStride, channels } = src;
+  const fullBlocks = rowCount - (rowCount % 8);
+  for (let r = 0; r < fullBlocks; r += 8) {
+    const a = src.offset + (firstRow + r) * rowStride + firstCol * channels;
+    const b = a + rowStride;
+    const c = b + rowStride;
+    const d = c + rowStride;
+    const e = d + rowStride;
+    const f = e + rowStride;
+    const g = f + rowStride;
+    const h = g + rowStride;
+    for (let x = 0, s = 0, o = to + r; x < colCount; x++, s += channels, o += rowCount) {
+      heap[o] = data[a + s];
+      heap[o + 1] = data[b + s];
+      heap[o + 2] = data[c + s];
+      heap[o + 3] = data[d + s];
+      heap[o + 4] = data[e + s];
+      heap[o + 5] = data[f + s];
+      heap[o + 6] = data[g + s];
+      heap[o + 7] = data[h + s];
+    }
+  }
+  for (let r = fullBlocks; r < rowCount; r++) {
+    const a = src.offset + (firstRow + r) * rowStride + firstCol * channels;
+    for (let x = 0, s = 0, o = to + r; x < colCount; x++, s += channels, o += rowCount) heap[o] = data[a + s];
+  }
+}
+
+/** Which resized pixels a channel resizer computes, and where it writes them. */
+export interface ChannelResizeSpec {
+  horizontal: AxisPlan;
+  vertical: AxisPlan;
+  colFrom: number;
+  colCount: number;
+  rowFrom: number;
+  rowCount: number;
+  planes: number;
+  /** Floats per output plane, the window's first float within it, and floats per output row. */
+  outputPlane: number;
+  outputOffset: number;
+  outputStride: number;
+}
+
+/**
+ * Resizes one channel at a time of width×height 8-bit images as Pillow does (both passes, the
+ * horizontal one through the transposed channel) and writes the window's samples as normalised
+ * floats into an output plane of `output`, its own buffer, which the caller copies out and may fill
+ * around the window. `src` addresses the channel: its `channels` is the distance between samples.
+ */
+export interface ChannelResizer {
+  readonly output: Float32Array;
+  run(src: PixelView, plane: number, mean: number, std: number): void;
+}
+
+/** A resizer for `spec`, or undefined when the window or its source rows are narrower than the kernel's 8 lanes. */
+export function createChannelResizer(spec: ChannelResizeSpec): ChannelResizer | undefined {
+  const { horizontal, vertical, colFrom, colCount, rowFrom, rowCount, planes, outputPlane } = spec;
+  const rows = sourceSpan(vertical, rowFrom, rowCount);
+  const cols = sourceSpan(horizontal, colFrom, colCount);
+  const sourceRows = rows.end - rows.first;
+  const sourceCols = cols.end - cols.first;
+  if (colCount < 8 || sourceRows < 8) return undefined;
+
+  // transposed: the channel's source window, column-major; resizedT: the horizontal pass,
+  // column-major; resized: the same row-major, input of the vertical pass.
+  const layout = new MemoryLayout();
+  const horizontalTables = placePlan(layout, horizontal, colFrom, colCount, cols.first, sourceRows);
+  const verticalTables = placePlan(layout, vertical, rowFrom, rowCount, rows.first, colCount);
+  const transposed = layout.place(sourceCols * sourceRows);
+  const resizedT = layout.place(colCount * sourceRows);
+  const resized = layout.place(sourceRows * colCount);
+  const output = layout.place(planes * outputPlane * 4);
+  const memory = new wasm.Memory({ initial: Math.ceil(layout.size / WASM_PAGE) });
+  const { buffer } = memory;
+  horizontalTables.fill(buffer);
+  verticalTables.fill(buffer);
+  compiledKernel ??= new wasm.Module(kernelModule());
+  const { exports } = new wasm.Instance(compiledKernel, { env: { memory } });
+  const bytes = exports.bytes as KernelFunction;
+  const floats = exports.floats as KernelFunction;
+  const heap = new Uint8Array(buffer);
+
+  return {
+    output: new Float32Array(buffer, output, planes * outputPlane),
+    run(src, plane, mean, std) {
+      transposeChannel(src, rows.first, sourceRows, cols.first, sourceCols, heap, transposed);
+      bytes(transposed, horizontalTables.rowOffsets, horizontalTables.weights, horizontal.taps, colCount, sourceRows, sourceRows, resizedT, sourceRows, 0, 1);
+      for (let c = 0; c < colCount; c++) {
+        const from = resizedT + c * sourceRows;
+        for (let r = 0, to = resized + c; r < sourceRows; r++, to += colCount) heap[to] = heap[from + r];
+      }
+      const out = output + (plane * outputPlane + spec.outputOffset) * 4;
+      floats(resized, verticalTables.rowOffsets, verticalTables.weights, vertical.taps, rowCount, colCount, colCount, out, spec.outputStride * 4, mean, std);
+    },
+  };
+}
