@@ -9,7 +9,7 @@ import { evaluateCifar, type ModelChoice } from './evaluate-cifar.js';
 import { expandInputs } from './inputs.js';
 import { defaultTemplateSpec, DEFAULT_LABELS, resolveLabels } from './labels.js';
 import { createLogger, type Logger } from './log.js';
-import { parseVariant, resolveModelBundle, type Variant } from './model/bundle.js';
+import { DEFAULT_MODEL, parseVariant, resolveModelBundle, type Variant } from './model/bundle.js';
 import { parseDevice } from './model/session.js';
 import { DEFAULT_MAX_PIXELS } from './preprocess/decode.js';
 import { assertWritableOutput, md5Hex, nonNegativeInteger, positiveInteger } from './options.js';
@@ -27,7 +27,6 @@ import { resolveTemplates } from './text/templates.js';
 import { formatTokenIds, loadClipTokenizer, readPadTokenFromConfig } from './text/tokenizer.js';
 import { VERSION } from './version.js';
 
-export const DEFAULT_MODEL = 'Xenova/clip-vit-base-patch32';
 export const DEFAULT_BATCH_SIZE = 32;
 
 interface CommonOptions {
@@ -85,13 +84,23 @@ function addCommonOptions(command: Command): Command {
     .option('-v, --verbose', 'say more about what is loaded and why');
 }
 
-function addModelOptions(command: Command): Command {
+/** Model flags; `several` for commands that compare models and variants in one run. */
+function addModelOptions(command: Command, several: boolean): Command {
   return command
-    .option('-m, --model <id-or-dir>', `model folder or Hugging Face repo id org/name[@revision] (repeatable; default ${DEFAULT_MODEL})`, collect)
-    .option('--variant <list>', 'model variant(s): fp32, fp16, int8; comma-separated to compare several', variantList)
+    .option('-m, --model <id-or-dir>', `model folder or Hugging Face repo id org/name[@revision] (${several ? 'repeatable; ' : ''}default ${DEFAULT_MODEL})`, collect)
+    .option('--variant <list>', several ? 'model variant(s): fp32, fp16, int8; comma-separated to compare several' : 'model variant: fp32, fp16 or int8', variantList)
     .option('--vision-model <file>', 'explicit image encoder .onnx (with --text-model and --tokenizer)')
     .option('--text-model <file>', 'explicit text encoder .onnx')
     .option('--tokenizer <file>', 'explicit tokenizer.json or bpe_simple_vocab_16e6.txt.gz');
+}
+
+function addInferenceOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'webgpu']).default('cpu'))
+    .option('--device-id <n>', 'GPU index for --device cuda', nonNegativeInteger('--device-id'))
+    .option('--threads <n>', 'intra-op threads for ONNX Runtime (default: all cores)', positiveInteger('--threads'))
+    .option('--batch-size <n>', 'images per inference batch (fixed-batch models use their own)', positiveInteger('--batch-size'), DEFAULT_BATCH_SIZE)
+    .option('--no-cache', 'do not read or write cached text embeddings');
 }
 
 function addDataOptions(command: Command): Command {
@@ -166,15 +175,11 @@ async function runEvaluation(dataset: CifarName, options: EvaluateOptions): Prom
 
 function evaluationCommand(name: CifarName, description: string, setExit: (code: number) => void): Command {
   const command = new Command(name).description(description);
-  addModelOptions(command);
+  addModelOptions(command, true);
   addDataOptions(command);
+  addInferenceOptions(command);
   command
-    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'webgpu']).default('cpu'))
-    .option('--device-id <n>', 'GPU index for --device cuda/webgpu', nonNegativeInteger('--device-id'))
-    .option('--threads <n>', 'intra-op threads for ONNX Runtime (default: all cores)', positiveInteger('--threads'))
-    .option('--batch-size <n>', 'images per inference batch (1 for fixed-batch models)', positiveInteger('--batch-size'), DEFAULT_BATCH_SIZE)
     .option('--templates <spec>', "prompt templates: 'openai' (18), 'single' or a file with one template per line", 'openai')
-    .option('--no-cache', 'do not read or write cached text embeddings')
     .option('--json <file>', 'write the full result as JSON')
     .option('--predictions <file>', 'write per-image top-5 predictions as JSON Lines')
     .option('--limit <n>', 'evaluate only the first N images', positiveInteger('--limit'))
@@ -193,7 +198,7 @@ function fetchCommand(setExit: (code: number) => void): Command {
   const command = new Command('fetch')
     .description('download data sets and models into the cache ahead of time (cifar100, cifar10, model)')
     .argument('<what...>', 'cifar100, cifar10 and/or model');
-  addModelOptions(command);
+  addModelOptions(command, true);
   addDataOptions(command);
   addCommonOptions(command);
   command.action(async (what: string[], options: CommonOptions & ModelOptions & DataOptions) => {
@@ -331,13 +336,8 @@ function classifyCommand(setExit: (code: number) => void): Command {
     .option('-r, --recursive', 'also classify images in subfolders of folder arguments')
     .option('--no-auto-orient', 'ignore the EXIF orientation tag (default: rotate photos upright first)')
     .option('--max-pixels <n>', 'refuse images with more pixels than this (16383² by default), a guard against decompression bombs', positiveInteger('--max-pixels'), DEFAULT_MAX_PIXELS);
-  addModelOptions(command);
-  command
-    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'webgpu']).default('cpu'))
-    .option('--device-id <n>', 'GPU index for --device cuda/webgpu', nonNegativeInteger('--device-id'))
-    .option('--threads <n>', 'intra-op threads for ONNX Runtime (default: all cores)', positiveInteger('--threads'))
-    .option('--batch-size <n>', 'images per inference batch', positiveInteger('--batch-size'), DEFAULT_BATCH_SIZE)
-    .option('--no-cache', 'do not read or write cached text embeddings');
+  addModelOptions(command, false);
+  addInferenceOptions(command);
   addCommonOptions(command);
   command.action(async (files: string[], options: ClassifyOptions) => setExit(await runClassify(files, options)));
   return command;
