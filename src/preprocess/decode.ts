@@ -113,7 +113,7 @@ export async function decodeImage(input: string | Uint8Array, label: string, opt
   const { width, height } = metadata;
   if (width * height > maxPixels) {
     throw inputError(
-      `${label}: image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels} (a guard against decompression bombs); raise the pixel limit to read it`,
+      `${label}: image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels} (a guard against decompression bombs); raise the limit (--max-pixels) to read it`,
     );
   }
 

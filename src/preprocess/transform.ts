@@ -86,7 +86,7 @@ interface ResizeScratch {
 }
 
 /**
- * Resizes `src` (width×height) to resizedWidth×resizedHeight as Pillow's Image.resize does, computing
+ * Resizes `src` (width×height) to `resized` as Pillow's Image.resize does (scalar kernels), computing
  * only the pixels inside the crop window. Like Pillow, skips the pass of an axis whose size is kept.
  * Returns the window's pixels: its pixel (x, y) is resized pixel (colFrom + x, rowFrom + y).
  */
@@ -265,10 +265,13 @@ export function preprocessDecoded(image: DecodedImage, config: PreprocessConfig,
   const window = cropWindow(resized.width, resized.height, config.imageSize);
   const filter: ResampleFilter = image.palette ? 'nearest' : config.resample;
   const resizing = resized.width !== width || resized.height !== height;
-  const premultiplied = resizing && filter !== 'nearest' && image.alpha !== undefined;
+  // Pillow resamples alpha images premultiplied, except with NEAREST or when nothing is resampled.
+  const alpha = resizing && filter !== 'nearest' ? image.alpha : undefined;
+  const premultiplied = alpha !== undefined;
   const table = normalisationTable(config);
 
-  // The SIMD kernel normalises straight after resizing, so it cannot unpremultiply in between.
+  // The SIMD kernel always runs both passes (a kept size gives identity weights, as exact as
+  // Pillow's skipped pass) and normalises straight after, so it cannot unpremultiply in between.
   const resizer = premultiplied ? undefined : cachedChannelResizer(width, height, resized, filter, window);
   if (resizer !== undefined) {
     const plane = window.crop * window.crop;
@@ -283,8 +286,8 @@ export function preprocessDecoded(image: DecodedImage, config: PreprocessConfig,
     return;
   }
 
-  const source: PixelView = premultiplied
-    ? { data: premultipliedRgba(image, image.alpha!, imageScratch.premultiplied), offset: 0, rowStride: width * 4, channels: 4 }
+  const source: PixelView = alpha
+    ? { data: premultipliedRgba(image, alpha, imageScratch.premultiplied), offset: 0, rowStride: width * 4, channels: 4 }
     : { data: image.data, offset: 0, rowStride: width * 3, channels: 3 };
   const pixels = resizeWindow(source, width, height, resized, filter, window, imageScratch.resize);
   writeNormalised(pixels, window, premultiplied, table, out, outOffset);
