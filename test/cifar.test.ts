@@ -13,6 +13,7 @@ import { ClipEvalError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { makeTempDir, needsShared, sharedPath } from './support/paths.js';
+import { rejectsWithOneLine } from './support/errors.js';
 
 const PIXELS = 3072;
 const FINE_LABELS = [0, 1, 41, 99, 58, 19, 83];
@@ -99,16 +100,6 @@ async function archiveOf(members: ArchiveMembers): Promise<Buffer> {
   const path = join(work, `archive-${serial}.tar.gz`);
   await writeTarGz(path, members);
   return readFile(path);
-}
-
-async function rejectsWithOneLine(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
-  let caught: unknown;
-  await promise.catch((error: unknown) => {
-    caught = error;
-  });
-  assert.ok(caught instanceof ClipEvalError, `expected a ClipEvalError, got ${String(caught)}`);
-  assert.match(caught.message, pattern);
-  assert.doesNotMatch(caught.message, /\n/);
 }
 
 /** Everything under the cache's datasets folder: empty after a refused fetch, one folder after a good one. */

@@ -8,9 +8,9 @@ import { dirname, join } from 'node:path';
 import test, { after, before } from 'node:test';
 import { downloadFile, type DownloadOptions } from '../src/download.js';
 import { withFileLock } from '../src/file-lock.js';
-import { ClipEvalError } from '../src/errors.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { makeTempDir } from './support/paths.js';
+import { rejectsWithOneLine } from './support/errors.js';
 
 const content = randomBytes(300_000);
 const md5 = createHash('md5').update(content).digest('hex');
@@ -44,17 +44,6 @@ function options(path: string, destination: string, extra: Partial<DownloadOptio
 async function siblings(destination: string): Promise<string[]> {
   const folder = dirname(destination);
   return existsSync(folder) ? (await readdir(folder)).sort() : [];
-}
-
-async function rejectsWithOneLine(promise: Promise<unknown>, pattern: RegExp): Promise<ClipEvalError> {
-  let caught: unknown;
-  await promise.catch((error: unknown) => {
-    caught = error;
-  });
-  assert.ok(caught instanceof ClipEvalError, `expected a ClipEvalError, got ${String(caught)}`);
-  assert.match(caught.message, pattern);
-  assert.doesNotMatch(caught.message, /\n/);
-  return caught;
 }
 
 test('downloads, verifies size, md5 and sha256, then serves the file from the cache', async () => {

@@ -4,12 +4,12 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
-import { ClipEvalError } from '../src/errors.js';
 import { resolveModelBundle } from '../src/model/bundle.js';
 import { hubCacheFolder, parseHubModelId } from '../src/model/hub.js';
 import { writePatternClip } from '../scripts/lib/pattern-clip.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { makeTempDir } from './support/paths.js';
+import { isClipEvalError } from './support/errors.js';
 
 /**
  * A server on 127.0.0.1 poses as the hub (HF_ENDPOINT) and a second one as its CDN: like the real hub,
@@ -62,15 +62,6 @@ function requestsSince(mark: [number, number]) {
 }
 function mark(): [number, number] {
   return [hub.requests.length, cdn.requests.length];
-}
-
-function isClipEvalError(pattern: RegExp) {
-  return (error: unknown) => {
-    assert.ok(error instanceof ClipEvalError, `expected a ClipEvalError, got ${String(error)}`);
-    assert.match(error.message, pattern);
-    assert.doesNotMatch(error.message, /\n/);
-    return true;
-  };
 }
 
 before(async () => {

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { ClipEvalError } from '../src/errors.js';
 import { parseVariant, resolveModelBundle } from '../src/model/bundle.js';
 import { createImageEncoder, createTextEncoder } from '../src/model/encoders.js';
 import { OPENAI_PREPROCESS } from '../src/preprocess/config.js';
 import { writePatternClip } from '../scripts/lib/pattern-clip.js';
 import { makeTempDir } from './support/paths.js';
+import { isClipEvalError } from './support/errors.js';
 
 let dir: string;
 let hf: string;
@@ -25,15 +25,6 @@ before(async () => {
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-function isClipEvalError(pattern: RegExp) {
-  return (error: unknown) => {
-    assert.ok(error instanceof ClipEvalError, `expected a ClipEvalError, got ${String(error)}`);
-    assert.match(error.message, pattern);
-    assert.doesNotMatch(error.message, /\n/);
-    return true;
-  };
-}
 
 test('a Hugging Face folder: layout, files, preprocessing and context length from its configs', async () => {
   const bundle = await resolveModelBundle({ model: hf, cacheRoot });
