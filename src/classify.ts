@@ -1,4 +1,4 @@
-import { ClipEvalError, describeError, inputError, usageError } from './errors.js';
+import { ClipEvalError, describeError, usageError } from './errors.js';
 import { createTopK, scoreImages, softmax } from './eval/scores.js';
 import { runZeroShot } from './eval/zero-shot.js';
 import type { ModelChoice } from './evaluate-cifar.js';
@@ -6,14 +6,12 @@ import type { ImageInput } from './inputs.js';
 import { validateLabels } from './labels.js';
 import type { Logger } from './log.js';
 import { resolveModelBundle, type ModelBundle } from './model/bundle.js';
-import { createImageEncoder, createTextEncoder } from './model/encoders.js';
 import type { Device } from './model/session.js';
 import { decodeImage, type DecodeOptions } from './preprocess/decode.js';
 import { preprocessDecoded } from './preprocess/transform.js';
 import type { ImageClassification, LabelScore } from './report/classification.js';
-import { zeroShotClassifier } from './text/classifier.js';
 import { validateTemplates } from './text/templates.js';
-import { loadClipTokenizer, readPadTokenFromConfig } from './text/tokenizer.js';
+import { openZeroShotModel } from './zero-shot-model.js';
 
 export interface ClassifyOptions {
   images: readonly ImageInput[];
@@ -101,30 +99,16 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
   checkOptions(options);
   const { logger, labels, images } = options;
   const bundle = await resolveModelBundle({ ...options.model, cacheRoot: options.cacheRoot, offline: options.offline, quiet: options.quiet, logger });
-  const sessionOptions = { device: options.device, deviceId: options.deviceId, threads: options.threads, logger };
-  const padToken = bundle.tokenizerConfigPath ? await readPadTokenFromConfig(bundle.tokenizerConfigPath) : undefined;
-  const tokenizer = await loadClipTokenizer(bundle.tokenizerPath, { padToken });
-  const classifier = await zeroShotClassifier({
+  const { classifier, encoder } = await openZeroShotModel({
+    bundle,
     classNames: labels,
     templates: options.templates,
-    tokenizer,
-    openTextEncoder: () => createTextEncoder(bundle, { ...sessionOptions, padId: tokenizer.padId }),
-    contextLength: bundle.contextLength,
-    textModelPath: bundle.textModelPath,
-    cacheRoot: options.textCache ? options.cacheRoot : undefined,
+    session: { device: options.device, deviceId: options.deviceId, threads: options.threads, logger },
+    textCacheRoot: options.textCache ? options.cacheRoot : undefined,
     logger,
     quiet: options.quiet,
   });
-
-  const encoder = await createImageEncoder(bundle, sessionOptions);
   try {
-    logger.debug(`image encoder: ${encoder.describe()}`);
-    if (encoder.embeddingDim !== classifier.dim) {
-      throw inputError(`${bundle.visionModelPath}: image embeddings have ${encoder.embeddingDim} dimensions but text embeddings have ${classifier.dim}; the two encoders do not belong together`);
-    }
-    if (encoder.imageSize !== bundle.preprocess.imageSize) {
-      throw inputError(`${bundle.visionModelPath}: the model takes ${encoder.imageSize}×${encoder.imageSize} images but the bundle's preprocessing config crops to ${bundle.preprocess.imageSize}`);
-    }
     const k = Math.min(options.top, labels.length);
     const errors: (string | undefined)[] = new Array(images.length);
     const results: ImageClassification[] = new Array(images.length);

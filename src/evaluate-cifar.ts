@@ -1,21 +1,18 @@
 import * as ort from 'onnxruntime-node';
 import { loadCifarTestSet, type CifarLoadOptions, type CifarName, type CifarTestSet } from './datasets/cifar.js';
-import { inputError } from './errors.js';
 import { computeMetrics } from './eval/metrics.js';
 import type { TopK } from './eval/scores.js';
 import { selectSubset, type SubsetOptions } from './eval/subset.js';
 import { runZeroShot } from './eval/zero-shot.js';
 import type { Logger } from './log.js';
 import { resolveModelBundle, type ModelBundle, type Variant } from './model/bundle.js';
-import { createImageEncoder, createTextEncoder } from './model/encoders.js';
 import type { Device } from './model/session.js';
 import { createCifarPreprocessor } from './preprocess/transform.js';
 import type { DatasetInfo, EvaluationReport, ModelResult } from './report/result.js';
-import { zeroShotClassifier } from './text/classifier.js';
 import { fileDigest } from './text/embedding-cache.js';
 import type { TemplateSet } from './text/templates.js';
-import { loadClipTokenizer, readPadTokenFromConfig } from './text/tokenizer.js';
 import { VERSION } from './version.js';
+import { openZeroShotModel } from './zero-shot-model.js';
 
 /** Which model to evaluate: a bundle (folder or hub id) or explicit files, and a variant. */
 export interface ModelChoice {
@@ -72,30 +69,16 @@ async function evaluateModel(
 ): Promise<{ result: ModelResult; predictions: TopK }> {
   const start = performance.now();
   const { logger } = options;
-  const sessionOptions = { device: options.device, deviceId: options.deviceId, threads: options.threads, logger };
-  const padToken = bundle.tokenizerConfigPath ? await readPadTokenFromConfig(bundle.tokenizerConfigPath) : undefined;
-  const tokenizer = await loadClipTokenizer(bundle.tokenizerPath, { padToken });
-  const classifier = await zeroShotClassifier({
+  const { classifier, encoder } = await openZeroShotModel({
+    bundle,
     classNames: testSet.classNames,
     templates: options.templates.templates,
-    tokenizer,
-    openTextEncoder: () => createTextEncoder(bundle, { ...sessionOptions, padId: tokenizer.padId }),
-    contextLength: bundle.contextLength,
-    textModelPath: bundle.textModelPath,
-    cacheRoot: options.textCache ? options.cacheRoot : undefined,
+    session: { device: options.device, deviceId: options.deviceId, threads: options.threads, logger },
+    textCacheRoot: options.textCache ? options.cacheRoot : undefined,
     logger,
     quiet: options.quiet,
   });
-
-  const encoder = await createImageEncoder(bundle, sessionOptions);
   try {
-    logger.debug(`image encoder: ${encoder.describe()}`);
-    if (encoder.embeddingDim !== classifier.dim) {
-      throw inputError(`${bundle.visionModelPath}: image embeddings have ${encoder.embeddingDim} dimensions but text embeddings have ${classifier.dim}; the two encoders do not belong together`);
-    }
-    if (encoder.imageSize !== bundle.preprocess.imageSize) {
-      throw inputError(`${bundle.visionModelPath}: the model takes ${encoder.imageSize}×${encoder.imageSize} images but the bundle's preprocessing config crops to ${bundle.preprocess.imageSize}`);
-    }
     const preprocess = createCifarPreprocessor(bundle.preprocess);
     const run = await runZeroShot({
       encoder,

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { createProgress } from '../progress.js';
-import type { TextEncoder } from '../model/encoders.js';
+import { l2NormaliseRows, type TextEncoder } from '../model/encoders.js';
 import type { ClipTokenizer } from './tokenizer.js';
 import { fillTemplate } from './templates.js';
 import {
@@ -38,16 +38,6 @@ export interface ZeroShotClassifierOptions {
   batchSize?: number;
   logger: Logger;
   quiet?: boolean;
-}
-
-export function l2NormaliseRows(matrix: Float32Array, dim: number): Float32Array {
-  for (let offset = 0; offset < matrix.length; offset += dim) {
-    let sum = 0;
-    for (let i = 0; i < dim; i += 1) sum += matrix[offset + i]! * matrix[offset + i]!;
-    const scale = sum > 0 ? 1 / Math.sqrt(sum) : 0;
-    for (let i = 0; i < dim; i += 1) matrix[offset + i]! *= scale;
-  }
-  return matrix;
 }
 
 /**
