@@ -27,9 +27,11 @@ export interface ZeroShotRun {
 }
 
 /**
- * Encodes the images in batches and scores them against the classifier. Batch k+1 is prepared while
- * the session runs batch k (ONNX Runtime runs off the JavaScript thread), so two pixel buffers
- * alternate and are reused for the whole run.
+ * Encodes the images in batches and scores them against the classifier, reusing its pixel buffers for
+ * the whole run. onnxruntime-node runs a session on the JavaScript thread (inside a setImmediate), so
+ * only asynchronous fills (image decoding on libuv's threads) can overlap with inference: they get a
+ * second buffer and start on batch k+1 before batch k runs. Synchronous fills (the CIFAR path) could not
+ * overlap anyway, and use one buffer.
  */
 export async function runZeroShot(options: ZeroShotRunOptions): Promise<ZeroShotRun> {
   const { encoder, weights, count } = options;
@@ -38,17 +40,26 @@ export async function runZeroShot(options: ZeroShotRunOptions): Promise<ZeroShot
   const k = Math.min(options.k ?? 5, classCount);
   const batchSize = Math.max(1, encoder.fixedBatch ?? options.batchSize);
   const imageFloats = 3 * encoder.imageSize * encoder.imageSize;
-  const buffers = [new Float32Array(batchSize * imageFloats), new Float32Array(batchSize * imageFloats)];
+  let buffer: Float32Array = new Float32Array(Math.min(batchSize, Math.max(count, 1)) * imageFloats);
+  let spare: Float32Array | undefined;
   const predictions = createTopK(count, k);
   const progress = createProgress({ label: options.progressLabel ?? 'images', total: count, unit: 'images', quiet: options.quiet });
   const start = performance.now();
   let correct = 0;
 
-  const prepare = async (first: number, buffer: Float32Array): Promise<number> => {
+  /** Starts filling a batch; `ready` is undefined when every fill finished synchronously. */
+  const prepare = (first: number, target: Float32Array): { first: number; n: number; ready?: Promise<unknown> } => {
     const n = Math.min(batchSize, count - first);
-    // Asynchronous fills (image decoding) run side by side; synchronous ones simply run in turn.
-    await Promise.all(Array.from({ length: n }, (_, i) => options.fill(first + i, buffer, i * imageFloats)));
-    return n;
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < n; i += 1) {
+      const filled = options.fill(first + i, target, i * imageFloats);
+      if (filled) pending.push(filled);
+    }
+    if (pending.length === 0) return { first, n };
+    const ready = Promise.all(pending);
+    // Awaited only after the running batch: until then a failed fill must not count as unhandled.
+    ready.catch(() => undefined);
+    return { first, n, ready };
   };
   const finish = (first: number, n: number, embeddings: Float32Array) => {
     options.onEmbeddings?.(first, n, embeddings);
@@ -61,21 +72,21 @@ export async function runZeroShot(options: ZeroShotRunOptions): Promise<ZeroShot
   };
 
   try {
-    let first = 0;
-    let n = await prepare(0, buffers[0]!);
-    let batch = 0;
-    while (n > 0) {
-      const buffer = buffers[batch % 2]!;
+    let batch = count > 0 ? prepare(0, buffer) : undefined;
+    while (batch) {
+      await batch.ready;
+      const { first, n } = batch;
       const running = encoder.encode(buffer.subarray(0, n * imageFloats), n);
       const nextFirst = first + n;
-      const [embeddings, nextN] = await Promise.all([
-        running,
-        nextFirst < count ? prepare(nextFirst, buffers[(batch + 1) % 2]!) : Promise.resolve(0),
-      ]);
-      finish(first, n, embeddings);
-      first = nextFirst;
-      n = nextN;
-      batch += 1;
+      let next: typeof batch | undefined;
+      if (batch.ready && nextFirst < count) {
+        spare ??= new Float32Array(buffer.length);
+        next = prepare(nextFirst, spare);
+        [buffer, spare] = [spare, buffer];
+      }
+      finish(first, n, await running);
+      if (!next && nextFirst < count) next = prepare(nextFirst, buffer);
+      batch = next;
     }
   } finally {
     progress.stop();

@@ -34,6 +34,9 @@ export async function createSession(modelPath: string, options: SessionOptions):
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
+    // A memory pattern pre-plans one block for all of a run's intermediates; without it the arena reuses
+    // freed tensors, which measured as fast on ViT-B/32 and 70-120 MB lower in peak RSS at batch 64.
+    enableMemPattern: false,
     executionProviders: [executionProvider(options)],
     logSeverityLevel: 3,
   };

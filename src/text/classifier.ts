@@ -84,9 +84,6 @@ async function encodePrompts(encoder: TextEncoder, tokenIds: number[][], batchSi
 export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Promise<ZeroShotClassifier> {
   const start = performance.now();
   const { classNames, templates, tokenizer, logger } = options;
-  const prompts = classNames.flatMap((name) => templates.map((template) => fillTemplate(template, name)));
-  const tokenIds = prompts.map((prompt) => tokenizer.encodeForModel(prompt, options.contextLength));
-
   let cachePath: string | undefined;
   let digest = '';
   if (options.cacheRoot) {
@@ -108,6 +105,9 @@ export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Pr
     }
   }
 
+  // Tokenized only on a miss: a cache hit needs no token ids.
+  const prompts = classNames.flatMap((name) => templates.map((template) => fillTemplate(template, name)));
+  const tokenIds = prompts.map((prompt) => tokenizer.encodeForModel(prompt, options.contextLength));
   const encoder = await options.openTextEncoder();
   try {
     logger.debug(`text encoder: ${encoder.describe()}`);
