@@ -1,0 +1,22 @@
+/** clip-eval as a library: each pipeline stage, importable without a terminal. */
+export { resolveCacheRoot } from './cache.js';
+export { classifyImages, type ClassifyOptions, type ClassificationRun } from './classify.js';
+export { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from './datasets/cifar-names.js';
+export { fetchCifar, loadCifarTestSet, type CifarName, type CifarTestSet } from './datasets/cifar.js';
+export { downloadFile, type DownloadOptions } from './download.js';
+export { ClipEvalError, EXIT } from './errors.js';
+export { runChecks, type CheckOutcome } from './eval/checks.js';
+export { computeMetrics, type Metrics } from './eval/metrics.js';
+export { runZeroShot } from './eval/zero-shot.js';
+export { evaluateCifar, type CifarEvaluation, type CifarEvaluationOptions, type ModelChoice } from './evaluate-cifar.js';
+export { createLogger, type Logger } from './log.js';
+export { resolveModelBundle, type ModelBundle, type Variant } from './model/bundle.js';
+export { createImageEncoder, createTextEncoder, type ImageEncoder, type TextEncoder } from './model/encoders.js';
+export { OPENAI_PREPROCESS, type PreprocessConfig } from './preprocess/config.js';
+export { decodeImage } from './preprocess/decode.js';
+export { createCifarPreprocessor, preprocessDecoded, preprocessImageFile } from './preprocess/transform.js';
+export type { EvaluationReport, ModelResult } from './report/result.js';
+export { zeroShotClassifier, type ZeroShotClassifier } from './text/classifier.js';
+export { OPENAI_CIFAR_TEMPLATES, resolveTemplates } from './text/templates.js';
+export { loadClipTokenizer, type ClipTokenizer } from './text/tokenizer.js';
+export { openZeroShotModel } from './zero-shot-model.js';
