@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -9,6 +9,7 @@ import { defaultResultPath, parseBenchArguments } from '../scripts/lib/bench-opt
 import { choosePeerBlasCore, cpuVectorLevel, openBlasCoreFromVerbose, parsePeerSummary, peerTokenRows } from '../scripts/lib/bench-peer.js';
 import { evaluateTargets, formatTable, targetCells } from '../scripts/lib/bench-report.js';
 import { EXIT } from '../src/errors.js';
+import { runScript, type CliRun } from './support/cli.js';
 import { isClipEvalError } from './support/errors.js';
 import { makeTempDir, needsShared, repoRoot, sharedPath } from './support/paths.js';
 
@@ -31,22 +32,8 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface BenchRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runBench(args: string[]): Promise<BenchRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [benchScript, ...args], { env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function runBench(args: string[]): Promise<CliRun> {
+  return runScript(benchScript, args);
 }
 
 test('options: defaults match the issue (500 images, batch 64), and every bad flag is a one-line usage error', () => {

@@ -7,10 +7,21 @@ export interface CliRun {
   stderr: string;
 }
 
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  input?: string | Buffer;
+  cwd?: string;
+}
+
 /** Runs the built CLI as a user would: a separate node process, CI set so progress is plain text. */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string | Buffer; cwd?: string } = {}): Promise<CliRun> {
+export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun> {
+  return runScript(cliPath, args, options);
+}
+
+/** Runs a built script (the CLI, a scripts/ entry point) in its own node process and collects its output. */
+export function runScript(script: string, args: string[], options: RunOptions = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
+    const child = spawn(process.execPath, [script, ...args], {
       env: { ...process.env, CI: 'true', GITHUB_STEP_SUMMARY: '', ...options.env },
       cwd: options.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
