@@ -30,12 +30,13 @@ export interface ZeroShotModel {
 export async function openZeroShotModel(options: ZeroShotModelOptions): Promise<ZeroShotModel> {
   const { bundle, logger, session } = options;
   const padToken = bundle.tokenizerConfigPath ? await readPadTokenFromConfig(bundle.tokenizerConfigPath) : undefined;
-  const tokenizer = await loadClipTokenizer(bundle.tokenizerPath, { padToken });
   const classifier = await zeroShotClassifier({
     classNames: options.classNames,
     templates: options.templates,
-    tokenizer,
-    openTextEncoder: () => createTextEncoder(bundle, { ...session, padId: tokenizer.padId }),
+    tokenizerPath: bundle.tokenizerPath,
+    padToken,
+    loadTokenizer: () => loadClipTokenizer(bundle.tokenizerPath, { padToken }),
+    openTextEncoder: (tokenizer) => createTextEncoder(bundle, { ...session, padId: tokenizer.padId }),
     contextLength: bundle.contextLength,
     textModelPath: bundle.textModelPath,
     cacheRoot: options.textCacheRoot,

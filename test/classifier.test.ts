@@ -51,14 +51,19 @@ function expectedClassEmbedding(className: string, templates: readonly string[])
   return normalised(sum);
 }
 
-function options(overrides: Partial<ZeroShotClassifierOptions> & { opened: { count: number } }): ZeroShotClassifierOptions {
+function options(overrides: Partial<ZeroShotClassifierOptions> & { opened: { count: number; tokenizerLoads?: number } }): ZeroShotClassifierOptions {
   return {
     classNames: ['apple', 'maple tree', 'sweet pepper'],
     templates: OPENAI_CIFAR_TEMPLATES,
-    tokenizer,
-    openTextEncoder: () => {
+    tokenizerPath: bundle.tokenizerPath,
+    padToken: '<|endoftext|>',
+    loadTokenizer: async () => {
+      overrides.opened.tokenizerLoads = (overrides.opened.tokenizerLoads ?? 0) + 1;
+      return tokenizer;
+    },
+    openTextEncoder: (loaded) => {
       overrides.opened.count += 1;
-      return createTextEncoder(bundle, { device: 'cpu', padId: tokenizer.padId });
+      return createTextEncoder(bundle, { device: 'cpu', padId: loaded.padId });
     },
     contextLength: bundle.contextLength,
     textModelPath: bundle.textModelPath,
@@ -87,12 +92,13 @@ test('class embeddings equal the normalise-average-normalise ensemble computed i
 });
 
 test('cache: a miss then a hit that never opens the text encoder; templates, names and the model file invalidate it', async () => {
-  const opened = { count: 0 };
+  const opened: { count: number; tokenizerLoads?: number } = { count: 0 };
   const first = await zeroShotClassifier(options({ opened }));
   assert.equal(first.cached, false);
   const second = await zeroShotClassifier(options({ opened }));
   assert.equal(second.cached, true);
   assert.equal(opened.count, 1, 'the hit did not open the text encoder');
+  assert.equal(opened.tokenizerLoads, 1, 'the hit did not load the tokenizer');
   assert.deepEqual(Array.from(second.weights), Array.from(first.weights));
 
   await zeroShotClassifier(options({ opened, templates: ['a photo of a {}.'] }));

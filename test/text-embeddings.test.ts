@@ -52,7 +52,7 @@ test('text-embedding cache: round trip, key sensitivity, damaged entries are rep
       textModelSha256: 'a'.repeat(64),
       tokenizerSha256: 'b'.repeat(64),
       contextLength: 77,
-      padId: 49407,
+      padToken: '<|endoftext|>',
       templates: ['a photo of a {}.'],
       classNames: ['cat', 'dog'],
       reduction: 'l2-mean-l2',

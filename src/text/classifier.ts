@@ -28,9 +28,13 @@ export interface ZeroShotClassifier {
 export interface ZeroShotClassifierOptions {
   classNames: readonly string[];
   templates: readonly string[];
-  tokenizer: ClipTokenizer;
+  /** The tokenizer's file (part of the cache key) and its pad token (undefined: OpenAI's 0). */
+  tokenizerPath: string;
+  padToken: string | undefined;
+  /** Loaded only on a cache miss: a hit needs neither token ids nor the text encoder. */
+  loadTokenizer: () => Promise<ClipTokenizer>;
   /** Opened only on a cache miss. */
-  openTextEncoder: () => Promise<TextEncoder>;
+  openTextEncoder: (tokenizer: ClipTokenizer) => Promise<TextEncoder>;
   contextLength: number;
   textModelPath: string;
   /** Cache root; undefined disables the cache (--no-cache). */
@@ -83,15 +87,15 @@ async function encodePrompts(encoder: TextEncoder, tokenIds: number[][], batchSi
 
 export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Promise<ZeroShotClassifier> {
   const start = performance.now();
-  const { classNames, templates, tokenizer, logger } = options;
+  const { classNames, templates, logger } = options;
   let cachePath: string | undefined;
   let digest = '';
   if (options.cacheRoot) {
     const key: TextEmbeddingKey = {
       textModelSha256: await fileDigest(options.textModelPath, options.cacheRoot),
-      tokenizerSha256: await fileDigest(tokenizer.source, options.cacheRoot),
+      tokenizerSha256: await fileDigest(options.tokenizerPath, options.cacheRoot),
       contextLength: options.contextLength,
-      padId: tokenizer.padId,
+      padToken: options.padToken ?? null,
       templates,
       classNames,
       reduction: 'l2-mean-l2',
@@ -105,10 +109,10 @@ export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Pr
     }
   }
 
-  // Tokenized only on a miss: a cache hit needs no token ids.
+  const tokenizer = await options.loadTokenizer();
   const prompts = classNames.flatMap((name) => templates.map((template) => fillTemplate(template, name)));
   const tokenIds = prompts.map((prompt) => tokenizer.encodeForModel(prompt, options.contextLength));
-  const encoder = await options.openTextEncoder();
+  const encoder = await options.openTextEncoder(tokenizer);
   try {
     logger.debug(`text encoder: ${encoder.describe()}`);
     const encodeStart = performance.now();

@@ -16,7 +16,8 @@ export interface TextEmbeddingKey {
   textModelSha256: string;
   tokenizerSha256: string;
   contextLength: number;
-  padId: number;
+  /** The pad token by name (null: OpenAI's padding with 0). */
+  padToken: string | null;
   templates: readonly string[];
   classNames: readonly string[];
   /** How prompt embeddings become class embeddings. */
