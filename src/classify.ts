@@ -1,5 +1,5 @@
 import { ClipEvalError, describeError, usageError } from './errors.js';
-import { createTopK, scoreImages, softmax } from './eval/scores.js';
+import { createTopK, roundLogit, scoreImages, softmax } from './eval/scores.js';
 import { runZeroShot } from './eval/zero-shot.js';
 import type { ModelChoice } from './evaluate-cifar.js';
 import type { ImageInput } from './inputs.js';
@@ -59,11 +59,6 @@ function checkOptions(options: ClassifyOptions): void {
   if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
     throw usageError(`--batch-size ${options.batchSize}: expected a positive whole number`);
   }
-}
-
-/** Logits are float32 sums; four decimals keep all they mean and read cleanly in JSON. */
-function roundLogit(value: number): number {
-  return Math.round(value * 1e4) / 1e4;
 }
 
 /**

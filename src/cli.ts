@@ -224,11 +224,14 @@ function fetchCommand(setExit: (code: number) => void): Command {
   return command;
 }
 
-async function readStdinLines(): Promise<string[]> {
+async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
-  const lines = text.split(/\r?\n/);
+  return Buffer.concat(chunks);
+}
+
+async function readStdinLines(): Promise<string[]> {
+  const lines = (await readStdin()).toString('utf8').split(/\r?\n/);
   if (lines.at(-1) === '') lines.pop();
   return lines;
 }
@@ -279,9 +282,7 @@ interface ClassifyOptions extends CommonOptions, ModelOptions {
 
 async function readStdinBytes(): Promise<Uint8Array> {
   if (process.stdin.isTTY) throw usageError('"-": standard input is a terminal; pipe an image into it, e.g. clip-eval classify - < photo.jpg');
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  return readStdin();
 }
 
 async function runClassify(files: string[], options: ClassifyOptions): Promise<number> {

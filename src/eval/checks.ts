@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { inputError, usageError } from '../errors.js';
-import type { EvaluationReport, ModelResult } from '../report/result.js';
+import { percent, type EvaluationReport, type ModelResult } from '../report/result.js';
 
 /** The metrics a check can name, as stored in the JSON report. */
 export const CHECKED_METRICS = ['top1', 'top5', 'meanPerClassRecall', 'superclassTop1'] as const;
@@ -64,10 +64,6 @@ export function modelKey(result: ModelResult): string {
   return `${result.model.id} [${result.model.variant}]`;
 }
 
-function pct(fraction: number): string {
-  return `${(100 * fraction).toFixed(2)} %`;
-}
-
 export async function readBaseline(path: string): Promise<EvaluationReport> {
   let parsed: unknown;
   try {
@@ -121,8 +117,8 @@ export function runChecks(report: EvaluationReport, options: CheckOptions): Chec
         metric,
         value,
         passed,
-        requirement: `≥ ${pct(bar)}`,
-        message: `${key}: ${METRIC_LABELS[metric]} ${pct(value)} ${passed ? 'meets' : 'is below'} the bar ${pct(bar)}`,
+        requirement: `≥ ${percent(bar)}`,
+        message: `${key}: ${METRIC_LABELS[metric]} ${percent(value)} ${passed ? 'meets' : 'is below'} the bar ${percent(bar)}`,
       });
     }
     if (!options.baseline) continue;
@@ -141,8 +137,8 @@ export function runChecks(report: EvaluationReport, options: CheckOptions): Chec
         metric,
         value,
         passed,
-        requirement: `baseline ${pct(previous)}, max drop ${options.maxDrop.toFixed(2)} pp`,
-        message: `${key}: ${METRIC_LABELS[metric]} ${pct(value)} vs baseline ${pct(previous)} (${change}${passed ? '' : `, more than the allowed ${options.maxDrop.toFixed(2)} pp`})`,
+        requirement: `baseline ${percent(previous)}, max drop ${options.maxDrop.toFixed(2)} pp`,
+        message: `${key}: ${METRIC_LABELS[metric]} ${percent(value)} vs baseline ${percent(previous)} (${change}${passed ? '' : `, more than the allowed ${options.maxDrop.toFixed(2)} pp`})`,
       });
     }
   }

@@ -53,6 +53,11 @@ export function scoreImages(images: Float32Array, count: number, weights: Float3
   }
 }
 
+/** Logits are float32 sums; four decimals keep all they mean and read cleanly in JSON outputs. */
+export function roundLogit(value: number): number {
+  return Math.round(value * 1e4) / 1e4;
+}
+
 /** Softmax over one image's logits, as CLIP's example turns 100·cosine into probabilities. */
 export function softmax(logits: Float32Array): Float64Array {
   let max = -Infinity;

@@ -1,4 +1,4 @@
-import type { TopK } from '../eval/scores.js';
+import { roundLogit, type TopK } from '../eval/scores.js';
 
 /**
  * --predictions: JSON Lines, one object per evaluated image in data set order:
@@ -9,7 +9,7 @@ export function formatPredictions(indices: ArrayLike<number>, labels: ArrayLike<
   const lines: string[] = [];
   for (let n = 0; n < indices.length; n += 1) {
     const top5 = Array.from(predictions.classes.subarray(n * k, n * k + Math.min(k, 5)));
-    const scores = Array.from(predictions.logits.subarray(n * k, n * k + Math.min(k, 5)), (v) => Number(v.toFixed(4)));
+    const scores = Array.from(predictions.logits.subarray(n * k, n * k + Math.min(k, 5)), roundLogit);
     lines.push(JSON.stringify({ index: indices[n], label: labels[n], top5, scores }));
   }
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
