@@ -3,7 +3,7 @@ import { appendFile } from 'node:fs/promises';
 import { resolveCacheRoot, writeFileAtomic } from './cache.js';
 import { classifyImages } from './classify.js';
 import { fetchCifar, type CifarName } from './datasets/cifar.js';
-import { ClipEvalError, EXIT, describeError, usageError } from './errors.js';
+import { ClipEvalError, EXIT, describeError, fileSystemError, isFileSystemError, usageError } from './errors.js';
 import { assertComparable, parseAccuracy, parsePercentagePoints, readBaseline, runChecks } from './eval/checks.js';
 import { evaluateCifar, type ModelChoice } from './evaluate-cifar.js';
 import { expandInputs } from './inputs.js';
@@ -380,6 +380,12 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof ClipEvalError) {
       process.stderr.write(`clip-eval: ${describeError(error)}\n`);
       return error.exitCode;
+    }
+    // A filesystem condition met where no stage gave it context is still the environment, not a bug.
+    if (isFileSystemError(error)) {
+      const environment = fileSystemError(error);
+      process.stderr.write(`clip-eval: ${describeError(environment)}\n`);
+      return environment.exitCode;
     }
     process.stderr.write(`clip-eval: internal error: ${describeError(error)}\n`);
     if (process.env.CLIP_EVAL_DEBUG) process.stderr.write(`${(error as Error).stack ?? ''}\n`);
