@@ -5,6 +5,11 @@ import * as ort from 'onnxruntime-node';
 import { describeError, inputError, usageError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 
+// onnxruntime reads these when its environment starts, at the first session: telemetry off unless the
+// user chose otherwise, and its own log lines off stderr (every failure reaches the user as one error).
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+ort.env.logLevel = 'fatal';
+
 export type Device = 'cpu' | 'cuda' | 'webgpu';
 
 export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
@@ -38,7 +43,7 @@ export async function createSession(modelPath: string, options: SessionOptions):
     // freed tensors, which measured as fast on ViT-B/32 and 70-120 MB lower in peak RSS at batch 64.
     enableMemPattern: false,
     executionProviders: [executionProvider(options)],
-    logSeverityLevel: 3,
+    logSeverityLevel: 4,
   };
   if (options.threads !== undefined) {
     if (!Number.isInteger(options.threads) || options.threads < 1) {
@@ -53,6 +58,19 @@ export async function createSession(modelPath: string, options: SessionOptions):
     return await ort.InferenceSession.create(modelPath, sessionOptions);
   } catch (error) {
     throw sessionError(modelPath, options, ortMessage(error), error);
+  }
+}
+
+/** One inference; onnxruntime's failure (an id past the vocabulary, a bad shape) as an error naming the model. */
+export async function runSession(
+  session: ort.InferenceSession,
+  feeds: ort.InferenceSession.FeedsType,
+  modelPath: string,
+): Promise<ort.InferenceSession.ReturnType> {
+  try {
+    return await session.run(feeds, { logSeverityLevel: 4 });
+  } catch (error) {
+    throw inputError(`${modelPath}: onnxruntime failed to run this model (${ortMessage(error)})`, error);
   }
 }
 
