@@ -98,7 +98,7 @@ async function evaluateModel(
     });
     const files = await Promise.all(
       ([['vision', bundle.visionModelPath], ['text', bundle.textModelPath], ['tokenizer', bundle.tokenizerPath]] as const).map(
-        async ([role, path]) => ({ role, path, sha256: await fileDigest(path, options.cacheRoot) }),
+        async ([role, path]) => ({ role, path, sha256: await fileDigest(path, options.cacheRoot, logger) }),
       ),
     );
     const result: ModelResult = {

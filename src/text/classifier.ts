@@ -8,6 +8,7 @@ import {
   readTextEmbeddings,
   textEmbeddingCachePath,
   textEmbeddingKeyDigest,
+  writeCacheEntry,
   writeTextEmbeddings,
   type TextEmbeddingKey,
 } from './embedding-cache.js';
@@ -92,8 +93,8 @@ export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Pr
   let digest = '';
   if (options.cacheRoot) {
     const key: TextEmbeddingKey = {
-      textModelSha256: await fileDigest(options.textModelPath, options.cacheRoot),
-      tokenizerSha256: await fileDigest(options.tokenizerPath, options.cacheRoot),
+      textModelSha256: await fileDigest(options.textModelPath, options.cacheRoot, logger),
+      tokenizerSha256: await fileDigest(options.tokenizerPath, options.cacheRoot, logger),
       contextLength: options.contextLength,
       padToken: options.padToken ?? null,
       templates,
@@ -119,7 +120,10 @@ export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Pr
     const promptEmbeddings = await encodePrompts(encoder, tokenIds, options.batchSize ?? 64, options.quiet ?? logger.quiet);
     const promptsPerSecond = prompts.length / ((performance.now() - encodeStart) / 1000);
     const weights = ensembleClassEmbeddings(promptEmbeddings, classNames.length, templates.length, encoder.embeddingDim);
-    if (cachePath) await writeTextEmbeddings(cachePath, digest, { classes: classNames.length, dim: encoder.embeddingDim, matrix: weights });
+    if (cachePath) {
+      const entry = { classes: classNames.length, dim: encoder.embeddingDim, matrix: weights };
+      await writeCacheEntry('text-embedding cache entry', cachePath, () => writeTextEmbeddings(cachePath, digest, entry), logger);
+    }
     return { classNames, dim: encoder.embeddingDim, weights, cached: false, promptsPerSecond, seconds: (performance.now() - start) / 1000 };
   } finally {
     await encoder.release();

@@ -86,3 +86,13 @@ test('token ids past the text model\'s vocabulary: one line naming the model, no
   assertOneLineError(run, 3, new RegExp(`^clip-eval: ${textFile}: onnxruntime failed to run this model \\(.*Gather.*out of data bounds`));
   assert.doesNotMatch(run.stderr, /onnxruntime_src|\[E:onnxruntime/);
 });
+
+test('onnxruntime telemetry is off: a classify and an evaluation write nothing under $HOME', async () => {
+  const home = join(dir, 'home');
+  const env = { HOME: home, XDG_CACHE_HOME: undefined, CLIP_EVAL_CACHE: undefined, ORT_DISABLE_TELEMETRY: undefined };
+  const classify = await runCli(['classify', image, '--model', model, '--labels', 'apple,bus', '--cache-dir', join(dir, 'cache-home'), '--quiet'], { env });
+  assert.equal(classify.code, 0, classify.stderr);
+  const evaluation = await runCli(['cifar100', '--model', model, '--data-dir', dataDir, '--cache-dir', join(dir, 'cache-home'), '--quiet', '--templates', 'single'], { env });
+  assert.equal(evaluation.code, 0, evaluation.stderr);
+  assert.deepEqual(await readdir(home, { recursive: true }).catch(() => []), [], 'nothing under $HOME (onnxruntime kept ~/.cache/Microsoft/DeveloperTools)');
+});
