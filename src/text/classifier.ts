@@ -3,10 +3,13 @@ import { createProgress } from '../progress.js';
 import { l2NormaliseRows, type TextEncoder } from '../model/encoders.js';
 import type { ClipTokenizer } from './tokenizer.js';
 import { fillTemplate } from './templates.js';
+import { removeStaleTemporaries } from '../cache.js';
 import {
   fileDigest,
+  fileDigestFolder,
   readTextEmbeddings,
   textEmbeddingCachePath,
+  textEmbeddingFolder,
   textEmbeddingKeyDigest,
   writeCacheEntry,
   writeTextEmbeddings,
@@ -92,6 +95,7 @@ export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Pr
   let cachePath: string | undefined;
   let digest = '';
   if (options.cacheRoot) {
+    for (const folder of [textEmbeddingFolder(options.cacheRoot), fileDigestFolder(options.cacheRoot)]) await removeStaleTemporaries(folder);
     const key: TextEmbeddingKey = {
       textModelSha256: await fileDigest(options.textModelPath, options.cacheRoot, logger),
       tokenizerSha256: await fileDigest(options.tokenizerPath, options.cacheRoot, logger),

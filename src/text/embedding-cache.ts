@@ -37,8 +37,16 @@ export function textEmbeddingKeyDigest(key: TextEmbeddingKey): string {
   return createHash('sha256').update(JSON.stringify({ format: TEXT_CACHE_FORMAT, ...key })).digest('hex');
 }
 
+export function textEmbeddingFolder(cacheRoot: string): string {
+  return join(cacheRoot, 'text-embeddings');
+}
+
 export function textEmbeddingCachePath(cacheRoot: string, digest: string): string {
-  return join(cacheRoot, 'text-embeddings', `${digest}.bin`);
+  return join(textEmbeddingFolder(cacheRoot), `${digest}.bin`);
+}
+
+export function fileDigestFolder(cacheRoot: string): string {
+  return join(cacheRoot, 'file-digests');
 }
 
 export interface CachedMatrix {
@@ -117,7 +125,7 @@ export async function writeCacheEntry(what: string, path: string, write: () => P
  */
 export async function fileDigest(path: string, cacheRoot: string, logger: Logger = silentLogger): Promise<string> {
   const info = await stat(path, { bigint: true });
-  const memoPath = join(cacheRoot, 'file-digests', `${createHash('sha256').update(path).digest('hex')}.json`);
+  const memoPath = join(fileDigestFolder(cacheRoot), `${createHash('sha256').update(path).digest('hex')}.json`);
   const identity = { dev: `${info.dev}`, ino: `${info.ino}`, size: `${info.size}`, mtimeNs: `${info.mtimeNs}`, ctimeNs: `${info.ctimeNs}` };
   try {
     const memo = JSON.parse(await readFile(memoPath, 'utf8')) as Partial<Record<keyof typeof identity | 'sha256', unknown>>;
