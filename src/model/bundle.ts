@@ -191,7 +191,8 @@ function hubSource(id: HubModelId, options: ResolveBundleOptions): FileSource {
  * Hugging Face variant is, the variant is what is missing.
  */
 async function detectLayout(source: FileSource, variant: Variant, needs: Needs): Promise<LayoutSpec> {
-  const primary = (spec: LayoutSpec, v: Variant) => (needs.vision ? spec.visionModel(v) : spec.textModel(v));
+  // A tokenizer-only run (tokenize) must not need, or fetch, any model file.
+  const primary = (spec: LayoutSpec, v: Variant) => (needs.vision ? spec.visionModel(v) : needs.text ? spec.textModel(v) : spec.tokenizer);
   const hfFile = primary(HUGGING_FACE, variant)!;
   const immichFile = primary(IMMICH, 'fp32')!;
   const candidates: [LayoutSpec, string][] = [
@@ -214,9 +215,10 @@ async function detectLayout(source: FileSource, variant: Variant, needs: Needs):
       throw source.missingError(hfFile, `--variant ${variant}: ${source.name} has no ${hfFile} (variants there: ${available.join(', ')})`);
     }
   }
+  const explicitFiles = needs.vision || needs.text ? 'the files with --vision-model, --text-model and --tokenizer' : 'the file with --tokenizer';
   throw source.missingError(
     hfFile,
-    `${source.name}: no recognised model layout (looked for ${hfFile} (${HUGGING_FACE.title}) and ${immichFile} (${IMMICH.title})); or give the files with --vision-model, --text-model and --tokenizer`,
+    `${source.name}: no recognised model layout (looked for ${hfFile} (${HUGGING_FACE.title}) and ${immichFile} (${IMMICH.title})); or give ${explicitFiles}`,
   );
 }
 
