@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { cp, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tar from 'tar';
@@ -95,4 +96,20 @@ test('onnxruntime telemetry is off: a classify and an evaluation write nothing u
   const evaluation = await runCli(['cifar100', '--model', model, '--data-dir', dataDir, '--cache-dir', join(dir, 'cache-home'), '--quiet', '--templates', 'single'], { env });
   assert.equal(evaluation.code, 0, evaluation.stderr);
   assert.deepEqual(await readdir(home, { recursive: true }).catch(() => []), [], 'nothing under $HOME (onnxruntime kept ~/.cache/Microsoft/DeveloperTools)');
+});
+
+test('bounds: --batch-size above 1024 is a usage error; --threads above the core count is a warning and runs on the cores', async () => {
+  for (const command of [['cifar100', '--data-dir', dataDir], ['classify', image, '--labels', 'apple,bus']]) {
+    const run = await runCli([...command, '--model', model, '--batch-size', '100000', '--cache-dir', join(dir, 'cache-bounds'), '--quiet']);
+    assertOneLineError(run, 2, /^clip-eval: --batch-size 100000: at most 1024 \(/);
+  }
+  const cores = availableParallelism();
+  const threads = await runCli(['classify', image, '--model', model, '--labels', 'apple,bus', '--threads', String(cores + 1), '--cache-dir', join(dir, 'cache-bounds'), '--quiet', '--json']);
+  assert.equal(threads.code, 0, threads.stderr);
+  assert.equal(threads.stderr, `clip-eval: warning: --threads ${cores + 1}: this machine has ${cores} cores; using ${cores}, since more threads than cores only slow inference down\n`);
+  const json = join(dir, 'threads.json');
+  const evaluation = await runCli(['cifar100', '--model', model, '--data-dir', dataDir, '--variant', 'fp32', '--threads', String(cores + 1), '--cache-dir', join(dir, 'cache-bounds'), '--quiet', '--templates', 'single', '--json', json]);
+  assert.equal(evaluation.code, 0, evaluation.stderr);
+  assert.equal(evaluation.stderr.match(/warning: --threads/g)?.length, 1, evaluation.stderr);
+  assert.equal((JSON.parse(await readFile(json, 'utf8')) as { options: { threads: number } }).options.threads, cores, 'the report says how many threads ran');
 });

@@ -12,6 +12,8 @@ export type BundleLayout = 'huggingface' | 'immich' | 'files';
 export const VARIANTS: readonly Variant[] = ['fp32', 'fp16', 'int8'];
 export const DEFAULT_MODEL = 'Xenova/clip-vit-base-patch32';
 export const DEFAULT_CONTEXT_LENGTH = 77;
+/** Far above any CLIP-family text tower (77 for CLIP, 64 for SigLIP, 248 for Long-CLIP, 8192 for jina-clip-v2). */
+export const MAX_CONTEXT_LENGTH = 8192;
 
 export interface ModelBundle {
   /** What the user named: the hub id (with @revision when given), the folder, or the vision/text model file. */
@@ -250,8 +252,8 @@ async function loadBundle(model: string, spec: LayoutSpec, source: FileSource, v
 
 function readContextLength(value: unknown, file: string): number {
   if (value === undefined) return DEFAULT_CONTEXT_LENGTH;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 2) {
-    throw inputError(`${file}: the text context length should be a whole number of at least 2, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 2 || value > MAX_CONTEXT_LENGTH) {
+    throw inputError(`${file}: the text context length should be a whole number from 2 to ${MAX_CONTEXT_LENGTH}, got ${JSON.stringify(value)}`);
   }
   return value;
 }

@@ -5,6 +5,12 @@ import type { ModelBundle } from './bundle.js';
 import { fromFloat16Array, toFloat16Array } from './float16.js';
 import { createSession, runSession, type SessionOptions } from './session.js';
 
+/**
+ * The largest image batch accepted: 1024 images of 224² are 616 MB of float32 pixels per buffer, beyond
+ * which a batch only costs memory (throughput stops growing long before).
+ */
+export const MAX_BATCH_SIZE = 1024;
+
 export interface ImageEncoder {
   readonly embeddingDim: number;
   /** The batch size the model is fixed to (1 for immich), or undefined when any batch works. */

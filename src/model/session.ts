@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describeError, inputError, usageError } from '../errors.js';
@@ -59,6 +60,18 @@ export async function createSession(modelPath: string, options: SessionOptions):
   } catch (error) {
     throw sessionError(modelPath, options, ortMessage(error), error);
   }
+}
+
+/**
+ * Intra-op threads for a run: at most one per core, since more only make onnxruntime's threads wait for
+ * each other (1000 threads on 16 cores ran 50× slower). More is a warning, not an error, so that one CI
+ * setting works on runners of any size.
+ */
+export function boundedThreads(threads: number | undefined, logger: Logger): number | undefined {
+  const cores = availableParallelism();
+  if (threads === undefined || threads <= cores) return threads;
+  logger.warn(`--threads ${threads}: this machine has ${cores} cores; using ${cores}, since more threads than cores only slow inference down`);
+  return cores;
 }
 
 /** One inference; onnxruntime's failure (an id past the vocabulary, a bad shape) as an error naming the model. */
