@@ -75,7 +75,12 @@ function collect(value: string, previous: string[] = []): string[] {
 }
 
 function variantList(value: string, previous: Variant[] = []): Variant[] {
-  return [...previous, ...value.split(',').map((v) => parseVariant(v.trim()))];
+  const variants = [...previous];
+  for (const variant of value.split(',').map((v) => parseVariant(v.trim()))) {
+    if (variants.includes(variant)) throw usageError(`--variant ${value}: ${variant} is given twice; each variant runs once`);
+    variants.push(variant);
+  }
+  return variants;
 }
 
 function addCommonOptions(command: Command): Command {

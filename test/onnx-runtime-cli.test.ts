@@ -113,3 +113,12 @@ test('bounds: --batch-size above 1024 is a usage error; --threads above the core
   assert.equal(evaluation.stderr.match(/warning: --threads/g)?.length, 1, evaluation.stderr);
   assert.equal((JSON.parse(await readFile(json, 'utf8')) as { options: { threads: number } }).options.threads, cores, 'the report says how many threads ran');
 });
+
+test('--device webgpu: without an adapter, exactly one line on stderr (no driver noise); with one, the run works', async () => {
+  const run = await runCli(['classify', image, '--model', model, '--labels', 'apple,bus', '--device', 'webgpu', '--cache-dir', join(dir, 'cache-webgpu'), '--quiet']);
+  if (run.code === 0) {
+    assert.match(run.stdout, /apple/);
+    return;
+  }
+  assertOneLineError(run, 3, /^clip-eval: --device webgpu: .*; use --device cpu$/);
+});

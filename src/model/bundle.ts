@@ -146,6 +146,8 @@ export async function resolveModelBundle(options: ResolveBundleOptions): Promise
 }
 
 async function modelSource(model: string, options: ResolveBundleOptions): Promise<FileSource> {
+  // resolve('') is the current folder, which no one means by an empty --model.
+  if (model.trim() === '') throw usageError('--model is empty; give a model folder or a hub id org/name');
   const folder = resolve(model);
   if (existsSync(folder)) {
     if (!statSync(folder).isDirectory()) {
@@ -155,6 +157,11 @@ async function modelSource(model: string, options: ResolveBundleOptions): Promis
   }
   const hubId = parseHubModelId(model);
   if (!hubId) throw inputError(`--model ${model}: no such folder, and not a hub id of the form org/name[@revision]`);
+  // `fx/modle` beside a folder fx is a misspelt path far more often than a hub repo of an org named fx.
+  const org = hubId.repo.split('/')[0]!;
+  if (existsSync(org) && statSync(org).isDirectory()) {
+    throw inputError(`--model ${model}: no such folder (${org} is a folder here, so this is read as a path; hub ids org/name are looked up only when no folder org exists)`);
+  }
   return hubSource(hubId, options);
 }
 

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
@@ -53,6 +54,7 @@ export async function createSession(modelPath: string, options: SessionOptions):
     sessionOptions.intraOpNumThreads = options.threads;
   }
   if (options.device === 'cuda') assertCudaProviderInstalled();
+  if (options.device === 'webgpu') await assertWebGpuAdapter(modelPath, options);
 
   logger.debug(`loading ${modelPath} on ${describeDevice(options)}`);
   try {
@@ -139,6 +141,43 @@ function assertCudaProviderInstalled(): void {
       `--device cuda: the CUDA provider is not installed (${missing} is missing); run "npm run setup:cuda" (needs CUDA 12 and cuDNN 9) or use --device cpu`,
     );
   }
+}
+
+/** An ONNX model of one Identity node (float [1] to float [1]), written with scripts/lib/onnx-writer.ts. */
+const PROBE_MODEL_BASE64 = 'CAgSCWNsaXAtZXZhbDo7ChAKAXgSAXkiCElkZW50aXR5EgVwcm9iZVoPCgF4EgoKCAgBEgQKAggBYg8KAXkSCgoICAESBAoCCAFCBAoAEBE=';
+const PROBE_TIMEOUT_MS = 60_000;
+/** Starts the WebGPU provider on the probe model and prints what happened as JSON on stdout. */
+const PROBE_SCRIPT = `
+const ort = require(process.argv[1]);
+ort.env.logLevel = 'fatal';
+ort.InferenceSession.create(Buffer.from(process.argv[2], 'base64'), { executionProviders: [{ name: 'webgpu' }], logSeverityLevel: 4 })
+  .then((session) => session.release())
+  .then(() => process.stdout.write(JSON.stringify({ ok: true })), (error) => process.stdout.write(JSON.stringify({ ok: false, message: String(error && error.message || error) })));
+`;
+let webGpuProbe: Promise<string | undefined> | undefined;
+
+/**
+ * Dawn (the WebGPU implementation) prints its driver warnings straight to stderr, past onnxruntime's log
+ * settings, before onnxruntime gives up on a machine without an adapter. So the provider is first started
+ * once in a child process whose stderr is dropped: a failure there is our one-line error, and the noise
+ * never reaches the user. The probe runs once per process; its answer is onnxruntime's message, or
+ * undefined when an adapter was found.
+ */
+async function assertWebGpuAdapter(modelPath: string, options: SessionOptions): Promise<void> {
+  webGpuProbe ??= new Promise((resolve) => {
+    const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
+    execFile(process.execPath, ['-e', PROBE_SCRIPT, entry, PROBE_MODEL_BASE64], { timeout: PROBE_TIMEOUT_MS, maxBuffer: 1 << 20 }, (error, stdout) => {
+      try {
+        const outcome = JSON.parse(stdout) as { ok: boolean; message?: string };
+        resolve(outcome.ok ? undefined : ortMessage(outcome.message ?? 'unknown error'));
+      } catch {
+        const why = error?.killed ? `did not answer within ${PROBE_TIMEOUT_MS / 1000} s` : `ended without an answer (${describeError(error ?? 'no output')})`;
+        resolve(`starting the WebGPU provider in a child process ${why}`);
+      }
+    });
+  });
+  const failure = await webGpuProbe;
+  if (failure !== undefined) throw sessionError(modelPath, options, failure, undefined);
 }
 
 /** onnxruntime's message on one line, without the source location and the "Load model from FILE failed:" preamble. */
