@@ -1,9 +1,9 @@
+import { removeStaleTemporaries } from '../cache.js';
 import type { Logger } from '../log.js';
 import { createProgress } from '../progress.js';
 import { l2NormaliseRows, type TextEncoder } from '../model/encoders.js';
 import type { ClipTokenizer } from './tokenizer.js';
 import { fillTemplate } from './templates.js';
-import { removeStaleTemporaries } from '../cache.js';
 import {
   fileDigest,
   fileDigestFolder,
