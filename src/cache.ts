@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
@@ -45,4 +45,49 @@ export async function hashFile(path: string, algorithm: 'sha256' | 'md5' = 'sha2
   const hash = createHash(algorithm);
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+/** What temporarySibling appends: the writer's pid, 8 hex digits and a suffix. */
+const TEMPORARY_NAME = /\.(\d+)-[0-9a-f]{8}\.[a-z]+$/;
+/** Younger temporaries are left alone whatever their pid: the pid may be a live writer's on another host sharing the cache. */
+const TEMPORARY_GRACE_MS = 10 * 60_000;
+/** Older ones are abandoned even when their pid runs here: pids are reused. */
+const TEMPORARY_MAX_AGE_MS = 24 * 3600_000;
+
+/** Whether a process with this pid runs on this host (EPERM: it runs, as another user). */
+function processRuns(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid < 1) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporary files that interrupted writers (a kill, a power cut) left in `folder`: those
+ * older than a grace period whose writer no longer runs on this host, and any older than a day. A live
+ * writer's file is never touched. Best-effort: a folder that cannot be listed is left as it is.
+ */
+export async function removeStaleTemporaries(folder: string, now = Date.now()): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(folder);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = TEMPORARY_NAME.exec(name)?.[1];
+    if (pid === undefined) continue;
+    const path = join(folder, name);
+    try {
+      const info = await lstat(path);
+      const age = now - info.mtimeMs;
+      if (!info.isFile() || age < TEMPORARY_GRACE_MS || (age < TEMPORARY_MAX_AGE_MS && processRuns(Number(pid)))) continue;
+      await rm(path, { force: true });
+    } catch {
+      // Gone already, or not ours to remove: the next run tries again.
+    }
+  }
 }

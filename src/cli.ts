@@ -10,6 +10,7 @@ import { expandInputs } from './inputs.js';
 import { defaultTemplateSpec, DEFAULT_LABELS, resolveLabels } from './labels.js';
 import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MODEL, parseVariant, resolveModelBundle, type Variant } from './model/bundle.js';
+import { MAX_BATCH_SIZE } from './model/encoders.js';
 import { parseDevice } from './model/session.js';
 import { DEFAULT_MAX_PIXELS } from './preprocess/decode.js';
 import { assertWritableOutput, md5Hex, nonNegativeInteger, positiveInteger } from './options.js';
@@ -28,6 +29,7 @@ import { formatTokenIds, loadClipTokenizer, readPadTokenFromConfig } from './tex
 import { VERSION } from './version.js';
 
 export const DEFAULT_BATCH_SIZE = 32;
+const BATCH_SIZE_LIMIT = { value: MAX_BATCH_SIZE, why: 'larger batches only cost memory: each holds 600 KB of pixels per image' };
 
 interface CommonOptions {
   cacheDir?: string;
@@ -73,7 +75,12 @@ function collect(value: string, previous: string[] = []): string[] {
 }
 
 function variantList(value: string, previous: Variant[] = []): Variant[] {
-  return [...previous, ...value.split(',').map((v) => parseVariant(v.trim()))];
+  const variants = [...previous];
+  for (const variant of value.split(',').map((v) => parseVariant(v.trim()))) {
+    if (variants.includes(variant)) throw usageError(`--variant ${value}: ${variant} is given twice; each variant runs once`);
+    variants.push(variant);
+  }
+  return variants;
 }
 
 function addCommonOptions(command: Command): Command {
@@ -99,7 +106,7 @@ function addInferenceOptions(command: Command): Command {
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'webgpu']).default('cpu'))
     .option('--device-id <n>', 'GPU index for --device cuda', nonNegativeInteger('--device-id'))
     .option('--threads <n>', 'intra-op threads for ONNX Runtime (default: all cores)', positiveInteger('--threads'))
-    .option('--batch-size <n>', 'images per inference batch (fixed-batch models use their own)', positiveInteger('--batch-size'), DEFAULT_BATCH_SIZE)
+    .option('--batch-size <n>', `images per inference batch, at most ${MAX_BATCH_SIZE} (fixed-batch models use their own)`, positiveInteger('--batch-size', BATCH_SIZE_LIMIT), DEFAULT_BATCH_SIZE)
     .option('--no-cache', 'do not read or write cached text embeddings');
 }
 

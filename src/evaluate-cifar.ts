@@ -6,7 +6,7 @@ import { selectSubset, type SubsetOptions } from './eval/subset.js';
 import { runZeroShot } from './eval/zero-shot.js';
 import type { Logger } from './log.js';
 import { resolveModelBundle, type ModelBundle, type Variant } from './model/bundle.js';
-import type { Device } from './model/session.js';
+import { boundedThreads, type Device } from './model/session.js';
 import { createCifarPreprocessor } from './preprocess/transform.js';
 import type { DatasetInfo, EvaluationReport, ModelResult } from './report/result.js';
 import { fileDigest } from './text/embedding-cache.js';
@@ -98,7 +98,7 @@ async function evaluateModel(
     });
     const files = await Promise.all(
       ([['vision', bundle.visionModelPath], ['text', bundle.textModelPath], ['tokenizer', bundle.tokenizerPath]] as const).map(
-        async ([role, path]) => ({ role, path, sha256: await fileDigest(path, options.cacheRoot) }),
+        async ([role, path]) => ({ role, path, sha256: await fileDigest(path, options.cacheRoot, logger) }),
       ),
     );
     const result: ModelResult = {
@@ -121,8 +121,10 @@ async function evaluateModel(
 }
 
 /** The main job: zero-shot top-1/top-5 of one or more models on a CIFAR test set, from one data load. */
-export async function evaluateCifar(options: CifarEvaluationOptions): Promise<CifarEvaluation> {
-  const { logger } = options;
+export async function evaluateCifar(evaluationOptions: CifarEvaluationOptions): Promise<CifarEvaluation> {
+  const { logger } = evaluationOptions;
+  // Once per run, not per model: one warning, and the report says how many threads ran.
+  const options = { ...evaluationOptions, threads: boundedThreads(evaluationOptions.threads, logger) };
   const bundles: ModelBundle[] = [];
   for (const choice of options.models) {
     bundles.push(await resolveModelBundle({ ...choice, cacheRoot: options.cacheRoot, offline: options.offline, quiet: options.quiet, logger }));

@@ -3,9 +3,10 @@ import { dirname, resolve } from 'node:path';
 import { usageError } from './errors.js';
 
 /** Parsers for flag values: each rejects a bad value with a usage error naming the flag. */
-export function positiveInteger(flag: string): (value: string) => number {
+export function positiveInteger(flag: string, max?: { value: number; why: string }): (value: string) => number {
   return (value) => {
     if (!/^\d+$/.test(value.trim()) || Number(value) < 1) throw usageError(`${flag} ${value}: expected a positive whole number`);
+    if (max && Number(value) > max.value) throw usageError(`${flag} ${value}: at most ${max.value} (${max.why})`);
     return Number(value);
   };
 }

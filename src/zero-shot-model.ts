@@ -2,7 +2,7 @@ import { inputError } from './errors.js';
 import type { Logger } from './log.js';
 import type { ModelBundle } from './model/bundle.js';
 import { assertEmbeddingDimsMatch, createImageEncoder, createTextEncoder, type ImageEncoder } from './model/encoders.js';
-import type { SessionOptions } from './model/session.js';
+import { boundedThreads, type SessionOptions } from './model/session.js';
 import { zeroShotClassifier, type ZeroShotClassifier } from './text/classifier.js';
 import { loadClipTokenizer, readPadTokenFromConfig } from './text/tokenizer.js';
 
@@ -28,7 +28,8 @@ export interface ZeroShotModel {
  * both encoders and the preprocessing config agree. The caller releases `encoder`.
  */
 export async function openZeroShotModel(options: ZeroShotModelOptions): Promise<ZeroShotModel> {
-  const { bundle, logger, session } = options;
+  const { bundle, logger } = options;
+  const session = { ...options.session, threads: boundedThreads(options.session.threads, logger) };
   const padToken = bundle.tokenizerConfigPath ? await readPadTokenFromConfig(bundle.tokenizerConfigPath) : undefined;
   const classifier = await zeroShotClassifier({
     classNames: options.classNames,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -72,26 +73,41 @@ test('cifar100: downloads, evaluates ~100 % on the fixture, writes JSON and pred
   assert.ok(lines.every((l) => l.top5.length === 5 && l.scores.length === 5 && l.scores[0]! >= l.scores[4]!));
   assert.ok(lines.filter((l) => l.top5[0] === l.label).length >= 285);
 
-  // Overwrite the text model with garbage of the same size and time: a run that opened it would fail.
+  const warm = await runCli(cifar100Args(cache, '--json', join(dir, 'run2.json')));
+  assert.equal(warm.code, 0, warm.stderr);
+  assert.match(warm.stdout, /text embeddings\s+cached/);
+  const downloads = server.count('/cifar-100-binary.tar.gz');
+  const again = await readReport(join(dir, 'run2.json'));
+  assert.deepEqual(again.results[0]!.metrics, report.results[0]!.metrics, 'the same inputs give identical metrics');
+  assert.equal(again.results[0]!.timing.textEmbeddings, 'cached');
+
+  // Replace the text model in place by another of the same size (another seed's token table) and put its
+  // size, inode and nanosecond mtime back, as re-extracting an archive with normalised times does: only
+  // the ctime tells, and the run must notice, recompute and certify the new file.
   const textModel = join(model, 'onnx', 'text_model.onnx');
   const original = await readFile(textModel);
+  const otherSeed = join(dir, 'model-seed-2');
+  await writePatternClip(otherSeed, { seed: 2, variants: false });
+  const replacement = await readFile(join(otherSeed, 'onnx', 'text_model.onnx'));
+  assert.equal(replacement.length, original.length);
+  assert.notDeepEqual(replacement, original);
   const stamp = join(dir, 'text-model-time');
   await writeFile(stamp, '');
   assert.equal(spawnSync('touch', ['-r', textModel, stamp]).status, 0);
   try {
     const handle = await open(textModel, 'r+');
-    await handle.write(Buffer.alloc(original.length, 0x5a), 0, original.length, 0);
+    await handle.write(replacement, 0, replacement.length, 0);
     await handle.close();
     // touch -r restores the nanosecond time that a JavaScript Date would round.
     assert.equal(spawnSync('touch', ['-r', stamp, textModel]).status, 0);
-    const downloads = server.count('/cifar-100-binary.tar.gz');
-    const warm = await runCli(cifar100Args(cache, '--json', join(dir, 'run2.json')));
-    assert.equal(warm.code, 0, warm.stderr);
-    assert.match(warm.stdout, /text embeddings\s+cached/);
+    const replaced = await runCli(cifar100Args(cache, '--json', join(dir, 'run3.json')));
+    assert.equal(replaced.code, 0, replaced.stderr);
+    assert.match(replaced.stdout, /text embeddings\s+computed/);
     assert.equal(server.count('/cifar-100-binary.tar.gz'), downloads, 'the data set comes from the cache');
-    const again = await readReport(join(dir, 'run2.json'));
-    assert.deepEqual(again.results[0]!.metrics, report.results[0]!.metrics, 'the same inputs give identical metrics');
-    assert.equal(again.results[0]!.timing.textEmbeddings, 'cached');
+    const rerun = await readReport(join(dir, 'run3.json'));
+    const textFile = rerun.results[0]!.model.files.find((f) => f.role === 'text')!;
+    assert.equal(textFile.sha256, createHash('sha256').update(replacement).digest('hex'), 'the report certifies the file that was run');
+    assert.ok(rerun.results[0]!.metrics.top1 <= 0.2, `another model's text side scores about chance, got top-1 ${rerun.results[0]!.metrics.top1}`);
   } finally {
     await writeFile(textModel, original);
   }

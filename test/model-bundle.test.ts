@@ -112,7 +112,11 @@ test('a bad config.json is reported with its path', async () => {
   const broken = join(dir, 'broken-config');
   await writePatternClip(broken, { layout: 'hf', variants: false });
   await writeFile(join(broken, 'config.json'), JSON.stringify({ text_config: { max_position_embeddings: 'long' } }));
-  await assert.rejects(resolveModelBundle({ model: broken, cacheRoot }), isClipEvalError(/config\.json: the text context length should be a whole number of at least 2, got "long"/));
+  await assert.rejects(resolveModelBundle({ model: broken, cacheRoot }), isClipEvalError(/config\.json: the text context length should be a whole number from 2 to 8192, got "long"/));
+  await writeFile(join(broken, 'config.json'), JSON.stringify({ text_config: { max_position_embeddings: 1e9 } }));
+  await assert.rejects(resolveModelBundle({ model: broken, cacheRoot }), isClipEvalError(/broken-config\/config\.json: the text context length should be a whole number from 2 to 8192, got 1000000000/));
+  await writeFile(join(broken, 'config.json'), JSON.stringify({ text_config: { max_position_embeddings: 8192 } }));
+  assert.equal((await resolveModelBundle({ model: broken, cacheRoot })).contextLength, 8192);
   await writeFile(join(broken, 'config.json'), '{ not json');
   await assert.rejects(resolveModelBundle({ model: broken, cacheRoot }), isClipEvalError(/config\.json: cannot read it as JSON/));
 });

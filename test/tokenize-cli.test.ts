@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import test from 'node:test';
+import { writePatternClip } from '../scripts/lib/pattern-clip.js';
 import { runCli } from './support/cli.js';
-import { needsShared, sharedPath } from './support/paths.js';
+import { startTestServer } from './support/http-server.js';
+import { makeTempDir, needsShared, sharedPath } from './support/paths.js';
 
 const SOT = 49406;
 const EOT = 49407;
@@ -46,4 +49,35 @@ test('clip-eval tokenize: a missing tokenizer file is one clear line and exit 3'
   assert.equal(run.code, 3);
   assert.match(run.stderr, /^clip-eval: .*\/nonexistent\/tokenizer\.json/);
   assert.equal(run.stderr.trim().split('\n').length, 1);
+});
+
+test('clip-eval tokenize --model fetches only the tokenizer files, then works --offline from that cache', async () => {
+  const dir = await makeTempDir('clip-eval-tokenize-');
+  const hub = await startTestServer();
+  try {
+    const model = join(dir, 'model');
+    await writePatternClip(model, { variants: false });
+    const files = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json', 'onnx/vision_model.onnx', 'onnx/text_model.onnx'];
+    for (const path of files) await hub.route(`/org/name/resolve/main/${path}`, { file: join(model, path) });
+    const cache = join(dir, 'cache');
+    const args = ['tokenize', '--model', 'org/name', '--cache-dir', cache, '--quiet', 'apple'];
+    const online = await runCli(args, { env: { HF_ENDPOINT: hub.origin } });
+    assert.equal(online.code, 0, online.stderr);
+    assert.deepEqual(hub.requests.filter((request) => request.path.includes('/onnx/')), [], 'no model file is asked for');
+    const cached = await readdir(cache, { recursive: true });
+    assert.ok(!cached.some((path) => path.endsWith('.onnx')), cached.join(', '));
+
+    const offline = await runCli([...args, '--offline'], { env: { HF_ENDPOINT: 'http://127.0.0.1:9' } });
+    assert.equal(offline.code, 0, offline.stderr);
+    assert.equal(offline.stdout, online.stdout);
+
+    // A local folder with the tokenizer and no ONNX files is enough too.
+    await rm(join(model, 'onnx'), { recursive: true });
+    const folder = await runCli(['tokenize', '--model', model, '--quiet', 'apple']);
+    assert.equal(folder.code, 0, folder.stderr);
+    assert.equal(folder.stdout, online.stdout);
+  } finally {
+    await hub.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });

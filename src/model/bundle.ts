@@ -12,6 +12,8 @@ export type BundleLayout = 'huggingface' | 'immich' | 'files';
 export const VARIANTS: readonly Variant[] = ['fp32', 'fp16', 'int8'];
 export const DEFAULT_MODEL = 'Xenova/clip-vit-base-patch32';
 export const DEFAULT_CONTEXT_LENGTH = 77;
+/** Far above any CLIP-family text tower (77 for CLIP, 64 for SigLIP, 248 for Long-CLIP, 8192 for jina-clip-v2). */
+export const MAX_CONTEXT_LENGTH = 8192;
 
 export interface ModelBundle {
   /** What the user named: the hub id (with @revision when given), the folder, or the vision/text model file. */
@@ -144,6 +146,8 @@ export async function resolveModelBundle(options: ResolveBundleOptions): Promise
 }
 
 async function modelSource(model: string, options: ResolveBundleOptions): Promise<FileSource> {
+  // resolve('') is the current folder, which no one means by an empty --model.
+  if (model.trim() === '') throw usageError('--model is empty; give a model folder or a hub id org/name');
   const folder = resolve(model);
   if (existsSync(folder)) {
     if (!statSync(folder).isDirectory()) {
@@ -153,6 +157,11 @@ async function modelSource(model: string, options: ResolveBundleOptions): Promis
   }
   const hubId = parseHubModelId(model);
   if (!hubId) throw inputError(`--model ${model}: no such folder, and not a hub id of the form org/name[@revision]`);
+  // `fx/modle` beside a folder fx is a misspelt path far more often than a hub repo of an org named fx.
+  const org = hubId.repo.split('/')[0]!;
+  if (existsSync(org) && statSync(org).isDirectory()) {
+    throw inputError(`--model ${model}: no such folder (${org} is a folder here, so this is read as a path; hub ids org/name are looked up only when no folder org exists)`);
+  }
   return hubSource(hubId, options);
 }
 
@@ -191,7 +200,8 @@ function hubSource(id: HubModelId, options: ResolveBundleOptions): FileSource {
  * Hugging Face variant is, the variant is what is missing.
  */
 async function detectLayout(source: FileSource, variant: Variant, needs: Needs): Promise<LayoutSpec> {
-  const primary = (spec: LayoutSpec, v: Variant) => (needs.vision ? spec.visionModel(v) : spec.textModel(v));
+  // A tokenizer-only run (tokenize) must not need, or fetch, any model file.
+  const primary = (spec: LayoutSpec, v: Variant) => (needs.vision ? spec.visionModel(v) : needs.text ? spec.textModel(v) : spec.tokenizer);
   const hfFile = primary(HUGGING_FACE, variant)!;
   const immichFile = primary(IMMICH, 'fp32')!;
   const candidates: [LayoutSpec, string][] = [
@@ -214,9 +224,10 @@ async function detectLayout(source: FileSource, variant: Variant, needs: Needs):
       throw source.missingError(hfFile, `--variant ${variant}: ${source.name} has no ${hfFile} (variants there: ${available.join(', ')})`);
     }
   }
+  const explicitFiles = needs.vision || needs.text ? 'the files with --vision-model, --text-model and --tokenizer' : 'the file with --tokenizer';
   throw source.missingError(
     hfFile,
-    `${source.name}: no recognised model layout (looked for ${hfFile} (${HUGGING_FACE.title}) and ${immichFile} (${IMMICH.title})); or give the files with --vision-model, --text-model and --tokenizer`,
+    `${source.name}: no recognised model layout (looked for ${hfFile} (${HUGGING_FACE.title}) and ${immichFile} (${IMMICH.title})); or give ${explicitFiles}`,
   );
 }
 
@@ -248,8 +259,8 @@ async function loadBundle(model: string, spec: LayoutSpec, source: FileSource, v
 
 function readContextLength(value: unknown, file: string): number {
   if (value === undefined) return DEFAULT_CONTEXT_LENGTH;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 2) {
-    throw inputError(`${file}: the text context length should be a whole number of at least 2, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 2 || value > MAX_CONTEXT_LENGTH) {
+    throw inputError(`${file}: the text context length should be a whole number from 2 to ${MAX_CONTEXT_LENGTH}, got ${JSON.stringify(value)}`);
   }
   return value;
 }

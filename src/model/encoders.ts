@@ -3,7 +3,13 @@ import * as ort from 'onnxruntime-node';
 import { inputError } from '../errors.js';
 import type { ModelBundle } from './bundle.js';
 import { fromFloat16Array, toFloat16Array } from './float16.js';
-import { createSession, type SessionOptions } from './session.js';
+import { createSession, runSession, type SessionOptions } from './session.js';
+
+/**
+ * The largest image batch accepted: 1024 images of 224² are 616 MB of float32 pixels per buffer, beyond
+ * which a batch only costs memory (throughput stops growing long before).
+ */
+export const MAX_BATCH_SIZE = 1024;
 
 export interface ImageEncoder {
   readonly embeddingDim: number;
@@ -53,7 +59,7 @@ export async function createImageEncoder(bundle: ModelBundle, options: SessionOp
     const run = async (pixels: Float32Array, n: number) => {
       const data = input.type === 'float16' ? toFloat16Array(pixels) : pixels;
       const feeds = { [input.name]: new ort.Tensor(input.type, data, [n, 3, imageSize, imageSize]) };
-      return readEmbeddings(await session.run(feeds), output, n, path);
+      return readEmbeddings(await runSession(session, feeds, path), output, n, path);
     };
     const embeddingDim = fixedSize(output.shape[1]) ?? (await run(new Float32Array((fixedBatch ?? 1) * imageFloats), fixedBatch ?? 1)).length / (fixedBatch ?? 1);
 
@@ -115,7 +121,7 @@ export async function createTextEncoder(bundle: ModelBundle, options: SessionOpt
       const length = fixedLength ?? Math.max(...rows.map((row) => row.length));
       const feeds: Record<string, ort.Tensor> = { [ids.name]: idTensor(ids.type, rows, batch, length, (row, i) => row[i] ?? padId) };
       if (mask) feeds[mask.name] = maskTensor(mask.type, rows, batch, length);
-      return readEmbeddings(await session.run(feeds), output, batch, path);
+      return readEmbeddings(await runSession(session, feeds, path), output, batch, path);
     };
     const embeddingDim = fixedSize(output.shape[1]) ?? (await run([[padId]])).length / (fixedBatch ?? 1);
 
@@ -228,9 +234,15 @@ function readEmbeddings(results: ort.InferenceSession.ReturnType, output: Tensor
   if (tensor.dims.length !== 2 || tensor.dims[0] !== rows) {
     throw inputError(`${path}: output ${output.name} has shape [${tensor.dims.join(',')}], expected [${rows},D]`);
   }
-  if (tensor.type === 'float16') return fromFloat16Array(tensor.data as Uint16Array);
-  if (tensor.type !== 'float32') throw inputError(`${path}: output ${output.name} is ${tensor.type}, expected float32 or float16`);
-  return Float32Array.from(tensor.data as Float32Array);
+  if (tensor.type !== 'float32' && tensor.type !== 'float16') throw inputError(`${path}: output ${output.name} is ${tensor.type}, expected float32 or float16`);
+  const values = tensor.type === 'float16' ? fromFloat16Array(tensor.data as Uint16Array) : Float32Array.from(tensor.data as Float32Array);
+  // A NaN or infinity would sort and average into plausible-looking but meaningless scores.
+  const bad = values.findIndex((value) => !Number.isFinite(value));
+  if (bad !== -1) {
+    const dim = values.length / rows;
+    throw inputError(`${path}: the model output ${values[bad]} in ${output.name} (row ${Math.floor(bad / dim)} of a batch of ${rows}); its embeddings must be finite numbers, so the model file is broken or does not fit this input`);
+  }
+  return values;
 }
 
 /** Each row scaled to unit length, in place; all-zero rows stay zero. */

@@ -1,9 +1,16 @@
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describeError, inputError, usageError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+
+// onnxruntime reads these when its environment starts, at the first session: telemetry off unless the
+// user chose otherwise, and its own log lines off stderr (every failure reaches the user as one error).
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+ort.env.logLevel = 'fatal';
 
 export type Device = 'cpu' | 'cuda' | 'webgpu';
 
@@ -38,7 +45,7 @@ export async function createSession(modelPath: string, options: SessionOptions):
     // freed tensors, which measured as fast on ViT-B/32 and 70-120 MB lower in peak RSS at batch 64.
     enableMemPattern: false,
     executionProviders: [executionProvider(options)],
-    logSeverityLevel: 3,
+    logSeverityLevel: 4,
   };
   if (options.threads !== undefined) {
     if (!Number.isInteger(options.threads) || options.threads < 1) {
@@ -47,12 +54,38 @@ export async function createSession(modelPath: string, options: SessionOptions):
     sessionOptions.intraOpNumThreads = options.threads;
   }
   if (options.device === 'cuda') assertCudaProviderInstalled();
+  if (options.device === 'webgpu') await assertWebGpuAdapter(modelPath, options);
 
   logger.debug(`loading ${modelPath} on ${describeDevice(options)}`);
   try {
     return await ort.InferenceSession.create(modelPath, sessionOptions);
   } catch (error) {
     throw sessionError(modelPath, options, ortMessage(error), error);
+  }
+}
+
+/**
+ * Intra-op threads for a run: at most one per core, since more only make onnxruntime's threads wait for
+ * each other (1000 threads on 16 cores ran 50× slower). More is a warning, not an error, so that one CI
+ * setting works on runners of any size.
+ */
+export function boundedThreads(threads: number | undefined, logger: Logger): number | undefined {
+  const cores = availableParallelism();
+  if (threads === undefined || threads <= cores) return threads;
+  logger.warn(`--threads ${threads}: this machine has ${cores} cores; using ${cores}, since more threads than cores only slow inference down`);
+  return cores;
+}
+
+/** One inference; onnxruntime's failure (an id past the vocabulary, a bad shape) as an error naming the model. */
+export async function runSession(
+  session: ort.InferenceSession,
+  feeds: ort.InferenceSession.FeedsType,
+  modelPath: string,
+): Promise<ort.InferenceSession.ReturnType> {
+  try {
+    return await session.run(feeds, { logSeverityLevel: 4 });
+  } catch (error) {
+    throw inputError(`${modelPath}: onnxruntime failed to run this model (${ortMessage(error)})`, error);
   }
 }
 
@@ -108,6 +141,43 @@ function assertCudaProviderInstalled(): void {
       `--device cuda: the CUDA provider is not installed (${missing} is missing); run "npm run setup:cuda" (needs CUDA 12 and cuDNN 9) or use --device cpu`,
     );
   }
+}
+
+/** An ONNX model of one Identity node (float [1] to float [1]), written with scripts/lib/onnx-writer.ts. */
+const PROBE_MODEL_BASE64 = 'CAgSCWNsaXAtZXZhbDo7ChAKAXgSAXkiCElkZW50aXR5EgVwcm9iZVoPCgF4EgoKCAgBEgQKAggBYg8KAXkSCgoICAESBAoCCAFCBAoAEBE=';
+const PROBE_TIMEOUT_MS = 60_000;
+/** Starts the WebGPU provider on the probe model and prints what happened as JSON on stdout. */
+const PROBE_SCRIPT = `
+const ort = require(process.argv[1]);
+ort.env.logLevel = 'fatal';
+ort.InferenceSession.create(Buffer.from(process.argv[2], 'base64'), { executionProviders: [{ name: 'webgpu' }], logSeverityLevel: 4 })
+  .then((session) => session.release())
+  .then(() => process.stdout.write(JSON.stringify({ ok: true })), (error) => process.stdout.write(JSON.stringify({ ok: false, message: String(error && error.message || error) })));
+`;
+let webGpuProbe: Promise<string | undefined> | undefined;
+
+/**
+ * Dawn (the WebGPU implementation) prints its driver warnings straight to stderr, past onnxruntime's log
+ * settings, before onnxruntime gives up on a machine without an adapter. So the provider is first started
+ * once in a child process whose stderr is dropped: a failure there is our one-line error, and the noise
+ * never reaches the user. The probe runs once per process; its answer is onnxruntime's message, or
+ * undefined when an adapter was found.
+ */
+async function assertWebGpuAdapter(modelPath: string, options: SessionOptions): Promise<void> {
+  webGpuProbe ??= new Promise((resolve) => {
+    const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
+    execFile(process.execPath, ['-e', PROBE_SCRIPT, entry, PROBE_MODEL_BASE64], { timeout: PROBE_TIMEOUT_MS, maxBuffer: 1 << 20 }, (error, stdout) => {
+      try {
+        const outcome = JSON.parse(stdout) as { ok: boolean; message?: string };
+        resolve(outcome.ok ? undefined : ortMessage(outcome.message ?? 'unknown error'));
+      } catch {
+        const why = error?.killed ? `did not answer within ${PROBE_TIMEOUT_MS / 1000} s` : `ended without an answer (${describeError(error ?? 'no output')})`;
+        resolve(`starting the WebGPU provider in a child process ${why}`);
+      }
+    });
+  });
+  const failure = await webGpuProbe;
+  if (failure !== undefined) throw sessionError(modelPath, options, failure, undefined);
 }
 
 /** onnxruntime's message on one line, without the source location and the "Load model from FILE failed:" preamble. */

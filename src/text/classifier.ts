@@ -1,3 +1,4 @@
+import { removeStaleTemporaries } from '../cache.js';
 import type { Logger } from '../log.js';
 import { createProgress } from '../progress.js';
 import { l2NormaliseRows, type TextEncoder } from '../model/encoders.js';
@@ -5,9 +6,12 @@ import type { ClipTokenizer } from './tokenizer.js';
 import { fillTemplate } from './templates.js';
 import {
   fileDigest,
+  fileDigestFolder,
   readTextEmbeddings,
   textEmbeddingCachePath,
+  textEmbeddingFolder,
   textEmbeddingKeyDigest,
+  writeCacheEntry,
   writeTextEmbeddings,
   type TextEmbeddingKey,
 } from './embedding-cache.js';
@@ -91,9 +95,10 @@ export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Pr
   let cachePath: string | undefined;
   let digest = '';
   if (options.cacheRoot) {
+    for (const folder of [textEmbeddingFolder(options.cacheRoot), fileDigestFolder(options.cacheRoot)]) await removeStaleTemporaries(folder);
     const key: TextEmbeddingKey = {
-      textModelSha256: await fileDigest(options.textModelPath, options.cacheRoot),
-      tokenizerSha256: await fileDigest(options.tokenizerPath, options.cacheRoot),
+      textModelSha256: await fileDigest(options.textModelPath, options.cacheRoot, logger),
+      tokenizerSha256: await fileDigest(options.tokenizerPath, options.cacheRoot, logger),
       contextLength: options.contextLength,
       padToken: options.padToken ?? null,
       templates,
@@ -119,7 +124,10 @@ export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Pr
     const promptEmbeddings = await encodePrompts(encoder, tokenIds, options.batchSize ?? 64, options.quiet ?? logger.quiet);
     const promptsPerSecond = prompts.length / ((performance.now() - encodeStart) / 1000);
     const weights = ensembleClassEmbeddings(promptEmbeddings, classNames.length, templates.length, encoder.embeddingDim);
-    if (cachePath) await writeTextEmbeddings(cachePath, digest, { classes: classNames.length, dim: encoder.embeddingDim, matrix: weights });
+    if (cachePath) {
+      const entry = { classes: classNames.length, dim: encoder.embeddingDim, matrix: weights };
+      await writeCacheEntry('text-embedding cache entry', cachePath, () => writeTextEmbeddings(cachePath, digest, entry), logger);
+    }
     return { classNames, dim: encoder.embeddingDim, weights, cached: false, promptsPerSecond, seconds: (performance.now() - start) / 1000 };
   } finally {
     await encoder.release();

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFile, writeFileAtomic } from '../cache.js';
-import type { Logger } from '../log.js';
+import { describeError, fileSystemError, isFileSystemError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
 
 /**
  * On-disk cache of class-embedding matrices. An entry is keyed by a digest of everything that
@@ -36,8 +37,16 @@ export function textEmbeddingKeyDigest(key: TextEmbeddingKey): string {
   return createHash('sha256').update(JSON.stringify({ format: TEXT_CACHE_FORMAT, ...key })).digest('hex');
 }
 
+export function textEmbeddingFolder(cacheRoot: string): string {
+  return join(cacheRoot, 'text-embeddings');
+}
+
 export function textEmbeddingCachePath(cacheRoot: string, digest: string): string {
-  return join(cacheRoot, 'text-embeddings', `${digest}.bin`);
+  return join(textEmbeddingFolder(cacheRoot), `${digest}.bin`);
+}
+
+export function fileDigestFolder(cacheRoot: string): string {
+  return join(cacheRoot, 'file-digests');
 }
 
 export interface CachedMatrix {
@@ -53,7 +62,9 @@ export async function readTextEmbeddings(path: string, digest: string, logger: L
     bytes = await readFile(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
+    if (!isFileSystemError(error)) throw error;
+    logger.warn(`${describeError(fileSystemError(error, 'text-embedding cache entry', path))}; computing the embeddings instead`);
+    return undefined;
   }
   const damaged = (why: string) => {
     logger.warn(`text-embedding cache entry ${path} is damaged (${why}); rebuilding it`);
@@ -94,22 +105,36 @@ export async function writeTextEmbeddings(path: string, digest: string, entry: C
 }
 
 /**
- * sha256 of a file, remembered under the cache root by path, size, mtime and inode so that a
- * 250 MB text model is not re-read on every run; any change to those re-hashes the file.
+ * A cache write that may fail without failing the run: a read-only or damaged cache costs time, not the
+ * result. The failure is a warning naming the path; anything but a filesystem error is still thrown.
  */
-export async function fileDigest(path: string, cacheRoot: string): Promise<string> {
-  const info = await stat(path);
-  const memoPath = join(cacheRoot, 'file-digests', `${createHash('sha256').update(path).digest('hex')}.json`);
-  const identity = { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+export async function writeCacheEntry(what: string, path: string, write: () => Promise<void>, logger: Logger): Promise<void> {
   try {
-    const memo = JSON.parse(await readFile(memoPath, 'utf8')) as typeof identity & { sha256: string };
-    if (memo.size === identity.size && memo.mtimeMs === identity.mtimeMs && memo.ino === identity.ino && /^[0-9a-f]{64}$/.test(memo.sha256)) {
-      return memo.sha256;
-    }
+    await write();
+  } catch (error) {
+    if (!isFileSystemError(error)) throw error;
+    logger.warn(`${describeError(fileSystemError(error, what, path))}; continuing without caching it`);
+  }
+}
+
+/**
+ * sha256 of a file, remembered under the cache root so that a 250 MB text model is not re-read on every
+ * run. The memo holds the file's whole identity: device, inode, size, mtime and ctime (nanoseconds). A
+ * rewrite that restores size and mtime (tar --mtime, cp -p, a snapshot) still changes the ctime, which no
+ * tool can set back, so any change re-hashes the file.
+ */
+export async function fileDigest(path: string, cacheRoot: string, logger: Logger = silentLogger): Promise<string> {
+  const info = await stat(path, { bigint: true });
+  const memoPath = join(fileDigestFolder(cacheRoot), `${createHash('sha256').update(path).digest('hex')}.json`);
+  const identity = { dev: `${info.dev}`, ino: `${info.ino}`, size: `${info.size}`, mtimeNs: `${info.mtimeNs}`, ctimeNs: `${info.ctimeNs}` };
+  try {
+    const memo = JSON.parse(await readFile(memoPath, 'utf8')) as Partial<Record<keyof typeof identity | 'sha256', unknown>>;
+    const same = (Object.keys(identity) as (keyof typeof identity)[]).every((name) => memo[name] === identity[name]);
+    if (same && typeof memo.sha256 === 'string' && /^[0-9a-f]{64}$/.test(memo.sha256)) return memo.sha256;
   } catch {
     // No memo yet, or an unreadable one: hash the file.
   }
   const sha256 = await hashFile(path);
-  await writeFileAtomic(memoPath, JSON.stringify({ ...identity, sha256 }));
+  await writeCacheEntry('file-digest memo', memoPath, () => writeFileAtomic(memoPath, JSON.stringify({ ...identity, sha256 })), logger);
   return sha256;
 }

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { writePatternClip } from '../scripts/lib/pattern-clip.js';
+import { runCli } from './support/cli.js';
+import { startTestServer } from './support/http-server.js';
+import { classImage } from './support/pattern-images.js';
+import { makeTempDir } from './support/paths.js';
+
+/** The text-side caches (file-digest memos, text embeddings) through the built CLI, when the cache is not as it should be. */
+let dir: string;
+let model: string;
+let image: string;
+
+before(async () => {
+  dir = await makeTempDir('clip-eval-text-cache-');
+  model = join(dir, 'model');
+  await writePatternClip(model, { variants: false });
+  image = join(dir, 'apple.png');
+  await classImage('apple').png().toFile(image);
+});
+
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function classify(cache: string) {
+  return runCli(['classify', image, '--model', model, '--labels', 'apple,bus', '--cache-dir', cache, '--quiet', '--json']);
+}
+
+function topLabel(stdout: string): string {
+  return (JSON.parse(stdout.trim()) as { top: { label: string }[] }).top[0]!.label;
+}
+
+test('stale embedding temporaries of dead writers are removed on the next run; a live writer\'s and fresh ones stay', async () => {
+  const cache = join(dir, 'cache-stale');
+  const first = await classify(cache);
+  assert.equal(first.code, 0, first.stderr);
+
+  const finished = spawn(process.execPath, ['-e', '']);
+  await once(finished, 'exit');
+  const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 120000)']);
+  try {
+    const hourAgo = new Date(Date.now() - 3600_000);
+    const planted: Record<string, { path: string; stays: boolean }> = {};
+    for (const folder of ['text-embeddings', 'file-digests']) {
+      const plant = async (name: string, stays: boolean, old: boolean) => {
+        const path = join(cache, folder, name);
+        await writeFile(path, 'partial');
+        if (old) await utimes(path, hourAgo, hourAgo);
+        planted[`${folder}/${name}`] = { path, stays };
+      };
+      await plant(`a.bin.${finished.pid}-0123abcd.tmp`, false, true);
+      await plant(`b.bin.${live.pid}-0123abcd.tmp`, true, true);
+      await plant(`c.bin.${finished.pid}-89abcdef.tmp`, true, false);
+      await plant(`unrelated-${finished.pid}.tmp`, true, true);
+    }
+    const second = await classify(cache);
+    assert.equal(second.code, 0, second.stderr);
+    for (const folder of ['text-embeddings', 'file-digests']) {
+      const names = new Set(await readdir(join(cache, folder)));
+      for (const [key, { stays }] of Object.entries(planted)) {
+        if (!key.startsWith(`${folder}/`)) continue;
+        assert.equal(names.has(key.slice(folder.length + 1)), stays, `${key} ${stays ? 'stays' : 'is removed'}`);
+      }
+    }
+  } finally {
+    live.kill();
+  }
+});
+
+test('cache writes are best-effort: folders planted where entries go, or a cache root that is a file, still give the right result with a warning', async () => {
+  const cache = join(dir, 'cache-blocked');
+  const first = await classify(cache);
+  assert.equal(first.code, 0, first.stderr);
+  // Every entry the run reads or writes is a folder now: it can be neither read nor replaced.
+  for (const folder of ['text-embeddings', 'file-digests']) {
+    for (const name of await readdir(join(cache, folder))) {
+      await rm(join(cache, folder, name));
+      await mkdir(join(cache, folder, name));
+    }
+  }
+  const blocked = await classify(cache);
+  assert.equal(blocked.code, 0, blocked.stderr);
+  assert.equal(topLabel(blocked.stdout), 'apple');
+  assert.match(blocked.stderr, /^clip-eval: warning: text-embedding cache entry .*text-embeddings\/\w+\.bin: is a folder where a file was expected.*computing the embeddings instead$/m);
+  assert.match(blocked.stderr, /^clip-eval: warning: file-digest memo .*file-digests\/\w+\.json: .*; continuing without caching it$/m);
+  assert.doesNotMatch(blocked.stderr, /internal error/);
+
+  const rootFile = join(dir, 'cache-is-a-file');
+  await writeFile(rootFile, '');
+  const fileRoot = await classify(rootFile);
+  assert.equal(fileRoot.code, 0, fileRoot.stderr);
+  assert.equal(topLabel(fileRoot.stdout), 'apple');
+  assert.match(fileRoot.stderr, /^clip-eval: warning: text-embedding cache entry .*cache-is-a-file\/text-embeddings\/\w+\.bin: a part of the path is a file, not a folder/m);
+});
+
+test('a cache root that is a file where the run needs the cache (a hub model download) is exit 3 with the path, not an internal error', async () => {
+  const hub = await startTestServer();
+  try {
+    for (const path of ['config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/vision_model.onnx', 'onnx/text_model.onnx']) {
+      await hub.route(`/org/name/resolve/main/${path}`, { file: join(model, path) });
+    }
+    const rootFile = join(dir, 'cache-root-file');
+    await writeFile(rootFile, '');
+    const run = await runCli(['classify', image, '--model', 'org/name', '--labels', 'apple,bus', '--cache-dir', rootFile, '--quiet'], { env: { HF_ENDPOINT: hub.origin } });
+    assert.equal(run.code, 3, run.stderr);
+    assert.equal(run.stderr.trimEnd().split('\n').length, 1, run.stderr);
+    assert.match(run.stderr, /^clip-eval: .*cache-root-file\/models\/.*: a part of the path is a file, not a folder; choose another path/);
+  } finally {
+    await hub.close();
+  }
+});
