@@ -149,7 +149,7 @@ async function writeOutput(flag: string, path: string, data: string): Promise<vo
 async function stepSummaryPath(logger: Logger): Promise<string | undefined> {
   const path = process.env.GITHUB_STEP_SUMMARY;
   if (!path) return undefined;
-  const reason = await unwritableOutputReason(path);
+  const reason = await unwritableOutputReason(path, 'append');
   if (reason === undefined) return path;
   logger.warn(`$GITHUB_STEP_SUMMARY ${path}: ${reason}; no step summary will be written`);
   return undefined;

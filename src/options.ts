@@ -30,9 +30,9 @@ export function md5Hex(flag: string): (value: string) => string {
  * Why an output file could not be written where asked, or undefined when it can: checked before a
  * long run, so that a typo does not cost a ten-minute evaluation. A file that exists and is not a
  * regular file (a device, a pipe, /dev/stdout) is written through, so only it must be writable; a
- * regular file is replaced in its real folder, which must be writable.
+ * regular file is replaced in its real folder, which must be writable, unless it is appended to.
  */
-export async function unwritableOutputReason(path: string): Promise<string | undefined> {
+export async function unwritableOutputReason(path: string, mode: 'replace' | 'append' = 'replace'): Promise<string | undefined> {
   let info: Stats | undefined;
   try {
     info = await stat(path);
@@ -42,7 +42,7 @@ export async function unwritableOutputReason(path: string): Promise<string | und
     if (error.code !== 'ENOENT') return describeError(fileSystemError(error));
   }
   if (info?.isDirectory()) return 'is a folder; give a file name';
-  if (info && (ownStandardStream(info) || !info.isFile())) {
+  if (info && (mode === 'append' || ownStandardStream(info) || !info.isFile())) {
     return (await access(path, constants.W_OK).then(() => true, () => false)) ? undefined : 'cannot be opened for writing';
   }
   const directory = dirname(info ? await realpath(path) : resolve(path));
