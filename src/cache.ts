@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { constants, createReadStream, fstatSync, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
@@ -38,6 +38,56 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string)
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;
+  }
+}
+
+/** Our own stdout or stderr when `info` is the file, pipe or terminal behind it (as /dev/stdout is). */
+export function ownStandardStream(info: Stats): NodeJS.WriteStream | undefined {
+  for (const [fd, stream] of [[1, process.stdout], [2, process.stderr]] as const) {
+    try {
+      const own = fstatSync(fd);
+      if (own.dev === info.dev && own.ino === info.ino) return stream;
+    } catch {
+      // A closed descriptor is no match.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Writes a file a user named without replacing anything that is not ours. A regular file, also through
+ * a symlink, is replaced atomically at its real path (the link stays and points at the new content);
+ * anything else that exists (a device, a pipe, a dangling link) is opened and written through, and
+ * our own stdout or stderr (/dev/stdout) gets the data in order with what was printed before.
+ */
+export async function writeOutputFile(target: string, data: Uint8Array | string): Promise<void> {
+  const info = await stat(target).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (info === undefined) {
+    const link = await lstat(target).catch(() => undefined);
+    return link?.isSymbolicLink() ? writeThrough(target, data) : writeFileAtomic(target, data);
+  }
+  const stream = ownStandardStream(info);
+  if (stream) {
+    await new Promise<void>((resolveWrite, rejectWrite) => stream.write(data, (error) => (error ? rejectWrite(error) : resolveWrite())));
+    return;
+  }
+  if (info.isFile()) return writeFileAtomic(await realpath(target), data);
+  if (info.isFIFO()) {
+    // Opening a pipe for writing waits for a reader; a non-blocking open says at once whether there is one.
+    await (await open(target, constants.O_WRONLY | constants.O_NONBLOCK)).close();
+  }
+  return writeThrough(target, data);
+}
+
+async function writeThrough(target: string, data: Uint8Array | string): Promise<void> {
+  const handle = await open(target, 'w');
+  try {
+    await handle.writeFile(data);
+  } finally {
+    await handle.close();
   }
 }
 

@@ -1,10 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { appendFile } from 'node:fs/promises';
-import { resolveCacheRoot, writeFileAtomic } from './cache.js';
+import { resolveCacheRoot, writeOutputFile } from './cache.js';
 import { classifyImages } from './classify.js';
 import { fetchCifar, type CifarName } from './datasets/cifar.js';
 import { ClipEvalError, EXIT, describeError, fileSystemError, isFileSystemError, usageError } from './errors.js';
-import { assertComparable, parseAccuracy, parsePercentagePoints, readBaseline, runChecks } from './eval/checks.js';
+import { checkBaselineFits, parseAccuracy, parsePercentagePoints, readBaseline, runChecks } from './eval/checks.js';
 import { evaluateCifar, type ModelChoice } from './evaluate-cifar.js';
 import { expandInputs } from './inputs.js';
 import { defaultTemplateSpec, DEFAULT_LABELS, resolveLabels } from './labels.js';
@@ -13,7 +13,7 @@ import { DEFAULT_MODEL, parseVariant, resolveModelBundle, type Variant } from '.
 import { MAX_BATCH_SIZE } from './model/encoders.js';
 import { parseDevice } from './model/session.js';
 import { DEFAULT_MAX_PIXELS } from './preprocess/decode.js';
-import { assertWritableOutput, md5Hex, nonNegativeInteger, positiveInteger } from './options.js';
+import { assertDistinctOutputs, assertWritableOutput, md5Hex, nonNegativeInteger, positiveInteger, unwritableOutputReason } from './options.js';
 import {
   formatClassificationBlock,
   formatClassificationJson,
@@ -139,14 +139,51 @@ function dataOptions(options: DataOptions) {
   return { dataDir: options.dataDir, url, md5: options.datasetMd5 };
 }
 
+/** Writes an output file a flag named; a filesystem failure is exit 3 with the flag and path. */
+async function writeOutput(flag: string, path: string, data: string): Promise<void> {
+  try {
+    await writeOutputFile(path, data);
+  } catch (error) {
+    if (isFileSystemError(error)) throw fileSystemError(error, `${flag} output`, path);
+    throw error;
+  }
+}
+
+/**
+ * $GITHUB_STEP_SUMMARY is a courtesy to the CI page, not the gate: when it cannot be written the
+ * run warns (up front when it can tell) and keeps the exit code of its checks.
+ */
+async function stepSummaryPath(logger: Logger): Promise<string | undefined> {
+  const path = process.env.GITHUB_STEP_SUMMARY;
+  if (!path) return undefined;
+  const reason = await unwritableOutputReason(path, 'append');
+  if (reason === undefined) return path;
+  logger.warn(`$GITHUB_STEP_SUMMARY ${path}: ${reason}; no step summary will be written`);
+  return undefined;
+}
+
+async function appendStepSummary(path: string, text: string, logger: Logger): Promise<void> {
+  try {
+    await appendFile(path, text);
+  } catch (error) {
+    if (!isFileSystemError(error)) throw error;
+    logger.warn(`${describeError(fileSystemError(error, '$GITHUB_STEP_SUMMARY', path))}; the step summary was not written`);
+  }
+}
+
 async function runEvaluation(dataset: CifarName, options: EvaluateOptions): Promise<number> {
   const logger = loggerFor(options);
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
   if (models.length === 0) throw usageError('--variant with explicit model files takes one variant; the files are the variant');
-  for (const [flag, path] of [['--json', options.json], ['--predictions', options.predictions], ['--junit', options.junit]] as const) {
+  const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--junit', options.junit]] as const;
+  for (const [flag, path] of outputs) {
     if (path) await assertWritableOutput(flag, path);
   }
-  const baseline = options.baseline ? await readBaseline(options.baseline) : undefined;
+  await assertDistinctOutputs(outputs);
+  const baselineLabel = `--baseline ${options.baseline}`;
+  const baseline = options.baseline ? await readBaseline(options.baseline, '--baseline') : undefined;
+  const templates = await resolveTemplates(options.templates);
+  const stepSummary = await stepSummaryPath(logger);
   const evaluation = await evaluateCifar({
     dataset,
     data: dataOptions(options),
@@ -156,25 +193,28 @@ async function runEvaluation(dataset: CifarName, options: EvaluateOptions): Prom
     deviceId: options.deviceId,
     threads: options.threads,
     batchSize: options.batchSize,
-    templates: await resolveTemplates(options.templates),
+    templates,
     textCache: options.cache,
     subset: { limit: options.limit, perClass: options.perClass },
     offline: options.offline,
     logger,
     quiet: options.quiet ?? false,
+    beforeEncoding: ({ dataset: data, bundles }) => {
+      if (!baseline) return;
+      for (const warning of checkBaselineFits(baseline, { dataset: data, templates, models: bundles }, baselineLabel)) logger.warn(warning);
+    },
   });
   process.stdout.write(formatSummary(evaluation.report));
-  if (options.json) await writeFileAtomic(options.json, `${JSON.stringify(evaluation.report, null, 2)}\n`);
+  if (options.json) await writeOutput('--json', options.json, `${JSON.stringify(evaluation.report, null, 2)}\n`);
   if (options.predictions) {
     if (evaluation.predictions.length > 1) logger.warn('--predictions holds the first model\'s predictions only');
-    await writeFileAtomic(options.predictions, formatPredictions(evaluation.indices, evaluation.labels, evaluation.predictions[0]!));
+    await writeOutput('--predictions', options.predictions, formatPredictions(evaluation.indices, evaluation.labels, evaluation.predictions[0]!));
   }
   const { report } = evaluation;
-  if (baseline) assertComparable(baseline, report, options.baseline!);
-  const outcomes = runChecks(report, { minTop1: options.minTop1, minTop5: options.minTop5, baseline, baselineFile: options.baseline, maxDrop: options.maxDrop });
+  const outcomes = runChecks(report, { minTop1: options.minTop1, minTop5: options.minTop5, baseline, baselineLabel, maxDrop: options.maxDrop });
   if (outcomes.length > 0) process.stdout.write(`\nchecks:\n${outcomes.map((o) => `  ${o.passed ? 'pass' : 'FAIL'}  ${o.message}`).join('\n')}\n`);
-  if (options.junit) await writeFileAtomic(options.junit, formatJunit(report, outcomes));
-  if (process.env.GITHUB_STEP_SUMMARY) await appendFile(process.env.GITHUB_STEP_SUMMARY, formatStepSummary(report, outcomes));
+  if (options.junit) await writeOutput('--junit', options.junit, formatJunit(report, outcomes));
+  if (stepSummary) await appendStepSummary(stepSummary, formatStepSummary(report, outcomes), logger);
   const failed = outcomes.filter((o) => !o.passed);
   for (const outcome of failed) process.stderr.write(`clip-eval: check failed: ${outcome.message}\n`);
   return failed.length > 0 ? EXIT.checkFailed : EXIT.ok;

@@ -60,6 +60,7 @@ const FILE_SYSTEM_ERRORS: Record<string, string> = {
   ETXTBSY: 'the file is busy',
   EXDEV: 'cannot move across file systems',
   ENOTEMPTY: 'the folder is not empty',
+  ENXIO: 'no process reads from it (a pipe or socket without a reader) or the device is absent',
 };
 
 /** True for an error from the operating system about a file (it has an errno code we can explain). */

@@ -39,6 +39,11 @@ export interface CifarEvaluationOptions {
   offline?: boolean;
   logger: Logger;
   quiet: boolean;
+  /**
+   * Called once the data set is loaded and the models resolved, before the first image is encoded:
+   * the place to refuse a run whose result could not be used (a baseline from other data).
+   */
+  beforeEncoding?: (run: { dataset: DatasetInfo; bundles: readonly ModelBundle[] }) => void | Promise<void>;
 }
 
 export interface CifarEvaluation {
@@ -140,6 +145,7 @@ export async function evaluateCifar(evaluationOptions: CifarEvaluationOptions): 
     sha256: testSet.source.sha256,
     subset: { ...options.subset },
   };
+  await options.beforeEncoding?.({ dataset, bundles });
   const results: ModelResult[] = [];
   const predictions: TopK[] = [];
   for (const bundle of bundles) {

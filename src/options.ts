@@ -1,6 +1,8 @@
-import { access, constants, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { usageError } from './errors.js';
+import type { Stats } from 'node:fs';
+import { access, constants, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { ownStandardStream } from './cache.js';
+import { describeError, fileSystemError, isFileSystemError, usageError } from './errors.js';
 
 /** Parsers for flag values: each rejects a bad value with a usage error naming the flag. */
 export function positiveInteger(flag: string, max?: { value: number; why: string }): (value: string) => number {
@@ -26,21 +28,59 @@ export function md5Hex(flag: string): (value: string) => string {
 }
 
 /**
- * Checks before a long run that an output file can be written where asked, so that a typo in
- * --json does not cost a ten-minute evaluation.
+ * Why an output file could not be written where asked, or undefined when it can: checked before a
+ * long run, so that a typo does not cost a ten-minute evaluation. A file that exists and is not a
+ * regular file (a device, a pipe, /dev/stdout) is written through, so only it must be writable; a
+ * regular file is replaced in its real folder, which must be writable, unless it is appended to.
  */
-export async function assertWritableOutput(flag: string, path: string): Promise<void> {
-  const directory = dirname(resolve(path));
+export async function unwritableOutputReason(path: string, mode: 'replace' | 'append' = 'replace'): Promise<string | undefined> {
+  let info: Stats | undefined;
   try {
-    const info = await stat(directory);
-    if (!info.isDirectory()) throw new Error('not a directory');
+    info = await stat(path);
+  } catch (error) {
+    if (!isFileSystemError(error)) throw error;
+    if (error.code === 'ENOTDIR') return 'a part of the path is a file, not a folder';
+    if (error.code !== 'ENOENT') return describeError(fileSystemError(error));
+  }
+  if (info?.isDirectory()) return 'is a folder; give a file name';
+  if (info && (mode === 'append' || ownStandardStream(info) || !info.isFile())) {
+    return (await access(path, constants.W_OK).then(() => true, () => false)) ? undefined : 'cannot be opened for writing';
+  }
+  const directory = dirname(info ? await realpath(path) : resolve(path));
+  try {
+    const folder = await stat(directory);
+    if (!folder.isDirectory()) throw new Error('not a directory');
     await access(directory, constants.W_OK);
   } catch {
-    throw usageError(`${flag} ${path}: the folder ${directory} does not exist or is not writable; create it or choose another path`);
+    return `the folder ${directory} does not exist or is not writable; create it or choose another path`;
   }
+  return undefined;
+}
+
+export async function assertWritableOutput(flag: string, path: string): Promise<void> {
+  const reason = await unwritableOutputReason(path);
+  if (reason !== undefined) throw usageError(`${flag} ${path}: ${reason}`);
+}
+
+/** The identity of an output path: the file it is (through links), or where it would be created. */
+async function outputIdentity(path: string): Promise<string> {
   try {
-    if ((await stat(path)).isDirectory()) throw usageError(`${flag} ${path}: is a folder; give a file name`);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    const info = await stat(path);
+    return `${info.dev}:${info.ino}`;
+  } catch {
+    const directory = await realpath(dirname(resolve(path))).catch(() => dirname(resolve(path)));
+    return join(directory, basename(path));
+  }
+}
+
+/** Two output flags naming one file would overwrite each other: a usage error, before any work. */
+export async function assertDistinctOutputs(outputs: readonly (readonly [flag: string, path: string | undefined])[]): Promise<void> {
+  const seen = new Map<string, string>();
+  for (const [flag, path] of outputs) {
+    if (!path) continue;
+    const identity = await outputIdentity(path);
+    const earlier = seen.get(identity);
+    if (earlier) throw usageError(`${earlier} and ${flag} name the same file (${path}); give each its own`);
+    seen.set(identity, flag);
   }
 }

@@ -55,28 +55,93 @@ function formatEta(seconds: number): string {
   return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
+/** The parts of one bar line; the bar itself is drawn to fit the terminal. */
+export interface BarLine {
+  label: string;
+  /** Done, in [0, 1]. */
+  fraction: number;
+  amount: string;
+  rate: string;
+  eta: string;
+  detail: string;
+}
+
+const WIDEST_BAR = 40;
+const NARROWEST_BAR = 5;
+
+/**
+ * One bar line that fits `columns` (one column spare, so the terminal never wraps): the bar shrinks
+ * first, then the detail goes, then the bar, then the label is cut; the figures (percentage, amount,
+ * rate, ETA) stay.
+ */
+export function formatBarLine(line: BarLine, columns: number): string {
+  const fraction = Math.min(Math.max(line.fraction, 0), 1);
+  const figures = `${Math.floor(100 * fraction)}% ${line.amount} ${line.rate} ETA ${line.eta}`;
+  const room = columns - 1;
+  const draw = (width: number) => {
+    const done = Math.round(fraction * width);
+    return `[${'\u2588'.repeat(done)}${'\u2591'.repeat(width - done)}]`;
+  };
+  for (const detail of line.detail ? [` ${line.detail}`, ''] : ['']) {
+    const width = Math.min(WIDEST_BAR, room - `${line.label}  ${figures}${detail}`.length - 2);
+    if (width >= NARROWEST_BAR) return `${line.label} ${draw(width)} ${figures}${detail}`;
+  }
+  const labelRoom = room - figures.length - 1;
+  if (line.label.length <= labelRoom) return `${line.label} ${figures}`;
+  return labelRoom >= 2 ? `${line.label.slice(0, labelRoom - 1)}… ${figures}` : figures;
+}
+
+/** Bars on screen now: a signal or an exit while one is drawn must give the terminal its cursor back. */
+const activeBars = new Map<cliProgress.SingleBar, NodeJS.WriteStream>();
+const SHOW_CURSOR_AND_WRAP = '\x1b[?25h\x1b[?7h';
+
+function onTerminatingSignal(signal: NodeJS.Signals): void {
+  for (const bar of activeBars.keys()) bar.stop();
+  activeBars.clear();
+  removeSignalHandlers();
+  // With no other handler left, raise it again: the default action ends the process by the signal,
+  // so a shell sees 130 (SIGINT) or 143 (SIGTERM) as for any interrupted command.
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+function onExit(): void {
+  for (const stream of activeBars.values()) stream.write(SHOW_CURSOR_AND_WRAP);
+}
+
+function addSignalHandlers(): void {
+  if (activeBars.size > 0) return;
+  process.on('SIGINT', onTerminatingSignal);
+  process.on('SIGTERM', onTerminatingSignal);
+  process.on('exit', onExit);
+}
+
+function removeSignalHandlers(): void {
+  process.removeListener('SIGINT', onTerminatingSignal);
+  process.removeListener('SIGTERM', onTerminatingSignal);
+  process.removeListener('exit', onExit);
+}
+
 function barProgress(options: ProgressOptions, stream: NodeJS.WriteStream): Progress {
   const start = performance.now();
-  const bar = new cliProgress.SingleBar(
-    {
-      stream,
-      format: `${options.label} [{bar}] {percentage}% {amount} {rate} ETA {eta_text} {detail}`,
-      hideCursor: true,
-      clearOnComplete: false,
-      etaBuffer: 50,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-  const payload = (done: number, detail = '') => {
+  const bar = new cliProgress.SingleBar({
+    stream,
+    format: (_options, params, payload: Omit<BarLine, 'label' | 'fraction'>) => formatBarLine({ label: options.label, fraction: params.progress, ...payload }, params.maxWidth),
+    hideCursor: true,
+    clearOnComplete: false,
+    etaBuffer: 50,
+  });
+  const payload = (done: number, detail = ''): Omit<BarLine, 'label' | 'fraction'> => {
     const seconds = (performance.now() - start) / 1000;
     const rate = seconds > 0 ? done / seconds : 0;
     return {
       amount: `${formatAmount(done, options.unit)}/${formatAmount(options.total, options.unit)}`,
       rate: formatRate(rate, options.unit),
-      eta_text: formatEta(rate > 0 ? (options.total - done) / rate : Infinity),
+      eta: formatEta(rate > 0 ? (options.total - done) / rate : Infinity),
       detail,
     };
   };
+  addSignalHandlers();
+  activeBars.set(bar, stream);
   bar.start(Math.max(options.total, 1), 0, payload(0));
   return {
     update(done, detail) {
@@ -84,6 +149,8 @@ function barProgress(options: ProgressOptions, stream: NodeJS.WriteStream): Prog
     },
     stop() {
       bar.stop();
+      activeBars.delete(bar);
+      if (activeBars.size === 0) removeSignalHandlers();
     },
   };
 }

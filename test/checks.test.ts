@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { assertComparable, parseAccuracy, parsePercentagePoints, runChecks } from '../src/eval/checks.js';
+import { checkBaselineFits, parseAccuracy, parsePercentagePoints, runChecks, validateBaseline } from '../src/eval/checks.js';
 import { formatJunit, formatStepSummary } from '../src/report/junit.js';
 import type { EvaluationReport, ModelResult } from '../src/report/result.js';
 import { havePython, xmlElements } from './support/xml.js';
@@ -49,16 +49,17 @@ test('thresholds pass and fail per model, with the metric, value and bar in the 
 
 test('baseline comparison: metric by metric, drops beyond --max-drop fail, other data refused', () => {
   const before = report([result('m', 'fp32', 0.65, 0.9)]);
-  const same = runChecks(report([result('m', 'fp32', 0.647, 0.9)]), { baseline: before, baselineFile: 'b.json', maxDrop: 0.5 });
+  const same = runChecks(report([result('m', 'fp32', 0.647, 0.9)]), { baseline: before, baselineLabel: '--baseline b.json', maxDrop: 0.5 });
   assert.ok(same.every((o) => o.passed), JSON.stringify(same));
-  const worse = runChecks(report([result('m', 'fp32', 0.64, 0.9)]), { baseline: before, baselineFile: 'b.json', maxDrop: 0.5 });
+  const worse = runChecks(report([result('m', 'fp32', 0.64, 0.9)]), { baseline: before, baselineLabel: '--baseline b.json', maxDrop: 0.5 });
   const failed = worse.filter((o) => !o.passed).map((o) => o.metric);
   assert.deepEqual(failed, ['top1', 'meanPerClassRecall']);
   assert.match(worse.find((o) => o.metric === 'top1')!.message, /top-1 64.00 % vs baseline 65.00 % \(-1.00 pp, more than the allowed 0.50 pp\)/);
-  assert.throws(() => assertComparable(before, report([], 50, 1), 'b.json'), /--baseline b.json: was measured on 100 images .* this run on 50 images/);
-  assert.throws(() => assertComparable(before, { ...before, dataset: { ...before.dataset, name: 'cifar10' } }, 'b.json'), /measured on cifar100, this run is cifar10/);
+  const setup = (run: EvaluationReport) => ({ dataset: run.dataset, templates: run.templates, models: run.results.map((r) => r.model) });
+  assert.throws(() => checkBaselineFits(before, setup(report([], 50, 1)), '--baseline b.json'), /--baseline b.json: was measured on 100 images .* this run on 50 images/);
+  assert.throws(() => checkBaselineFits(before, setup({ ...before, dataset: { ...before.dataset, name: 'cifar10' } }), '--baseline b.json'), /measured on cifar100, this run is cifar10/);
   const two = report([result('a', 'fp32', 0.7, 0.9), result('b', 'fp32', 0.7, 0.9)]);
-  assert.throws(() => runChecks(two, { baseline: before, baselineFile: 'b.json', maxDrop: 0.5 }), /has no result for a \[fp32\]/);
+  assert.throws(() => runChecks(two, { baseline: before, baselineLabel: '--baseline b.json', maxDrop: 0.5 }), /has no result for a \[fp32\]/);
 });
 
 test('JUnit XML is well-formed with one case per model and metric and the right failure count', { skip: havePython ? false : 'needs python3 to parse XML' }, () => {
@@ -81,4 +82,92 @@ test('step summary is a Markdown table with the verdicts', () => {
   const text = formatStepSummary(run, runChecks(run, { minTop1: 0.8, maxDrop: 0.5 }));
   assert.match(text, /### clip-eval cifar100: 100 images ❌ 1 check\(s\) failed/);
   assert.match(text, /\| m \| fp32 \| cpu \| 70.00 % \| 90.00 % \|/);
+});
+
+test('a baseline is validated whole when read: each bad field is refused by its path, never coerced', () => {
+  const good = () => JSON.parse(JSON.stringify(report([result('m', 'fp32', 0.7, 0.9)]))) as Record<string, any>;
+  const cases: [string, (b: Record<string, any>) => void, RegExp][] = [
+    ['empty metrics', (b) => (b.results[0].metrics = {}), /results\[0\]\.metrics holds none of top1, top5, meanPerClassRecall/],
+    ['string metric', (b) => (b.results[0].metrics.top1 = '0.7'), /results\[0\]\.metrics\.top1 is not a fraction between 0 and 1/],
+    ['metric above 1', (b) => (b.results[0].metrics.top5 = 90), /results\[0\]\.metrics\.top5 is not a fraction/],
+    ['null result', (b) => (b.results = [null]), /results\[0\] is not an object/],
+    ['no results', (b) => (b.results = []), /results is not a non-empty list/],
+    ['null model', (b) => (b.results[0].model = null), /results\[0\]\.model is not an object/],
+    ['numeric model id', (b) => (b.results[0].model.id = 7), /results\[0\]\.model\.id is not a non-empty string/],
+    ['no data checksum', (b) => delete b.dataset.sha256, /dataset\.sha256 is not a non-empty string/],
+    ['short data checksum', (b) => (b.dataset.sha256 = 'abc'), /dataset\.sha256 is not a sha256/],
+    ['fractional image count', (b) => (b.dataset.images = 1.5), /dataset\.images is not a positive whole number/],
+    ['string subset', (b) => (b.dataset.subset.perClass = '2'), /dataset\.subset\.perClass is not a positive whole number/],
+    ['no templates', (b) => delete b.templates, /templates is not an object/],
+    ['other schema', (b) => (b.schema = 'x'), /schema is not "clip-eval\/evaluation@1"/],
+  ];
+  for (const [name, spoil, message] of cases) {
+    const bad = good();
+    spoil(bad);
+    assert.throws(() => validateBaseline(bad, '--baseline b.json'), (error: Error) => {
+      assert.match(error.message, /^--baseline b\.json: /, name);
+      assert.match(error.message, message, name);
+      return true;
+    });
+  }
+  assert.throws(() => validateBaseline([1], '--baseline b.json'), /the document is not an object/);
+  const valid = validateBaseline(good(), '--baseline b.json');
+  assert.deepEqual(valid.results[0]!.metrics, { top1: 0.7, top5: 0.9, meanPerClassRecall: 0.7, superclassTop1: 0.9 });
+});
+
+test('a baseline that fits the data warns about another model or template set, and refuses a run model it lacks', () => {
+  const before = report([result('m', 'fp32', 0.7, 0.9)]);
+  const fits = { dataset: before.dataset, templates: before.templates, models: [{ id: 'm', variant: 'fp32' }] };
+  assert.deepEqual(checkBaselineFits(before, fits, '--baseline b.json'), []);
+  const warnings = checkBaselineFits(before, { ...fits, templates: { name: 'single', templates: ['a {}'] }, models: [{ id: 'other', variant: 'fp32' }] }, '--baseline b.json');
+  assert.equal(warnings.length, 2);
+  assert.match(warnings[0]!, /template set openai \(1\), this run uses single \(1\)/);
+  assert.match(warnings[1]!, /holds m \[fp32\], compared with other \[fp32\], another model/);
+  const twoModels = { ...fits, models: [{ id: 'm', variant: 'fp32' }, { id: 'm', variant: 'int8' }] };
+  assert.throws(() => checkBaselineFits(before, twoModels, '--baseline b.json'), /--baseline b\.json: has no result for m \[int8\]; it holds m \[fp32\]/);
+  assert.throws(() => checkBaselineFits(before, { ...fits, dataset: { ...fits.dataset, sha256: 'e'.repeat(64) } }, '--baseline b.json'), /different copy of cifar100/);
+});
+
+/** Splits a Markdown table row as GitHub does: a backslash escapes the next character, '|' separates cells. */
+function tableCells(row: string): string[] {
+  const cells: string[] = [];
+  let cell = '';
+  for (let i = 0; i < row.length; i += 1) {
+    if (row[i] === '\\') cell += row[i]! + (row[++i] ?? '');
+    else if (row[i] === '|') {
+      cells.push(cell.trim());
+      cell = '';
+    } else cell += row[i];
+  }
+  cells.push(cell.trim());
+  return cells.slice(1, -1);
+}
+
+test('JUnit case names are the metric alone, stable across runs; the measured value is in the output and the failure', { skip: havePython ? false : 'needs python3 to parse XML' }, () => {
+  const names = (top1: number, bar: number) => {
+    const run = report([result('m', 'fp32', top1, 0.9)]);
+    const xml = formatJunit(run, runChecks(run, { minTop1: bar, maxDrop: 0.5 }));
+    return { xml, cases: xmlElements(xml, 'testcase').map((c) => c.name) };
+  };
+  const first = names(0.7, 0.645);
+  const second = names(0.6123, 0.65);
+  assert.deepEqual(first.cases, ['top-1', 'top-5', 'mean per-class recall', 'super-class top-1']);
+  assert.deepEqual(second.cases, first.cases);
+  assert.match(first.xml, /<system-out>top-1 70\.00 % \(≥ 64\.50 %\)<\/system-out>/);
+  assert.match(second.xml, /<failure message="m \[fp32\]: top-1 61\.23 % is below the bar 65\.00 %"/);
+});
+
+test('JUnit XML and the step-summary table stay well-formed with control characters and pipes in a model name', { skip: havePython ? false : 'needs python3 to parse XML' }, () => {
+  const name = 'models/a\x01b|c\nd\x1b[31m\\|e';
+  const run = report([result(name, 'fp32', 0.7, 0.9)]);
+  const outcomes = runChecks(run, { minTop1: 0.8, maxDrop: 0.5 });
+  const cases = xmlElements(formatJunit(run, outcomes), 'testcase');
+  assert.equal(cases.length, 4);
+  assert.equal(cases[0]!.classname, 'clip-eval.cifar100.models/a\\x01b|c\\x0ad\\x1b[31m\\|e [fp32]');
+  const markdown = formatStepSummary(run, outcomes);
+  const rows = markdown.split('\n').filter((line) => line.startsWith('|'));
+  assert.equal(rows.length, 3, markdown);
+  for (const row of rows) assert.equal(tableCells(row).length, 7, row);
+  assert.equal(tableCells(rows[2]!)[0], 'models/a\\\\x01b\\|c\\\\x0ad\\\\x1b[31m\\\\\\|e');
+  assert.doesNotMatch(markdown, /[\x00-\x09\x0b-\x1f]/, 'no control character but the line ends');
 });

@@ -43,7 +43,7 @@ function cifar100Args(cache: string, ...extra: string[]): string[] {
 
 interface Report {
   dataset: { name: string; images: number; sha256: string; subset: Record<string, number> };
-  results: { model: { variant: string; files: { role: string; sha256: string }[] }; metrics: { top1: number; top5: number; meanPerClassRecall: number; superclassTop1?: number; perClass: unknown[] }; timing: { textEmbeddings: string } }[];
+  results: { model: { id: string; variant: string; files: { role: string; sha256: string }[] }; metrics: { top1: number; top5: number; meanPerClassRecall: number; superclassTop1?: number; perClass: unknown[] }; timing: { textEmbeddings: string } }[];
 }
 
 async function readReport(path: string): Promise<Report> {
@@ -173,16 +173,21 @@ test('CI checks: thresholds, baselines, two variants, JUnit, step summary and ex
   assert.equal(subsetMismatch.code, 3);
   assert.match(subsetMismatch.stderr, /^clip-eval: --baseline .*baseline\.json: was measured on 200 images/m);
 
+  // A model of another seed does not match the data (about chance), measured against a baseline of 100 %.
+  const weaker = join(dir, 'weaker-model');
+  await writePatternClip(weaker, { variants: true, seed: 2 });
   const worse = join(dir, 'worse.json');
   const baselineJson = JSON.parse(await readFile(baseline, 'utf8')) as Report;
-  baselineJson.results.forEach((r) => (r.metrics.top1 = 1.5));
+  baselineJson.results.forEach((r) => (r.model.id = weaker));
   await writeFile(worse, JSON.stringify(baselineJson));
-  const dropped = await runCli(cifar100Args(cache, '--per-class', '2', '--variant', 'fp32,int8', '--baseline', worse, '--junit', junit));
+  const dropped = await runCli(['cifar100', '--model', weaker, '--dataset-url', server.url('/cifar-100-binary.tar.gz'), '--cache-dir', cache, '--quiet', '--per-class', '2', '--variant', 'fp32,int8', '--baseline', worse, '--junit', junit]);
   assert.equal(dropped.code, 1, dropped.stderr);
-  assert.match(dropped.stderr, /clip-eval: check failed: .*\[fp32\]: top-1 100\.00 % vs baseline 150\.00 % \(-50\.00 pp, more than the allowed 0\.50 pp\)/);
+  assert.match(dropped.stderr, /clip-eval: check failed: .*weaker-model \[fp32\]: top-1 \d+\.\d\d % vs baseline 100\.00 % \(-\d+\.\d\d pp, more than the allowed 0\.50 pp\)/);
+  assert.match(dropped.stderr, /clip-eval: check failed: .*weaker-model \[int8\]: top-1 /);
   if (havePython) {
-    const [suites] = xmlElements(await readFile(junit, 'utf8'), 'testsuites');
-    assert.equal(suites!.failures, '2');
+    const failing = xmlElements(await readFile(junit, 'utf8'), 'testcase').filter((c) => (c._children as unknown as string[]).includes('failure'));
+    assert.ok(failing.some((c) => c.name === 'top-1' && c.classname!.endsWith('[fp32]')), JSON.stringify(failing));
+    assert.ok(failing.some((c) => c.name === 'top-1' && c.classname!.endsWith('[int8]')), JSON.stringify(failing));
   }
 });
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { inputError, usageError } from '../errors.js';
-import { percent, type EvaluationReport, type ModelResult } from '../report/result.js';
+import { fileSystemError, inputError, isFileSystemError, usageError } from '../errors.js';
+import { percent, type EvaluationReport } from '../report/result.js';
 
 /** The metrics a check can name, as stored in the JSON report. */
 export const CHECKED_METRICS = ['top1', 'top5', 'meanPerClassRecall', 'superclassTop1'] as const;
@@ -27,8 +27,9 @@ export interface CheckOutcome {
 export interface CheckOptions {
   minTop1?: number;
   minTop5?: number;
-  baseline?: EvaluationReport;
-  baselineFile?: string;
+  baseline?: Baseline;
+  /** Names the baseline in errors ("--baseline FILE"). */
+  baselineLabel?: string;
   /** Allowed drop against the baseline, in percentage points. */
   maxDrop: number;
 }
@@ -60,43 +61,136 @@ export function parsePercentagePoints(flag: string): (value: string) => number {
   };
 }
 
-export function modelKey(result: ModelResult): string {
+export function modelKey(result: { model: { id: string; variant: string } }): string {
   return `${result.model.id} [${result.model.variant}]`;
 }
 
-export async function readBaseline(path: string): Promise<EvaluationReport> {
+/** What a baseline must hold to be compared with: the parts of a --json result that checks read. */
+export interface Baseline {
+  dataset: { name: string; images: number; sha256: string; subset: { limit?: number; perClass?: number } };
+  templates: { name: string; templates: readonly string[] };
+  results: BaselineResult[];
+}
+
+export interface BaselineResult {
+  model: { id: string; variant: string };
+  metrics: Partial<Record<CheckedMetric, number>>;
+}
+
+/** Metrics every run measures: a baseline result must hold at least one of them to compare with. */
+const ALWAYS_MEASURED: readonly CheckedMetric[] = ['top1', 'top5', 'meanPerClassRecall'];
+
+/**
+ * Checks the whole shape of a parsed baseline, so that a hand-edited or truncated file is refused
+ * before any work with the path of the bad field (`results[0].metrics.top1`), never coerced.
+ */
+export function validateBaseline(value: unknown, label: string): Baseline {
+  const fail = (path: string, expected: string): never => {
+    throw inputError(`${label}: ${path} ${expected}; give a result file written by clip-eval (schema clip-eval/evaluation@1)`);
+  };
+  const object = (item: unknown, path: string): Record<string, unknown> => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) fail(path, 'is not an object');
+    return item as Record<string, unknown>;
+  };
+  const text = (item: unknown, path: string): string => {
+    if (typeof item !== 'string' || item === '') fail(path, 'is not a non-empty string');
+    return item as string;
+  };
+  const count = (item: unknown, path: string, optional: boolean): number | undefined => {
+    if (item === undefined && optional) return undefined;
+    if (typeof item !== 'number' || !Number.isInteger(item) || item < 1) fail(path, 'is not a positive whole number');
+    return item as number;
+  };
+  const root = object(value, 'the document');
+  if (root.schema !== 'clip-eval/evaluation@1') fail('schema', 'is not "clip-eval/evaluation@1"');
+  const dataset = object(root.dataset, 'dataset');
+  const sha256 = text(dataset.sha256, 'dataset.sha256');
+  if (!/^[0-9a-f]{64}$/.test(sha256)) fail('dataset.sha256', 'is not a sha256 of 64 hex digits');
+  const subset = object(dataset.subset, 'dataset.subset');
+  const templates = object(root.templates, 'templates');
+  if (!Array.isArray(templates.templates) || templates.templates.length === 0) fail('templates.templates', 'is not a non-empty list');
+  const templateList = (templates.templates as unknown[]).map((template, i) => text(template, `templates.templates[${i}]`));
+  if (!Array.isArray(root.results) || root.results.length === 0) fail('results', 'is not a non-empty list');
+  const results = (root.results as unknown[]).map((item, i): BaselineResult => {
+    const result = object(item, `results[${i}]`);
+    const model = object(result.model, `results[${i}].model`);
+    const metrics = object(result.metrics, `results[${i}].metrics`);
+    const checked: Partial<Record<CheckedMetric, number>> = {};
+    for (const metric of CHECKED_METRICS) {
+      const number = metrics[metric];
+      if (number === undefined) continue;
+      if (typeof number !== 'number' || !(number >= 0 && number <= 1)) fail(`results[${i}].metrics.${metric}`, 'is not a fraction between 0 and 1');
+      checked[metric] = number as number;
+    }
+    if (!ALWAYS_MEASURED.some((metric) => checked[metric] !== undefined)) {
+      fail(`results[${i}].metrics`, `holds none of ${ALWAYS_MEASURED.join(', ')}, so nothing would be compared`);
+    }
+    return { model: { id: text(model.id, `results[${i}].model.id`), variant: text(model.variant, `results[${i}].model.variant`) }, metrics: checked };
+  });
+  return {
+    dataset: {
+      name: text(dataset.name, 'dataset.name'),
+      images: count(dataset.images, 'dataset.images', false)!,
+      sha256,
+      subset: { limit: count(subset.limit, 'dataset.subset.limit', true), perClass: count(subset.perClass, 'dataset.subset.perClass', true) },
+    },
+    templates: { name: text(templates.name, 'templates.name'), templates: templateList },
+    results,
+  };
+}
+
+/** Reads and validates a baseline; `what` names it in errors (the CLI passes its flag). */
+export async function readBaseline(path: string, what = 'baseline'): Promise<Baseline> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(await readFile(path, 'utf8'));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw inputError(`--baseline ${path}: ${code ? `cannot read the file (${code})` : 'not valid JSON'}; give a file written by --json`);
+    if (isFileSystemError(error)) throw fileSystemError(error, what, path);
+    throw inputError(`${what} ${path}: not valid JSON; give a result file written by clip-eval`);
   }
-  const report = parsed as Partial<EvaluationReport>;
-  if (report.schema !== 'clip-eval/evaluation@1' || !Array.isArray(report.results) || !report.dataset) {
-    throw inputError(`--baseline ${path}: not a clip-eval result (schema clip-eval/evaluation@1); give a file written by --json`);
-  }
-  return report as EvaluationReport;
+  return validateBaseline(parsed, `${what} ${path}`);
 }
 
-/** A baseline only compares with a run on the same data set and the same images. */
-export function assertComparable(baseline: EvaluationReport, current: EvaluationReport, file: string): void {
+/** What a run is, as far as a baseline comparison cares, known once the data set is loaded. */
+export interface RunSetup {
+  dataset: Baseline['dataset'];
+  templates: { name: string; templates: readonly string[] };
+  models: readonly { id: string; variant: string }[];
+}
+
+/**
+ * A baseline only compares with a run on the same data set, the same copy of it and the same images,
+ * and needs a result for every model of the run: refused here, before any image is encoded. Returns
+ * warnings for what is allowed but usually a mistake (another model, another template set).
+ */
+export function checkBaselineFits(baseline: Baseline, run: RunSetup, label: string): string[] {
   const b = baseline.dataset;
-  const c = current.dataset;
-  if (b.name !== c.name) throw inputError(`--baseline ${file}: was measured on ${b.name}, this run is ${c.name}; compare like with like`);
+  const c = run.dataset;
+  if (b.name !== c.name) throw inputError(`${label}: was measured on ${b.name}, this run is ${c.name}; compare like with like`);
   if (b.images !== c.images || b.subset.limit !== c.subset.limit || b.subset.perClass !== c.subset.perClass) {
     const describe = (d: typeof b) => `${d.images} images (limit ${d.subset.limit ?? 'none'}, per-class ${d.subset.perClass ?? 'none'})`;
-    throw inputError(`--baseline ${file}: was measured on ${describe(b)}, this run on ${describe(c)}; use the same --limit/--per-class`);
+    throw inputError(`${label}: was measured on ${describe(b)}, this run on ${describe(c)}; use the same subset (limit, per class)`);
   }
-  if (b.sha256 !== c.sha256) throw inputError(`--baseline ${file}: was measured on a different copy of ${c.name} (sha256 ${b.sha256.slice(0, 12)}…, now ${c.sha256.slice(0, 12)}…)`);
+  if (b.sha256 !== c.sha256) throw inputError(`${label}: was measured on a different copy of ${c.name} (sha256 ${b.sha256.slice(0, 12)}…, now ${c.sha256.slice(0, 12)}…)`);
+  const warnings: string[] = [];
+  const sameTemplates = baseline.templates.templates.length === run.templates.templates.length && baseline.templates.templates.every((t, i) => t === run.templates.templates[i]);
+  if (!sameTemplates) {
+    warnings.push(`${label}: was measured with the template set ${baseline.templates.name} (${baseline.templates.templates.length}), this run uses ${run.templates.name} (${run.templates.templates.length}); the comparison mixes two prompt sets`);
+  }
+  for (const model of run.models) {
+    const before = baselineFor(baseline, model, run.models.length);
+    if (!before) throw inputError(`${label}: has no result for ${modelKey({ model })}; it holds ${baseline.results.map(modelKey).join(', ')}`);
+    if (modelKey(before) !== modelKey({ model })) warnings.push(`${label}: holds ${modelKey(before)}, compared with ${modelKey({ model })}, another model`);
+  }
+  return warnings;
 }
 
-function baselineFor(baseline: EvaluationReport, result: ModelResult, current: EvaluationReport): ModelResult | undefined {
-  const key = modelKey(result);
+function baselineFor(baseline: Baseline, model: { id: string; variant: string }, runModels: number): BaselineResult | undefined {
+  const key = modelKey({ model });
   const same = baseline.results.find((r) => modelKey(r) === key);
   if (same) return same;
   // A single-model baseline compares with a single-model run even when the model changed: that is the point.
-  return baseline.results.length === 1 && current.results.length === 1 ? baseline.results[0] : undefined;
+  return baseline.results.length === 1 && runModels === 1 ? baseline.results[0] : undefined;
 }
 
 /** Applies every threshold and the baseline comparison to every model of the run. */
@@ -122,8 +216,8 @@ export function runChecks(report: EvaluationReport, options: CheckOptions): Chec
       });
     }
     if (!options.baseline) continue;
-    const before = baselineFor(options.baseline, result, report);
-    if (!before) throw inputError(`--baseline ${options.baselineFile}: has no result for ${key}; it holds ${options.baseline.results.map(modelKey).join(', ')}`);
+    const before = baselineFor(options.baseline, result.model, report.results.length);
+    if (!before) throw inputError(`${options.baselineLabel ?? 'the baseline'}: has no result for ${key}; it holds ${options.baseline.results.map(modelKey).join(', ')}`);
     for (const metric of CHECKED_METRICS) {
       const value = result.metrics[metric];
       const previous = before.metrics[metric];

@@ -1,9 +1,16 @@
 import { CHECKED_METRICS, METRIC_LABELS, modelKey, type CheckOutcome } from '../eval/checks.js';
 import type { EvaluationReport } from './result.js';
+import { showUnprintable } from './escape.js';
 import { percent } from './result.js';
 
+/** Text for an XML 1.0 attribute or element: always well-formed, whatever a model path holds. */
 function escapeXml(text: string): string {
-  return text.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
+  return showUnprintable(text).replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
+}
+
+/** A Markdown table cell on one line: pipes, backslashes and '<' escaped, controls made visible. */
+function markdownCell(text: string): string {
+  return showUnprintable(text).replace(/[\\|]/g, (c) => `\\${c}`).replace(/</g, '&lt;');
 }
 
 /**
@@ -20,15 +27,19 @@ export function formatJunit(report: EvaluationReport, outcomes: readonly CheckOu
       if (value === undefined) continue;
       const checks = outcomes.filter((o) => o.modelKey === key && o.metric === metric);
       const failed = checks.filter((o) => !o.passed);
-      const name = `${METRIC_LABELS[metric]} ${percent(value)}${checks.length > 0 ? ` (${checks.map((c) => c.requirement).join('; ')})` : ''}`;
+      // The name is the metric alone, so that CI dashboards can follow one case across runs; the
+      // value and what it was held to change from run to run and go in the output and the failure.
+      const name = METRIC_LABELS[metric];
+      const measured = `${METRIC_LABELS[metric]} ${percent(value)}${checks.length > 0 ? ` (${checks.map((c) => c.requirement).join('; ')})` : ''}`;
       const time = result.timing.wallSeconds.toFixed(3);
-      const open = `    <testcase classname="clip-eval.${escapeXml(report.dataset.name)}.${escapeXml(key)}" name="${escapeXml(name)}" time="${time}"`;
+      const open = `    <testcase classname="clip-eval.${escapeXml(report.dataset.name)}.${escapeXml(key)}" name="${escapeXml(name)}" time="${time}">`;
+      const output = `      <system-out>${escapeXml(measured)}</system-out>`;
       if (failed.length > 0) {
         failures += 1;
         const message = failed.map((o) => o.message).join('; ');
-        cases.push(`${open}>\n      <failure message="${escapeXml(message)}" type="AccuracyCheck">${escapeXml(message)}</failure>\n    </testcase>`);
+        cases.push(`${open}\n      <failure message="${escapeXml(message)}" type="AccuracyCheck">${escapeXml(message)}</failure>\n${output}\n    </testcase>`);
       } else {
-        cases.push(`${open}/>`);
+        cases.push(`${open}\n${output}\n    </testcase>`);
       }
     }
   }
@@ -50,17 +61,17 @@ export function formatStepSummary(report: EvaluationReport, outcomes: readonly C
   const failed = outcomes.filter((o) => !o.passed);
   const verdict = outcomes.length === 0 ? '' : failed.length === 0 ? ' ✅ all checks passed' : ` ❌ ${failed.length} check(s) failed`;
   const lines = [
-    `### clip-eval ${report.dataset.name}: ${report.dataset.images} images${verdict}`,
+    `### clip-eval ${markdownCell(report.dataset.name)}: ${report.dataset.images} images${verdict}`,
     '',
     '| model | variant | device | top-1 | top-5 | mean per-class recall | images/s |',
     '|---|---|---|---:|---:|---:|---:|',
     ...report.results.map(
       (r) =>
-        `| ${r.model.id} | ${r.model.variant} | ${r.device} | ${percent(r.metrics.top1)} | ${percent(r.metrics.top5)} | ${percent(r.metrics.meanPerClassRecall)} | ${r.timing.imagesPerSecond.toFixed(1)} |`,
+        `| ${[r.model.id, r.model.variant, r.device, percent(r.metrics.top1), percent(r.metrics.top5), percent(r.metrics.meanPerClassRecall), r.timing.imagesPerSecond.toFixed(1)].map(markdownCell).join(' | ')} |`,
     ),
   ];
   if (outcomes.length > 0) {
-    lines.push('', ...outcomes.map((o) => `- ${o.passed ? '✅' : '❌'} ${o.message}`));
+    lines.push('', ...outcomes.map((o) => `- ${o.passed ? '✅' : '❌'} ${markdownCell(o.message)}`));
   }
   return `${lines.join('\n')}\n\n`;
 }

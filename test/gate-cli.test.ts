@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cp, lstat, mkdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { writePatternCifarArchive, writePatternClip } from '../scripts/make-pattern-clip.js';
+import { runCli } from './support/cli.js';
+import { startTestServer, type TestServer } from './support/http-server.js';
+import { makeTempDir } from './support/paths.js';
+import { havePython, xmlElements } from './support/xml.js';
+
+/**
+ * The regression gate's edges end to end: baselines that cannot be compared, output paths that are
+ * links or devices, an unwritable step summary, names that would break XML or Markdown.
+ */
+let dir: string;
+let server: TestServer;
+let model: string;
+let cache: string;
+let baselinePath: string;
+
+before(async () => {
+  dir = await makeTempDir('clip-eval-gate-');
+  model = join(dir, 'model');
+  cache = join(dir, 'cache');
+  await writePatternClip(model, { variants: false });
+  await writePatternCifarArchive(join(dir, 'cifar-100-binary.tar.gz'), { name: 'cifar100', perClass: 1 });
+  server = await startTestServer({ '/cifar-100-binary.tar.gz': { file: join(dir, 'cifar-100-binary.tar.gz') } });
+  baselinePath = join(dir, 'baseline.json');
+  const run = await runCli(args('--json', baselinePath));
+  assert.equal(run.code, 0, run.stderr);
+});
+
+after(async () => {
+  await server?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function args(...extra: string[]): string[] {
+  return ['cifar100', '--model', model, '--dataset-url', server.url('/cifar-100-binary.tar.gz'), '--cache-dir', cache, '--quiet', ...extra];
+}
+
+type Json = Record<string, any>;
+
+async function writeBaseline(name: string, spoil: (baseline: Json) => void): Promise<string> {
+  const baseline = JSON.parse(await readFile(baselinePath, 'utf8')) as Json;
+  spoil(baseline);
+  const path = join(dir, name);
+  await writeFile(path, JSON.stringify(baseline));
+  return path;
+}
+
+function oneLine(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  assert.equal(lines.length, 1, stderr);
+  assert.match(lines[0]!, /^clip-eval: /);
+  return lines[0]!;
+}
+
+test('--baseline: a file of the wrong shape is refused when read, naming the field, before the model is even looked at', async () => {
+  const cases: [string, (b: Json) => void, RegExp][] = [
+    ['empty-metrics.json', (b) => (b.results[0].metrics = {}), /results\[0\]\.metrics holds none of top1, top5, meanPerClassRecall/],
+    ['string-metric.json', (b) => (b.results[0].metrics.top1 = '1'), /results\[0\]\.metrics\.top1 is not a fraction between 0 and 1/],
+    ['null-result.json', (b) => (b.results = [null]), /results\[0\] is not an object/],
+    ['null-model.json', (b) => (b.results[0].model = null), /results\[0\]\.model is not an object/],
+    ['no-sha256.json', (b) => delete b.dataset.sha256, /dataset\.sha256 is not a non-empty string/],
+  ];
+  for (const [name, spoil, message] of cases) {
+    const file = await writeBaseline(name, spoil);
+    // A model that does not exist and an empty offline cache: any work before the check fails differently.
+    const run = await runCli(['cifar100', '--model', join(dir, 'no-such-model'), '--cache-dir', join(dir, 'empty-cache'), '--offline', '--quiet', '--baseline', file]);
+    assert.equal(run.code, 3, `${name}: ${run.stderr}`);
+    const line = oneLine(run.stderr);
+    assert.ok(line.includes(`--baseline ${file}: `), line);
+    assert.match(line, message);
+  }
+});
+
+test('--baseline from another data set or another copy of it is refused once the data is loaded, before any image is encoded', async () => {
+  // A model whose image encoder cannot load: a run that got as far as encoding would fail on it instead.
+  const broken = join(dir, 'broken-model');
+  await cp(model, broken, { recursive: true });
+  await writeFile(join(broken, 'onnx', 'vision_model.onnx'), 'not an onnx model');
+  const otherCopy = await writeBaseline('other-copy.json', (b) => (b.dataset.sha256 = 'e'.repeat(64)));
+  const otherSet = await writeBaseline('other-set.json', (b) => (b.dataset.name = 'cifar10'));
+  const cases: [string, RegExp][] = [
+    [otherCopy, /was measured on a different copy of cifar100/],
+    [otherSet, /was measured on cifar10, this run is cifar100/],
+  ];
+  for (const [file, message] of cases) {
+    const run = await runCli(['cifar100', '--model', broken, '--dataset-url', server.url('/cifar-100-binary.tar.gz'), '--cache-dir', cache, '--quiet', '--baseline', file]);
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(oneLine(run.stderr), message);
+    assert.equal(run.stdout, '', 'no summary: nothing was evaluated');
+  }
+});
+
+test('--baseline measured with another template set or another model: compared, with a warning', async () => {
+  const run = await runCli(args('--templates', 'single', '--baseline', baselinePath));
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /^clip-eval: warning: --baseline .*baseline\.json: was measured with the template set openai \(18\), this run uses single \(1\)/m);
+  const otherModel = await writeBaseline('other-model.json', (b) => (b.results[0].model.id = 'someone/else'));
+  const moved = await runCli(args('--baseline', otherModel));
+  assert.equal(moved.code, 0, moved.stderr);
+  assert.match(moved.stderr, /warning: .*holds someone\/else \[fp32\], compared with .*model \[fp32\], another model/);
+});
+
+test('outputs: a symlinked --json updates its target and keeps the link', async () => {
+  const target = join(dir, 'runs', 'run-1.json');
+  await mkdir(join(dir, 'runs'));
+  await writeFile(target, 'old\n');
+  const link = join(dir, 'latest.json');
+  await symlink(target, link);
+  const run = await runCli(args('--json', link));
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok((await lstat(link)).isSymbolicLink(), 'the link is still a link');
+  assert.equal(await readlink(link), target);
+  assert.equal((JSON.parse(await readFile(target, 'utf8')) as Json).schema, 'clip-eval/evaluation@1');
+});
+
+test('outputs: a character device is written through, not replaced; a full one is exit 3 with the path', { skip: process.getuid?.() === 0 ? false : 'needs root to create a device node' }, async () => {
+  // The kernel's /dev/full (1, 7), as our own node: every write fails with ENOSPC.
+  const full = join(dir, 'full');
+  assert.equal(spawnSync('mknod', [full, 'c', '1', '7']).status, 0);
+  const run = await runCli(args('--json', full));
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(oneLine(run.stderr), new RegExp(`--json output ${full}: no space left on the device`));
+  assert.ok((await stat(full)).isCharacterDevice(), 'still the device node');
+});
+
+test('outputs: --json through a link to /dev/stdout prints the report on stdout', async () => {
+  const link = join(dir, 'stdout');
+  await symlink('/dev/stdout', link);
+  const run = await runCli(args('--json', link));
+  assert.equal(run.code, 0, run.stderr);
+  const json = run.stdout.slice(run.stdout.indexOf('\n{') + 1);
+  assert.equal((JSON.parse(json) as Json).schema, 'clip-eval/evaluation@1');
+  assert.ok((await lstat(link)).isSymbolicLink());
+});
+
+test('outputs: the same file for two output flags is a usage error, also through a link', async () => {
+  const file = join(dir, 'same.out');
+  const link = join(dir, 'same-link.out');
+  await writeFile(file, '');
+  await symlink(file, link);
+  for (const extra of [['--json', file, '--junit', file], ['--predictions', file, '--json', link]]) {
+    const run = await runCli(args(...extra));
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(oneLine(run.stderr), /name the same file/);
+  }
+});
+
+test('$GITHUB_STEP_SUMMARY that cannot be written: a warning, and a passing gate still exits 0', async () => {
+  const notAFolder = join(dir, 'plain-file');
+  await writeFile(notAFolder, '');
+  const summary = join(notAFolder, 'summary.md');
+  const run = await runCli(args('--min-top1', '0.5'), { env: { GITHUB_STEP_SUMMARY: summary } });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, new RegExp(`^clip-eval: warning: \\$GITHUB_STEP_SUMMARY ${summary}: a part of the path is a file`, 'm'));
+  assert.match(run.stdout, /pass {2}.*top-1 100\.00 % meets the bar 50\.00 %/);
+});
+
+test('a model path with a control character and a pipe: JUnit parses and the step-summary row has its seven cells', { skip: havePython ? false : 'needs python3 to parse XML' }, async () => {
+  const odd = join(dir, 'odd\x01|model');
+  await cp(model, odd, { recursive: true });
+  const junit = join(dir, 'odd.xml');
+  const summary = join(dir, 'odd-summary.md');
+  const run = await runCli(['cifar100', '--model', odd, '--dataset-url', server.url('/cifar-100-binary.tar.gz'), '--cache-dir', cache, '--quiet', '--min-top1', '0.5', '--junit', junit], { env: { GITHUB_STEP_SUMMARY: summary } });
+  assert.equal(run.code, 0, run.stderr);
+  const cases = xmlElements(await readFile(junit, 'utf8'), 'testcase');
+  assert.equal(cases.length, 4);
+  assert.ok(cases.every((c) => c.classname!.includes('odd\\x01|model')), JSON.stringify(cases[0]));
+  const row = (await readFile(summary, 'utf8')).split('\n').find((line) => line.includes('odd'))!;
+  assert.equal(row.split(/(?<!\\)\|/).length - 2, 7, row);
+});
