@@ -136,6 +136,7 @@ export async function evaluateCifar(options: CifarEvaluationOptions): Promise<Ci
     images: indices.length,
     totalImages: testSet.count,
     sha256: testSet.source.sha256,
+    files: testSet.source.files,
     subset: { ...options.subset },
   };
   const results: ModelResult[] = [];

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -69,6 +70,10 @@ function md5Of(data: Uint8Array): string {
   return createHash('md5').update(data).digest('hex');
 }
 
+function sha256Of(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
 let server: TestServer;
 let work: string;
 let goodArchive: Buffer;
@@ -128,7 +133,6 @@ test('parses CIFAR-100 records: labels, coarse labels, planar pixels, cleaned an
   const cleaned = ['aquarium fish', 'lawn mower', 'maple tree', 'oak tree', 'palm tree', 'pickup truck', 'pine tree', 'sweet pepper', 'willow tree'];
   for (const name of cleaned) assert.equal(set.classNames[CIFAR100_RAW_NAMES.indexOf(name.replace(' ', '_'))], name);
   assert.equal(set.classNames.filter((name) => name.includes('_')).length, 0);
-  assert.deepEqual(set.source, { path: 'test.bin', sha256: createHash('sha256').update(testBin).digest('hex') });
 });
 
 test('cleaned CIFAR-100 names equal the reference prompt list', { skip: needsShared('reference/cifar100-prompts.json') }, async () => {
@@ -178,7 +182,10 @@ test('fetches from a mirror URL, checks the md5, caches only the extracted files
   assert.deepEqual([...set.labels], FINE_LABELS);
   const directory = join(cacheRoot, 'datasets', `cifar100-md5-${md5.slice(0, 12)}`);
   assert.equal(set.source.path, join(directory, 'test.bin'));
-  assert.equal(set.source.sha256, createHash('sha256').update(testBin).digest('hex'));
+  assert.deepEqual(set.source.files, { 'test.bin': sha256Of(testBin), 'fine_label_names.txt': sha256Of(fineText), 'coarse_label_names.txt': sha256Of(coarseText) });
+  // The documented way to recompute the data set's digest by hand.
+  const bySha256sum = spawnSync('sh', ['-c', 'sha256sum test.bin fine_label_names.txt coarse_label_names.txt | sha256sum'], { cwd: directory, encoding: 'utf8' });
+  assert.equal(set.source.sha256, bySha256sum.stdout.split(' ')[0]);
   assert.deepEqual(await cacheEntries(cacheRoot), [`cifar100-md5-${md5.slice(0, 12)}`]);
   assert.deepEqual((await readdir(directory)).sort(), ['clip-eval-source.json', 'coarse_label_names.txt', 'fine_label_names.txt', 'test.bin']);
 
