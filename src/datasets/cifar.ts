@@ -385,10 +385,10 @@ async function isStaleStaging(path: string, owner: { host?: string; pid: number 
   return (await untouchedFor(path)) > STAGING_STALE_MS;
 }
 
-/** How long ago (in either direction, for skewed clocks) a folder or anything directly in it last changed. */
-async function untouchedFor(folder: string): Promise<number> {
-  const entries = await readdir(folder);
-  const times = await Promise.all([folder, ...entries.map((entry) => join(folder, entry))].map(async (path) => (await lstat(path)).mtimeMs));
+/** How long ago (in either direction, for skewed clocks) a path or anything directly in it last changed. */
+async function untouchedFor(path: string): Promise<number> {
+  const entries = (await lstat(path)).isDirectory() ? await readdir(path) : [];
+  const times = await Promise.all([path, ...entries.map((entry) => join(path, entry))].map(async (each) => (await lstat(each)).mtimeMs));
   return Math.abs(Date.now() - Math.max(...times));
 }
 
