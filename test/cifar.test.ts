@@ -6,7 +6,7 @@ import { mkdir, readFile, readdir, rm, truncate, utimes, writeFile } from 'node:
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import test, { after, before } from 'node:test';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { Header } from 'tar';
 import { cifar100Members, cifar10Members, writeTarGz, type ArchiveMembers } from '../scripts/lib/cifar-archive.js';
 import { CIFAR100_COARSE_NAMES, CIFAR100_FINE_TO_COARSE, CIFAR100_RAW_NAMES, CIFAR10_NAMES } from '../src/datasets/cifar-names.js';
@@ -212,6 +212,12 @@ test('a wrong md5 is rejected and nothing is cached; the right one then works', 
   await rejectsWithOneLine(fetchCifar('cifar100', quietOptions(cacheRoot, { url, md5: '0'.repeat(32) })), /has md5 [0-9a-f]{32}, expected 0{32}; the download was discarded/);
   assert.deepEqual(await cacheEntries(cacheRoot), []);
   await fetchCifar('cifar100', quietOptions(cacheRoot, { url, md5: md5Of(goodArchive) }));
+});
+
+test('an uncompressed tar at the archive URL is read as well', async () => {
+  const { url, cacheRoot } = await serve(gunzipSync(goodArchive));
+  const set = await loadCifarTestSet('cifar100', quietOptions(cacheRoot, { url }));
+  assert.deepEqual([...set.labels], FINE_LABELS);
 });
 
 test('a truncated archive is refused and leaves nothing cached', async () => {
