@@ -143,6 +143,7 @@ export async function evaluateCifar(evaluationOptions: CifarEvaluationOptions): 
     images: indices.length,
     totalImages: testSet.count,
     sha256: testSet.source.sha256,
+    files: testSet.source.files,
     subset: { ...options.subset },
   };
   await options.beforeEncoding?.({ dataset, bundles });

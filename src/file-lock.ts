@@ -116,7 +116,8 @@ function isStale(state: LockState): boolean {
   return state.ageMs > LOCK_STALE_MS;
 }
 
-function processExists(pid: number): boolean {
+/** Whether a process with this id runs on this host (one of another user counts: it exists). */
+export function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

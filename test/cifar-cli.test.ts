@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tar from 'tar';
@@ -42,7 +42,7 @@ function cifar100Args(cache: string, ...extra: string[]): string[] {
 }
 
 interface Report {
-  dataset: { name: string; images: number; sha256: string; subset: Record<string, number> };
+  dataset: { name: string; images: number; sha256: string; files: Record<string, string>; subset: Record<string, number> };
   results: { model: { id: string; variant: string; files: { role: string; sha256: string }[] }; metrics: { top1: number; top5: number; meanPerClassRecall: number; superclassTop1?: number; perClass: unknown[] }; timing: { textEmbeddings: string } }[];
 }
 
@@ -127,6 +127,39 @@ test('cifar100: mis-wired class names score about chance, and --templates/--no-c
   assert.ok(report.results[0]!.metrics.top1 <= 0.05, `top-1 ${report.results[0]!.metrics.top1}`);
   assert.match(run.stdout, /templates\s+single \(1 per class\)/);
   assert.match(run.stdout, /text embeddings\s+computed/);
+});
+
+test('cifar100: an edited label file never passes as the same data: in the cache it is refused, in --data-dir it changes the digest', async () => {
+  const cache = join(dir, 'cache-labels');
+  const baseline = join(dir, 'labels-baseline.json');
+  const first = await runCli(cifar100Args(cache, '--per-class', '1', '--json', baseline));
+  assert.equal(first.code, 0, first.stderr);
+  const report = await readReport(baseline);
+  const swapFirstTwoNames = async (file: string) => {
+    const names = (await readFile(file, 'utf8')).trim().split('\n');
+    await writeFile(file, `${[names[1], names[0], ...names.slice(2)].join('\n')}\n`);
+  };
+
+  const [cached] = (await readdir(join(cache, 'datasets'))).filter((name) => /^cifar100-url-[0-9a-f]{12}$/.test(name));
+  await swapFirstTwoNames(join(cache, 'datasets', cached!, 'fine_label_names.txt'));
+  const edited = await runCli(cifar100Args(cache, '--per-class', '1', '--baseline', baseline));
+  assert.equal(edited.code, 3, edited.stderr);
+  assert.equal(edited.stderr.trim().split('\n').length, 1, edited.stderr);
+  assert.match(edited.stderr.trim(), /^clip-eval: .*fine_label_names\.txt changed since it was fetched \(sha256 [0-9a-f]{64}, recorded [0-9a-f]{64}\); delete .* and fetch it again$/);
+
+  // A user's own copy has no record to check against, but its digest says what was read.
+  const own = join(dir, 'labels-own');
+  await mkdir(own);
+  await tar.x({ file: join(dir, 'cifar-100-binary.tar.gz'), cwd: own });
+  const ownArgs = ['cifar100', '--model', model, '--data-dir', own, '--cache-dir', cache, '--quiet', '--per-class', '1', '--baseline', baseline];
+  const same = await runCli([...ownArgs, '--json', join(dir, 'labels-own.json')]);
+  assert.equal(same.code, 0, same.stderr);
+  assert.equal((await readReport(join(dir, 'labels-own.json'))).dataset.sha256, report.dataset.sha256, 'the same files give the same digest');
+  await swapFirstTwoNames(join(own, 'cifar-100-binary', 'fine_label_names.txt'));
+  const other = await runCli(ownArgs);
+  assert.equal(other.code, 3, other.stderr);
+  assert.match(other.stderr, /^clip-eval: --baseline .*labels-baseline\.json: was measured on a different copy of cifar100/m);
+  assert.deepEqual(Object.keys(report.dataset.files).sort(), ['coarse_label_names.txt', 'fine_label_names.txt', 'test.bin']);
 });
 
 test('cifar10: the same machinery on CIFAR-10', async () => {

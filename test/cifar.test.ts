@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, truncate, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import test, { after, before } from 'node:test';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { Header } from 'tar';
 import { cifar100Members, cifar10Members, writeTarGz, type ArchiveMembers } from '../scripts/lib/cifar-archive.js';
 import { CIFAR100_COARSE_NAMES, CIFAR100_FINE_TO_COARSE, CIFAR100_RAW_NAMES, CIFAR10_NAMES } from '../src/datasets/cifar-names.js';
@@ -69,6 +71,10 @@ function md5Of(data: Uint8Array): string {
   return createHash('md5').update(data).digest('hex');
 }
 
+function sha256Of(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
 let server: TestServer;
 let work: string;
 let goodArchive: Buffer;
@@ -128,7 +134,6 @@ test('parses CIFAR-100 records: labels, coarse labels, planar pixels, cleaned an
   const cleaned = ['aquarium fish', 'lawn mower', 'maple tree', 'oak tree', 'palm tree', 'pickup truck', 'pine tree', 'sweet pepper', 'willow tree'];
   for (const name of cleaned) assert.equal(set.classNames[CIFAR100_RAW_NAMES.indexOf(name.replace(' ', '_'))], name);
   assert.equal(set.classNames.filter((name) => name.includes('_')).length, 0);
-  assert.deepEqual(set.source, { path: 'test.bin', sha256: createHash('sha256').update(testBin).digest('hex') });
 });
 
 test('cleaned CIFAR-100 names equal the reference prompt list', { skip: needsShared('reference/cifar100-prompts.json') }, async () => {
@@ -178,7 +183,10 @@ test('fetches from a mirror URL, checks the md5, caches only the extracted files
   assert.deepEqual([...set.labels], FINE_LABELS);
   const directory = join(cacheRoot, 'datasets', `cifar100-md5-${md5.slice(0, 12)}`);
   assert.equal(set.source.path, join(directory, 'test.bin'));
-  assert.equal(set.source.sha256, createHash('sha256').update(testBin).digest('hex'));
+  assert.deepEqual(set.source.files, { 'test.bin': sha256Of(testBin), 'fine_label_names.txt': sha256Of(fineText), 'coarse_label_names.txt': sha256Of(coarseText) });
+  // The documented way to recompute the data set's digest by hand.
+  const bySha256sum = spawnSync('sh', ['-c', 'sha256sum test.bin fine_label_names.txt coarse_label_names.txt | sha256sum'], { cwd: directory, encoding: 'utf8' });
+  assert.equal(set.source.sha256, bySha256sum.stdout.split(' ')[0]);
   assert.deepEqual(await cacheEntries(cacheRoot), [`cifar100-md5-${md5.slice(0, 12)}`]);
   assert.deepEqual((await readdir(directory)).sort(), ['clip-eval-source.json', 'coarse_label_names.txt', 'fine_label_names.txt', 'test.bin']);
 
@@ -204,6 +212,12 @@ test('a wrong md5 is rejected and nothing is cached; the right one then works', 
   await rejectsWithOneLine(fetchCifar('cifar100', quietOptions(cacheRoot, { url, md5: '0'.repeat(32) })), /has md5 [0-9a-f]{32}, expected 0{32}; the download was discarded/);
   assert.deepEqual(await cacheEntries(cacheRoot), []);
   await fetchCifar('cifar100', quietOptions(cacheRoot, { url, md5: md5Of(goodArchive) }));
+});
+
+test('an uncompressed tar at the archive URL is read as well', async () => {
+  const { url, cacheRoot } = await serve(gunzipSync(goodArchive));
+  const set = await loadCifarTestSet('cifar100', quietOptions(cacheRoot, { url }));
+  assert.deepEqual([...set.labels], FINE_LABELS);
 });
 
 test('a truncated archive is refused and leaves nothing cached', async () => {
@@ -312,4 +326,178 @@ test('CIFAR-10 goes through the same machinery', async () => {
   assert.deepEqual([...set.labels], [1, 2, 3, 4]);
   assert.deepEqual(set.rawClassNames, CIFAR10_NAMES);
   assert.match(set.source.path, /cifar10-url-[0-9a-f]{12}\/test_batch\.bin$/);
+});
+
+test('an edited cached label file is refused on load, naming the file, as is an edited coarse label file', async () => {
+  const { url, cacheRoot } = await serve(goodArchive);
+  const directory = await fetchCifar('cifar100', quietOptions(cacheRoot, { url }));
+  // Two names swapped: still a valid label file, but every prompt for those classes changes.
+  const swapped = fineText.replace('apple\naquarium_fish\n', 'aquarium_fish\napple\n');
+  assert.notEqual(swapped, fineText);
+  await writeFile(join(directory, 'fine_label_names.txt'), swapped);
+  await rejectsWithOneLine(
+    loadCifarTestSet('cifar100', quietOptions(cacheRoot, { url })),
+    /fine_label_names\.txt changed since it was fetched \(sha256 [0-9a-f]{64}, recorded [0-9a-f]{64}\); delete .*cifar100-url-[0-9a-f]{12} and fetch it again$/,
+  );
+  await writeFile(join(directory, 'fine_label_names.txt'), fineText);
+  await writeFile(join(directory, 'coarse_label_names.txt'), `${coarseText}\n`);
+  await rejectsWithOneLine(loadCifarTestSet('cifar100', quietOptions(cacheRoot, { url, offline: true })), /coarse_label_names\.txt changed since it was fetched/);
+  await writeFile(join(directory, 'coarse_label_names.txt'), coarseText);
+  assert.equal((await loadCifarTestSet('cifar100', quietOptions(cacheRoot, { url, offline: true }))).count, FINE_LABELS.length);
+});
+
+test('--data-dir: the digest of every file read is reported, and an edited label file changes the data set digest', async () => {
+  const folder = join(work, `data-digests-${serial}`);
+  await mkdir(folder, { recursive: true });
+  await writeFile(join(folder, 'test.bin'), testBin);
+  await writeFile(join(folder, 'fine_label_names.txt'), fineText);
+  await writeFile(join(folder, 'coarse_label_names.txt'), coarseText);
+  const cacheRoot = join(work, `cache-digests-${serial}`);
+  const original = await loadCifarTestSet('cifar100', quietOptions(cacheRoot, { dataDir: folder }));
+  assert.deepEqual(original.source.files, { 'test.bin': sha256Of(testBin), 'fine_label_names.txt': sha256Of(fineText), 'coarse_label_names.txt': sha256Of(coarseText) });
+  const renamed = fineText.replace(/^apple\n/, 'apples\n');
+  assert.notEqual(renamed, fineText);
+  await writeFile(join(folder, 'fine_label_names.txt'), renamed);
+  const edited = await loadCifarTestSet('cifar100', quietOptions(cacheRoot, { dataDir: folder }));
+  assert.equal(edited.source.files['test.bin'], original.source.files['test.bin']);
+  assert.equal(edited.source.files['fine_label_names.txt'], sha256Of(renamed));
+  assert.notEqual(edited.source.sha256, original.source.sha256, 'the data set digest covers the label files');
+});
+
+test('a cache entry recorded before label files had digests is extracted again', async () => {
+  const { url, path, cacheRoot } = await serve(goodArchive);
+  const directory = await fetchCifar('cifar100', quietOptions(cacheRoot, { url }));
+  const markerPath = join(directory, 'clip-eval-source.json');
+  await writeFile(markerPath, JSON.stringify({ url, md5: null, testSha256: sha256Of(testBin) }));
+  await writeFile(join(directory, 'fine_label_names.txt'), fineText.replace('apple\naquarium_fish\n', 'aquarium_fish\napple\n'));
+  const set = await loadCifarTestSet('cifar100', quietOptions(cacheRoot, { url }));
+  assert.equal(server.count(path), 2, 'fetched again');
+  assert.deepEqual(set.rawClassNames, CIFAR100_RAW_NAMES);
+  const marker = JSON.parse(await readFile(markerPath, 'utf8')) as { files: Record<string, string> };
+  assert.equal(marker.files['fine_label_names.txt'], sha256Of(fineText));
+});
+
+interface ChildRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+const cifarModule = new URL('../src/datasets/cifar.js', import.meta.url).href;
+
+/**
+ * Loads the test set in a child process that is killed after `timeoutMs`: a read that blocks
+ * forever (a FIFO) blocks a thread that no timer can free, so it must not run in the test runner.
+ */
+function loadInChild(options: CifarLoadOptions, timeoutMs = 20_000): Promise<ChildRun> {
+  const script = `
+    const { loadCifarTestSet } = await import(process.argv[1]);
+    try {
+      const set = await loadCifarTestSet('cifar100', JSON.parse(process.argv[2]));
+      console.log(set.count);
+    } catch (error) {
+      console.error(error.message);
+      process.exitCode = error.exitCode ?? 4;
+    }`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, cifarModule, JSON.stringify(options)], { timeout: timeoutMs, killSignal: 'SIGKILL' });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+function assertRefused(run: ChildRun, pattern: RegExp): void {
+  assert.equal(run.signal, null, `the load hung and was killed (stderr: ${run.stderr})`);
+  assert.equal(run.code, 3, run.stderr);
+  assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+  assert.match(run.stderr.trim(), pattern);
+}
+
+function mkfifo(path: string): void {
+  const made = spawnSync('mkfifo', [path], { encoding: 'utf8' });
+  assert.equal(made.status, 0, `mkfifo ${path}: ${made.stderr}`);
+}
+
+test('a FIFO where a data file belongs is refused at once, naming it (--data-dir and cache)', { skip: process.platform === 'win32' && 'no FIFOs' }, async () => {
+  for (const fifoName of ['test.bin', 'fine_label_names.txt']) {
+    const folder = join(work, `data-fifo-${fifoName}`);
+    await mkdir(folder, { recursive: true });
+    await writeFile(join(folder, 'test.bin'), testBin);
+    await writeFile(join(folder, 'fine_label_names.txt'), fineText);
+    await writeFile(join(folder, 'coarse_label_names.txt'), coarseText);
+    await rm(join(folder, fifoName));
+    mkfifo(join(folder, fifoName));
+    const run = await loadInChild({ cacheRoot: join(work, 'cache-fifo'), dataDir: folder, quiet: true });
+    assertRefused(run, new RegExp(`^${join(folder, fifoName).replace(/[.]/g, '\\.')} is a FIFO \\(named pipe\\), not a regular file`));
+  }
+  const { url, cacheRoot } = await serve(goodArchive);
+  const directory = await fetchCifar('cifar100', quietOptions(cacheRoot, { url }));
+  for (const fifoName of ['test.bin', 'clip-eval-source.json']) {
+    const saved = await readFile(join(directory, fifoName));
+    await rm(join(directory, fifoName));
+    mkfifo(join(directory, fifoName));
+    assertRefused(await loadInChild({ cacheRoot, url, quiet: true }), new RegExp(`${fifoName.replace(/[.]/g, '\\.')} is a FIFO`));
+    await rm(join(directory, fifoName));
+    await writeFile(join(directory, fifoName), saved);
+  }
+  assert.equal((await loadCifarTestSet('cifar100', quietOptions(cacheRoot, { url }))).count, FINE_LABELS.length);
+});
+
+test('a test file larger than the official one is refused before it is read, in a folder and in an archive', async () => {
+  const records = 10_001;
+  const folder = join(work, 'data-oversized');
+  await mkdir(folder, { recursive: true });
+  // A sparse file: all-zero records are valid CIFAR-100 records (labels 0), so only the size is wrong.
+  await writeFile(join(folder, 'test.bin'), '');
+  await truncate(join(folder, 'test.bin'), records * 3074);
+  await writeFile(join(folder, 'fine_label_names.txt'), fineText);
+  await writeFile(join(folder, 'coarse_label_names.txt'), coarseText);
+  await rejectsWithOneLine(
+    loadCifarTestSet('cifar100', quietOptions(join(work, 'cache-oversized'), { dataDir: folder })),
+    /test\.bin has 30743074 bytes, more than the 30740000 expected$/,
+  );
+  const { url, cacheRoot } = await serve(await archiveOf(cifar100Members(new Uint8Array(records * 3074), CIFAR100_RAW_NAMES, CIFAR100_COARSE_NAMES)));
+  await rejectsWithOneLine(fetchCifar('cifar100', quietOptions(cacheRoot, { url })), /member cifar-100-binary\/test\.bin has 30743074 bytes, more than the 30740000 expected; refusing to extract it$/);
+  assert.deepEqual(await cacheEntries(cacheRoot), []);
+});
+
+test('staging folders of interrupted extractions are removed by the next fill, never a live one', async () => {
+  const { url, cacheRoot } = await serve(goodArchive);
+  const directory = await fetchCifar('cifar100', quietOptions(cacheRoot, { url }));
+  const base = directory.split('/').at(-1)!;
+  const datasets = join(cacheRoot, 'datasets');
+  // A process that has exited: its pid is not running (pids are not reused this fast).
+  const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+  const hostTag = (host: string) => createHash('sha256').update(host).digest('hex').slice(0, 12);
+  const here = hostTag(hostname());
+  const elsewhere = hostTag(`not-${hostname()}`);
+  const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+  const planted: [string, 'old' | 'fresh', 'removed' | 'kept'][] = [
+    [`${base}.staging-${here}-${deadPid}-0000000a`, 'fresh', 'removed'],
+    [`${base}.staging-${here}-${process.pid}-0000000b`, 'old', 'kept'],
+    [`${base}.staging-${elsewhere}-${process.pid}-0000000c`, 'old', 'removed'],
+    [`${base}.staging-${elsewhere}-${deadPid}-0000000d`, 'fresh', 'kept'],
+    [`${base}.${deadPid}-0000000e.tmp`, 'old', 'removed'],
+    [`${base}.${deadPid}-0000000f.tmp`, 'fresh', 'kept'],
+    [`${base}.${process.pid}-00000010.tmp`, 'old', 'kept'],
+  ];
+  // The run that left them was interrupted before its folder was renamed into place.
+  await rm(directory, { recursive: true });
+  for (const [name, age] of planted) {
+    const folder = join(datasets, name);
+    await mkdir(folder);
+    await writeFile(join(folder, 'test.bin'), 'partial');
+    if (age === 'old') {
+      await utimes(join(folder, 'test.bin'), twoHoursAgo, twoHoursAgo);
+      await utimes(folder, twoHoursAgo, twoHoursAgo);
+    }
+  }
+  await fetchCifar('cifar100', quietOptions(cacheRoot, { url }));
+  const expected = [base, ...planted.filter(([, , fate]) => fate === 'kept').map(([name]) => name)].sort();
+  assert.deepEqual(await cacheEntries(cacheRoot), expected);
 });

@@ -6,6 +6,7 @@ import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { cifar100Members, writeTarGz } from '../scripts/lib/cifar-archive.js';
 import { startTestServer, type Route, type TestServer } from './support/http-server.js';
 import { runCli, type CliRun } from './support/cli.js';
@@ -160,4 +161,36 @@ test('a fetch killed mid-download is resumed by the next process', async () => {
   assert.equal(server.requests.filter((r) => r.path === path).at(-1)?.headers.range, `bytes=${half}-`);
   assert.equal(existsSync(part), false);
   assert.equal((await cachedFolders(cacheDir)).length, 1);
+});
+
+/** Runs the CLI like runFetch, but kills it after `timeoutMs`: for runs that could hang. */
+function runFetchWithin(args: string[], timeoutMs: number): Promise<CliRun & { signal: NodeJS.Signals | null }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], {
+      env: { ...process.env, CI: 'true', ...neutralEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+test('data after the tar end marker is not read: 64 MiB of trailing zeros extract at once, and the archive is not kept', async () => {
+  // Enough incompressible records that the whole stays far below any decompression-ratio bound.
+  const tar = gunzipSync(await archive(records(200)));
+  const padded = gzipSync(Buffer.concat([tar, Buffer.alloc(64 * 1024 * 1024)]));
+  const { url, cacheDir } = await serve(padded);
+  // Reading past the end marker took minutes here (quadratic buffering); the bound is generous.
+  const run = await runFetchWithin(fetchArgs(url, cacheDir, '--quiet'), 30_000);
+  assert.equal(run.signal, null, `the fetch hung and was killed (stderr: ${run.stderr})`);
+  assert.equal(run.code, 0, run.stderr);
+  const [folder, ...others] = await cachedFolders(cacheDir);
+  assert.deepEqual(others, [], 'only the extracted folder: no archive, no staging folder left');
+  assert.equal((await stat(join(cacheDir, 'datasets', folder!, 'test.bin'))).size, 200 * RECORD_BYTES);
 });

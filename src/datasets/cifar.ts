@@ -1,11 +1,12 @@
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { temporarySibling, writeFileAtomic } from '../cache.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { constants, existsSync, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { writeFileAtomic } from '../cache.js';
 import { downloadFile } from '../download.js';
-import { withFileLock } from '../file-lock.js';
-import { describeError, inputError, usageError } from '../errors.js';
+import { processExists, withFileLock } from '../file-lock.js';
+import { ClipEvalError, describeError, inputError, usageError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { cleanClassName } from './cifar-names.js';
 import { extractMembers } from './extract.js';
@@ -34,9 +35,15 @@ export interface CifarTestSet {
   /** As in the label file, for reports. */
   rawClassNames: string[];
   coarseClassNames?: string[];
-  /** The test file read and its sha256, which reports cite. */
-  source: { path: string; sha256: string };
+  /**
+   * What was read, which reports cite: the test file's path, the sha256 of each file read (test and
+   * label files, by file name) and `sha256`, one digest of them all (see datasetDigest).
+   */
+  source: { path: string; sha256: string; files: Record<string, string> };
 }
+
+/** A parsed test set, before it is tied to the files it was read from. */
+export type ParsedCifarTestSet = Omit<CifarTestSet, 'source'>;
 
 export interface CifarLoadOptions {
   cacheRoot: string;
@@ -110,15 +117,31 @@ const CIFAR_SPECS: Record<CifarName, CifarSpec> = {
 
 const IMAGE_SIZE = 32;
 const PIXEL_BYTES = 3 * IMAGE_SIZE * IMAGE_SIZE;
-/** Written last into the extracted folder: where it came from and the test file's sha256. */
+/** The official test files hold 10,000 records; a larger file is not a CIFAR test set. */
+const MAX_RECORDS = 10_000;
+/** The label files are about 1 KB; anything near this is not one. */
+const MAX_LABEL_FILE_BYTES = 64 * 1024;
+/** The official archives hold about 185 MB of tar data; this leaves room for any faithful repack. */
+const MAX_TAR_BYTES = 1024 ** 3;
+/**
+ * Written last into the extracted folder: where it came from and the sha256 of every file
+ * evaluation reads, checked on every load.
+ */
 const MARKER_FILE = 'clip-eval-source.json';
+const MAX_MARKER_BYTES = 64 * 1024;
+/**
+ * An extraction takes seconds to minutes; a staging folder untouched for this long whose owner
+ * cannot be asked (another host) is a leftover.
+ */
+const STAGING_STALE_MS = 60 * 60 * 1000;
 const NETWORK_HINT =
   'to work without the network pass --data-dir DIR (an extracted copy) or --offline with a filled cache, or download from a mirror with --dataset-url URL';
 
 interface CacheMarker {
   url: string;
   md5: string | null;
-  testSha256: string;
+  /** File name to sha256, for each of memberFiles(spec). */
+  files: Record<string, string>;
 }
 
 function cifarSpec(name: CifarName): CifarSpec {
@@ -131,46 +154,54 @@ function memberFiles(spec: CifarSpec): string[] {
   return spec.coarseFile ? [spec.testFile, spec.classFile, spec.coarseFile] : [spec.testFile, spec.classFile];
 }
 
+function recordBytes(spec: CifarSpec): number {
+  return (spec.coarseCount === undefined ? 1 : 2) + PIXEL_BYTES;
+}
+
+/** The most bytes each file may have: the official test file's size, or a label file's bound. */
+function maxFileBytes(spec: CifarSpec, file: string): number {
+  return file === spec.testFile ? MAX_RECORDS * recordBytes(spec) : MAX_LABEL_FILE_BYTES;
+}
+
 /**
  * Makes sure the test file and label files are on disk and returns their folder: the --data-dir copy
  * as it is, or the cache's copy, downloaded and extracted first when missing.
  */
 export async function fetchCifar(name: CifarName, options: CifarLoadOptions): Promise<string> {
-  const spec = cifarSpec(name);
-  if (options.dataDir !== undefined) return locateDataDir(spec, options.dataDir);
-  const logger = options.logger ?? silentLogger;
-  const source = resolveSource(spec, options);
-  if ((await readMarker(source.directory)) !== undefined) return source.directory;
-  if (options.offline) {
-    throw inputError(
-      `--offline: ${spec.title} is not in the cache (${source.directory}); run \`clip-eval fetch ${name}\` where ${source.url} is reachable, or pass --data-dir`,
-    );
-  }
-  if (source.md5 === undefined) logger.warn(`no --dataset-md5 for ${source.url}: its archive is checked for layout only`);
-  await withFileLock(
-    `${source.directory}.lock`,
-    async () => {
-      if ((await readMarker(source.directory)) === undefined) await fillCache(spec, source, options, logger);
-    },
-    { logger, label: spec.title },
-  );
-  return source.directory;
+  return (await prepareCifar(cifarSpec(name), options)).directory;
 }
 
 /** Reads, validates and parses the test set (fetching it first when needed). */
 export async function loadCifarTestSet(name: CifarName, options: CifarLoadOptions): Promise<CifarTestSet> {
   const spec = cifarSpec(name);
-  const directory = await fetchCifar(name, options);
-  const testSet = await readTestSet(spec, directory);
-  if (options.dataDir === undefined) {
-    const marker = await readMarker(directory);
-    if (marker !== undefined && marker.testSha256 !== testSet.source.sha256) {
-      throw inputError(
-        `${testSet.source.path} changed since it was fetched (sha256 ${testSet.source.sha256}, recorded ${marker.testSha256}); delete ${directory} and fetch it again`,
-      );
-    }
+  const { directory, recorded } = await prepareCifar(spec, options);
+  return readTestSet(spec, directory, { recorded });
+}
+
+interface PreparedCifar {
+  directory: string;
+  /** For the cache's copy: the digests recorded when it was extracted, which every read must match. */
+  recorded?: Record<string, string>;
+}
+
+async function prepareCifar(spec: CifarSpec, options: CifarLoadOptions): Promise<PreparedCifar> {
+  if (options.dataDir !== undefined) return { directory: await locateDataDir(spec, options.dataDir) };
+  const logger = options.logger ?? silentLogger;
+  const source = resolveSource(spec, options);
+  const cached = await readMarker(spec, source.directory);
+  if (cached !== undefined) return { directory: source.directory, recorded: cached.files };
+  if (options.offline) {
+    throw inputError(
+      `--offline: ${spec.title} is not in the cache (${source.directory}); run \`clip-eval fetch ${spec.name}\` where ${source.url} is reachable, or pass --data-dir`,
+    );
   }
-  return testSet;
+  if (source.md5 === undefined) logger.warn(`no --dataset-md5 for ${source.url}: its archive is checked for layout only`);
+  const marker = await withFileLock(
+    `${source.directory}.lock`,
+    async () => (await readMarker(spec, source.directory)) ?? fillCache(spec, source, options, logger),
+    { logger, label: spec.title },
+  );
+  return { directory: source.directory, recorded: marker.files };
 }
 
 interface Source {
@@ -198,31 +229,75 @@ function resolveSource(spec: CifarSpec, options: CifarLoadOptions): Source {
   return { url, md5, directory: join(root, `${spec.name}-${key}`) };
 }
 
-async function readMarker(directory: string): Promise<CacheMarker | undefined> {
-  let text: string;
+/**
+ * The completion record of a cached copy, or undefined when there is none. A record written before
+ * label files had digests (it has only `testSha256`) counts as none, so the copy is extracted again.
+ */
+async function readMarker(spec: CifarSpec, directory: string): Promise<CacheMarker | undefined> {
+  const path = join(directory, MARKER_FILE);
+  if (!existsSync(path)) return undefined;
+  const text = (await readDataFile(path, MAX_MARKER_BYTES, path)).toString('utf8');
   try {
-    text = await readFile(join(directory, MARKER_FILE), 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-  try {
-    const marker = JSON.parse(text) as CacheMarker;
-    if (typeof marker.testSha256 === 'string') return marker;
+    const marker = JSON.parse(text) as Partial<CacheMarker> & { testSha256?: unknown };
+    if (marker.files === undefined && typeof marker.testSha256 === 'string') return undefined;
+    const files = marker.files ?? {};
+    const complete = memberFiles(spec).every((file) => /^[0-9a-f]{64}$/.test(String(files[file])));
+    if (typeof marker.url === 'string' && complete) return marker as CacheMarker;
   } catch {
     // Reported below like any other damage.
   }
-  throw inputError(`${join(directory, MARKER_FILE)} is damaged; delete ${directory} and fetch it again`);
+  throw inputError(`${path} is damaged; delete ${directory} and fetch it again`);
+}
+
+/**
+ * Reads a whole data file, at most `maxBytes` of it. Only a regular file is read: a FIFO would block
+ * forever and a device would never end, so they are refused before any read (the open does not wait
+ * for a FIFO's writer).
+ */
+async function readDataFile(path: string, maxBytes: number, name: string): Promise<Buffer> {
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    throw inputError(`could not read ${name}: ${describeError(error)}`, error);
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw inputError(`${name} is ${fileKind(info)}, not a regular file; put the file itself there`);
+    if (info.size > maxBytes) throw inputError(`${name} has ${info.size} bytes, more than the ${maxBytes} expected`);
+    const data = Buffer.alloc(info.size);
+    let filled = 0;
+    while (filled < data.length) {
+      const { bytesRead } = await handle.read(data, filled, data.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return data.subarray(0, filled);
+  } catch (error) {
+    if (error instanceof ClipEvalError) throw error;
+    throw inputError(`could not read ${name}: ${describeError(error)}`, error);
+  } finally {
+    await handle.close();
+  }
+}
+
+function fileKind(info: Stats): string {
+  if (info.isFIFO()) return 'a FIFO (named pipe)';
+  if (info.isCharacterDevice() || info.isBlockDevice()) return 'a device';
+  if (info.isSocket()) return 'a socket';
+  if (info.isDirectory()) return 'a folder';
+  return 'a special file';
 }
 
 /**
  * Downloads the archive beside the target folder, extracts the needed members into a private
- * temporary folder, validates them, writes the marker last and renames the folder into place, so a
+ * staging folder, validates them, writes the marker last and renames the folder into place, so a
  * crash or a bad archive at any point leaves no folder that looks complete. Runs under the lock.
  */
-async function fillCache(spec: CifarSpec, source: Source, options: CifarLoadOptions, logger: Logger): Promise<void> {
+async function fillCache(spec: CifarSpec, source: Source, options: CifarLoadOptions, logger: Logger): Promise<CacheMarker> {
   const { directory, url } = source;
   const archive = `${directory}.tar.gz`;
+  await removeStaleStaging(directory, logger);
   await downloadFile({
     url,
     destination: archive,
@@ -233,13 +308,14 @@ async function fillCache(spec: CifarSpec, source: Source, options: CifarLoadOpti
     logger,
     hint: NETWORK_HINT,
   });
-  const staging = temporarySibling(directory);
+  const staging = stagingFolder(directory);
+  let marker: CacheMarker;
   try {
     await mkdir(staging);
-    await extractMembers({ archive, destination: staging, folder: spec.folder, members: memberFiles(spec) });
-    const memberName = (file: string) => `${spec.folder}/${file} in ${url}`;
-    const testSet = await readTestSet(spec, staging, memberName);
-    const marker: CacheMarker = { url, md5: source.md5 ?? null, testSha256: testSet.source.sha256 };
+    const members = memberFiles(spec).map((file) => ({ name: file, maxBytes: maxFileBytes(spec, file) }));
+    await extractMembers({ archive, destination: staging, folder: spec.folder, members, maxTarBytes: MAX_TAR_BYTES });
+    const testSet = await readTestSet(spec, staging, { nameOf: (file) => `${spec.folder}/${file} in ${url}` });
+    marker = { url, md5: source.md5 ?? null, files: testSet.source.files };
     await writeFileAtomic(join(staging, MARKER_FILE), `${JSON.stringify(marker, null, 2)}\n`);
     // A folder without a marker is what a crash or a hand-deleted marker leaves; replace it.
     await rm(directory, { recursive: true, force: true });
@@ -254,6 +330,66 @@ async function fillCache(spec: CifarSpec, source: Source, options: CifarLoadOpti
   // The extracted files are all that evaluation reads; the archive would only take space.
   await rm(archive, { force: true });
   logger.info(`${spec.title}: cached in ${directory}`);
+  return marker;
+}
+
+/** This host, as staging folder names carry it: a hash, so that any host name makes a plain file name. */
+function hostTag(): string {
+  return createHash('sha256').update(hostname()).digest('hex').slice(0, 12);
+}
+
+/** `<folder>.staging-<host tag>-<pid>-<random>`: its name says who may still be writing it. */
+function stagingFolder(directory: string): string {
+  return `${directory}.staging-${hostTag()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * Removes the staging folders that interrupted extractions of `directory` left behind. One is stale
+ * when its process is gone (this host) or, when that cannot be asked (another host, or a name from
+ * before names carried the host: `<folder>.<pid>-<random>.tmp`), when nothing in it changed for
+ * STAGING_STALE_MS. A folder of a live process on this host is never touched. Best effort: a folder
+ * that cannot be removed is only reported. Runs under the folder's lock.
+ */
+async function removeStaleStaging(directory: string, logger: Logger): Promise<void> {
+  const parent = dirname(directory);
+  const prefix = `${basename(directory)}.`;
+  let names: string[];
+  try {
+    names = await readdir(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const rest = name.slice(prefix.length);
+    const current = /^staging-([0-9a-f]{12})-(\d+)-[0-9a-f]{8}$/.exec(rest);
+    const legacy = /^(\d+)-[0-9a-f]{8}\.tmp$/.exec(rest);
+    if (!current && !legacy) continue;
+    const owner = current ? { host: current[1], pid: Number(current[2]) } : { pid: Number(legacy![1]) };
+    const path = join(parent, name);
+    try {
+      if (!(await isStaleStaging(path, owner))) continue;
+      await rm(path, { recursive: true, force: true });
+      logger.info(`removed ${path}, left by an interrupted extraction`);
+    } catch (error) {
+      logger.warn(`could not remove ${path}, left by an interrupted extraction: ${describeError(error)}`);
+    }
+  }
+}
+
+async function isStaleStaging(path: string, owner: { host?: string; pid: number }): Promise<boolean> {
+  if (owner.host === hostTag()) return !processExists(owner.pid);
+  // Another host's process cannot be asked. An old name does not say its host, but a live process
+  // here with its pid may well be its owner.
+  if (owner.host === undefined && processExists(owner.pid)) return false;
+  return (await untouchedFor(path)) > STAGING_STALE_MS;
+}
+
+/** How long ago (in either direction, for skewed clocks) a path or anything directly in it last changed. */
+async function untouchedFor(path: string): Promise<number> {
+  const entries = (await lstat(path)).isDirectory() ? await readdir(path) : [];
+  const times = await Promise.all([path, ...entries.map((entry) => join(path, entry))].map(async (each) => (await lstat(each)).mtimeMs));
+  return Math.abs(Date.now() - Math.max(...times));
 }
 
 /** The folder of an extracted copy: DIR itself or DIR/<release folder>, whichever holds the files. */
@@ -273,50 +409,76 @@ async function locateDataDir(spec: CifarSpec, dataDir: string): Promise<string> 
   );
 }
 
-async function readTestSet(spec: CifarSpec, directory: string, nameOf: (file: string) => string = (file) => join(directory, file)): Promise<CifarTestSet> {
-  const read = (file: string) =>
-    readFile(join(directory, file)).catch((error: unknown) => {
-      throw inputError(`could not read ${nameOf(file)}: ${describeError(error)}`, error);
-    });
-  const [testBin, classes, coarse] = await Promise.all([
-    read(spec.testFile),
-    read(spec.classFile),
-    spec.coarseFile ? read(spec.coarseFile) : undefined,
-  ]);
-  const testSet = parseCifarTestSet(
+interface ReadOptions {
+  /** How errors name each file; default its path. */
+  nameOf?: (file: string) => string;
+  /** The sha256 each file must have: the record of a cached copy. */
+  recorded?: Record<string, string>;
+}
+
+/** Reads the test file and label files (each checked against `recorded` when given) and parses them. */
+async function readTestSet(spec: CifarSpec, directory: string, options: ReadOptions = {}): Promise<CifarTestSet> {
+  const nameOf = options.nameOf ?? ((file: string) => join(directory, file));
+  const contents = await Promise.all(
+    memberFiles(spec).map(async (file) => {
+      const data = await readDataFile(join(directory, file), maxFileBytes(spec, file), nameOf(file));
+      const sha256 = sha256Hex(data);
+      const expected = options.recorded?.[file];
+      if (expected !== undefined && expected !== sha256) {
+        throw inputError(`${nameOf(file)} changed since it was fetched (sha256 ${sha256}, recorded ${expected}); delete ${directory} and fetch it again`);
+      }
+      return { file, data, sha256 };
+    }),
+  );
+  const dataOf = (file: string) => contents.find((content) => content.file === file)!.data;
+  const parsed = parseCifarTestSet(
     spec.name,
-    testBin,
-    { classes: classes.toString('utf8'), coarse: coarse?.toString('utf8') },
+    dataOf(spec.testFile),
+    { classes: dataOf(spec.classFile).toString('utf8'), coarse: spec.coarseFile && dataOf(spec.coarseFile).toString('utf8') },
     { testBin: nameOf(spec.testFile), classes: nameOf(spec.classFile), coarse: spec.coarseFile && nameOf(spec.coarseFile) },
   );
-  // Reports cite the file on disk, also when errors name the archive member.
-  return { ...testSet, source: { ...testSet.source, path: join(directory, spec.testFile) } };
+  // Reports cite the files on disk, also when errors name the archive members.
+  const files = Object.fromEntries(contents.map(({ file, sha256 }) => [file, sha256]));
+  return { ...parsed, source: { path: join(directory, spec.testFile), sha256: datasetDigest(contents), files } };
+}
+
+function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * One digest of the data set as read: the sha256 of the lines `sha256sum` prints for its files, in
+ * the release's order, so that `sha256sum test.bin fine_label_names.txt coarse_label_names.txt |
+ * sha256sum` in the data folder prints the same value.
+ */
+function datasetDigest(files: readonly { file: string; sha256: string }[]): string {
+  return sha256Hex(files.map(({ file, sha256 }) => `${sha256}  ${file}\n`).join(''));
 }
 
 /**
  * Parses and validates a test file and its label files (pure). Records are `labelBytes` label bytes
  * (CIFAR-100: coarse then fine; CIFAR-10: the label) followed by 3072 pixel bytes; any count of whole
- * records is accepted (the official files hold 10,000), every label must be in range.
+ * records is accepted (reading caps a file at the official 10,000), every label must be in range.
  */
-export function parseCifarTestSet(name: CifarName, testBin: Uint8Array, labelFiles: CifarLabelTexts, fileNames: CifarFileNames): CifarTestSet {
+export function parseCifarTestSet(name: CifarName, testBin: Uint8Array, labelFiles: CifarLabelTexts, fileNames: CifarFileNames): ParsedCifarTestSet {
   const spec = cifarSpec(name);
   const rawClassNames = parseLabelNames(labelFiles.classes, spec.classCount, fileNames.classes);
   const coarseClassNames =
     spec.coarseCount === undefined ? undefined : parseLabelNames(labelFiles.coarse ?? '', spec.coarseCount, fileNames.coarse ?? 'the coarse label file');
 
   const labelBytes = spec.coarseCount === undefined ? 1 : 2;
-  const recordBytes = labelBytes + PIXEL_BYTES;
-  if (testBin.length === 0 || testBin.length % recordBytes !== 0) {
+  const recordSize = recordBytes(spec);
+  if (testBin.length === 0 || testBin.length % recordSize !== 0) {
     throw inputError(
-      `${fileNames.testBin} has ${testBin.length} bytes, not a whole number of ${spec.title} records of ${recordBytes} bytes (the official file has 10,000: ${10_000 * recordBytes} bytes)`,
+      `${fileNames.testBin} has ${testBin.length} bytes, not a whole number of ${spec.title} records of ${recordSize} bytes (the official file has 10,000: ${MAX_RECORDS * recordSize} bytes)`,
     );
   }
-  const count = testBin.length / recordBytes;
+  const count = testBin.length / recordSize;
   const images = new Uint8Array(count * PIXEL_BYTES);
   const labels = new Uint8Array(count);
   const coarseLabels = labelBytes === 2 ? new Uint8Array(count) : undefined;
   for (let i = 0; i < count; i += 1) {
-    const offset = i * recordBytes;
+    const offset = i * recordSize;
     const label = testBin[offset + labelBytes - 1]!;
     if (label >= spec.classCount) {
       throw inputError(`${fileNames.testBin}: record ${i} has label ${label}, outside 0-${spec.classCount - 1}; the file is damaged or not ${spec.title}`);
@@ -329,7 +491,7 @@ export function parseCifarTestSet(name: CifarName, testBin: Uint8Array, labelFil
       }
       coarseLabels[i] = coarse;
     }
-    images.set(testBin.subarray(offset + labelBytes, offset + recordBytes), i * PIXEL_BYTES);
+    images.set(testBin.subarray(offset + labelBytes, offset + recordSize), i * PIXEL_BYTES);
   }
   return {
     name,
@@ -341,7 +503,6 @@ export function parseCifarTestSet(name: CifarName, testBin: Uint8Array, labelFil
     classNames: rawClassNames.map(cleanClassName),
     rawClassNames,
     ...(coarseClassNames ? { coarseClassNames } : {}),
-    source: { path: fileNames.testBin, sha256: createHash('sha256').update(testBin).digest('hex') },
   };
 }
 

@@ -28,7 +28,10 @@ export interface DatasetInfo {
   split: 'test';
   images: number;
   totalImages: number;
+  /** One digest of all the data files the run read (see CifarTestSet.source). */
   sha256: string;
+  /** The sha256 of each data file read, by file name (absent in reports from before it was added). */
+  files?: Record<string, string>;
   subset: { limit?: number; perClass?: number };
 }
 
