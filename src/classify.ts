@@ -124,7 +124,7 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
         }
         try {
           const decoded = await decodeImage('bytes' in input ? input.bytes : input.path, decodeLabel(input), options.decode);
-          preprocessDecoded(decoded, bundle.preprocess, out, offset);
+          preprocessDecoded(decoded, bundle.preprocess, out, offset, decodeLabel(input));
         } catch (error) {
           if (!(error instanceof ClipEvalError)) throw error;
           errors[i] = describeError(error);

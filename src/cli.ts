@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { appendFile } from 'node:fs/promises';
+import { readStreamBounded } from './bounded-read.js';
 import { resolveCacheRoot, writeFileAtomic } from './cache.js';
 import { classifyImages } from './classify.js';
 import { fetchCifar, type CifarName } from './datasets/cifar.js';
@@ -11,7 +12,7 @@ import { defaultTemplateSpec, DEFAULT_LABELS, resolveLabels } from './labels.js'
 import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MODEL, parseVariant, resolveModelBundle, type Variant } from './model/bundle.js';
 import { parseDevice } from './model/session.js';
-import { DEFAULT_MAX_PIXELS } from './preprocess/decode.js';
+import { DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_PIXELS } from './preprocess/decode.js';
 import { assertWritableOutput, md5Hex, nonNegativeInteger, positiveInteger } from './options.js';
 import {
   formatClassificationBlock,
@@ -224,10 +225,9 @@ function fetchCommand(setExit: (code: number) => void): Command {
   return command;
 }
 
+/** All of standard input, cut off (an error) past the image file limit: /dev/zero must not fill memory. */
 async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  return readStreamBounded(process.stdin, DEFAULT_MAX_IMAGE_BYTES, 'standard input');
 }
 
 async function readStdinLines(): Promise<string[]> {
