@@ -29,20 +29,10 @@ function tooLarge(label: string, maxBytes: number): Error {
   return inputError(`${label}: more than the limit of ${formatBytes(maxBytes)} (${maxBytes} bytes); a larger input is refused`);
 }
 
-function openError(label: string, what: string, error: unknown): Error {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return inputError(`${label}: ${what} not found`, error);
-  if (code === 'ENOTDIR') return inputError(`${label}: ${what} not found (a part of the path is not a folder)`, error);
-  if (code === 'EACCES' || code === 'EPERM') return inputError(`${label}: ${what} is not readable (permission denied)`, error);
-  return inputError(`${label}: cannot read the ${what} (${describeError(error)})`, error);
-}
-
 export interface RegularFileRead {
   maxBytes: number;
   /** Names the input in errors: "photo.jpg", "--labels @names.txt". */
   label: string;
-  /** What the file is for, in errors: "image file", "file". */
-  what: string;
   /** Called with the file's size before it is read (a memory budget may wait there). */
   beforeRead?: (bytes: number) => Promise<void>;
 }
@@ -69,24 +59,18 @@ async function readAll(handle: FileHandle, expected: number, maxBytes: number, l
 /**
  * The whole content of a regular file, at most maxBytes. The file is opened non-blocking, so that a
  * FIFO cannot block the open, and anything that is not a regular file is refused before a byte is read.
+ * Those refusals are ClipEvalErrors; the system's own errors (ENOENT, EACCES) are thrown as they are,
+ * for the caller to explain.
  */
 export async function readRegularFile(path: string, read: RegularFileRead): Promise<Buffer> {
-  const { maxBytes, label, what } = read;
-  let handle: FileHandle;
-  try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (error) {
-    throw openError(label, what, error);
-  }
+  const { maxBytes, label } = read;
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const info = await handle.stat();
-    if (!info.isFile()) throw inputError(`${label}: is ${fileKind(info)}, not a regular file; give a regular ${what}`);
+    if (!info.isFile()) throw inputError(`${label}: is ${fileKind(info)}, not a regular file; give a file`);
     if (info.size > maxBytes) throw tooLarge(label, maxBytes);
     await read.beforeRead?.(info.size);
     return await readAll(handle, info.size, maxBytes, label);
-  } catch (error) {
-    if (error instanceof ClipEvalError) throw error;
-    throw openError(label, what, error);
   } finally {
     await handle.close();
   }
@@ -135,4 +119,22 @@ export function decodeUtf8(bytes: Uint8Array, label: string): string {
     for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line += 1;
     throw inputError(`${label}: not valid UTF-8 (byte ${offset}, line ${line}); save the file as UTF-8`);
   }
+}
+
+/** Label and template files are lists a person writes: far below this. */
+export const MAX_TEXT_FILE_BYTES = 16 * 2 ** 20;
+
+/**
+ * A UTF-8 text file (labels, templates): regular, at most MAX_TEXT_FILE_BYTES, strictly decoded.
+ * `hint` says what the file should be, after a system error.
+ */
+export async function readTextFile(path: string, label: string, hint: string): Promise<string> {
+  let bytes: Buffer;
+  try {
+    bytes = await readRegularFile(path, { maxBytes: MAX_TEXT_FILE_BYTES, label });
+  } catch (error) {
+    if (error instanceof ClipEvalError) throw error;
+    throw inputError(`${label}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? describeError(error)}); ${hint}`, error);
+  }
+  return decodeUtf8(bytes, label);
 }

@@ -1,6 +1,6 @@
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { readRegularFile } from '../bounded-read.js';
-import { describeError, inputError } from '../errors.js';
+import { ClipEvalError, describeError, inputError } from '../errors.js';
 
 /**
  * An 8-bit RGB image, interleaved, as Pillow's convert('RGB') would see it before any resize.
@@ -65,7 +65,16 @@ async function readInput(input: string | Uint8Array, label: string, options: Che
     if (input.length > options.maxFileBytes) throw inputError(`${label}: image data is larger than the limit of ${options.maxFileBytes} bytes`);
     return input;
   }
-  const bytes = await readRegularFile(input, { maxBytes: options.maxFileBytes, label, what: 'image file', beforeRead: options.reserve });
+  let bytes: Buffer;
+  try {
+    bytes = await readRegularFile(input, { maxBytes: options.maxFileBytes, label, beforeRead: options.reserve });
+  } catch (error) {
+    if (error instanceof ClipEvalError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw inputError(`${label}: image file not found`, error);
+    if (code === 'EACCES' || code === 'EPERM') throw inputError(`${label}: image file is not readable (permission denied)`, error);
+    throw inputError(`${label}: cannot read image file (${describeError(error)})`, error);
+  }
   if (bytes.length === 0) throw inputError(`${label}: image file is empty (0 bytes)`);
   return bytes;
 }

@@ -17,12 +17,21 @@ export function isFailure(result: ImageClassification): result is { file: string
   return 'error' in result;
 }
 
+/**
+ * A label or file name as printed to a terminal: control characters (C0, DEL and C1, tab and newline
+ * included) become visible \xNN escapes, so that a name cannot move the cursor, retitle the window or
+ * ring the bell, nor break the table's rows.
+ */
+export function escapeControlCharacters(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /** Labels longer than this overflow their column rather than widen every row. */
 const MAX_LABEL_COLUMN = 40;
 
 /** The label column's width for a label set: the same in every block, so that blocks line up. */
 export function labelColumnWidth(labels: readonly string[]): number {
-  const longest = labels.reduce((max, label) => Math.max(max, label.length), 0);
+  const longest = labels.reduce((max, label) => Math.max(max, escapeControlCharacters(label).length), 0);
   return Math.min(Math.max(longest, 'label'.length), MAX_LABEL_COLUMN);
 }
 
@@ -35,7 +44,8 @@ export function formatLogit(logit: number): string {
 }
 
 /**
- * One image's block: its name, then rank, label, probability and logit, one label per row, e.g.
+ * One image's block: its name, then rank, label, probability and logit, one label per row (names and
+ * labels with control characters escaped), e.g.
  *
  *     photos/cat.jpg
  *       #  label   probability  logit
@@ -49,8 +59,8 @@ export function formatClassificationBlock(result: { file: string; top: readonly 
   const logitWidth = Math.max('logit'.length, ...logits.map((text) => text.length));
   const row = (rank: string, label: string, probability: string, logit: string) =>
     `  ${rank.padStart(rankWidth)}  ${label.padEnd(labelWidth)}  ${probability.padStart(probabilityWidth)}  ${logit.padStart(logitWidth)}`;
-  const lines = [result.file, row('#', 'label', 'probability', 'logit')];
-  result.top.forEach((score, i) => lines.push(row(String(i + 1), score.label, probabilities[i]!, logits[i]!)));
+  const lines = [escapeControlCharacters(result.file), row('#', 'label', 'probability', 'logit')];
+  result.top.forEach((score, i) => lines.push(row(String(i + 1), escapeControlCharacters(score.label), probabilities[i]!, logits[i]!)));
   return `${lines.join('\n')}\n`;
 }
 
