@@ -117,19 +117,18 @@ class DecoderFailure extends Error {}
 
 /** Runs a decoder step beside others; on failure, again alone, whose outcome (result or error) stands. */
 async function decoderStep<T>(step: () => Promise<T>): Promise<T> {
+  const run = async () => {
+    try {
+      return await step();
+    } catch (error) {
+      throw new DecoderFailure(describeError(error), { cause: error });
+    }
+  };
   try {
-    return await decodeSideBySide(step);
+    return await decodeSideBySide(run);
   } catch (error) {
     if (!(error instanceof DecoderFailure)) throw error;
-    return decodeAlone(step);
-  }
-}
-
-async function underDecoder<T>(run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    throw new DecoderFailure(describeError(error), { cause: error });
+    return decodeAlone(run);
   }
 }
 
@@ -196,7 +195,7 @@ export async function decodeImage(input: string | Uint8Array, label: string, opt
   // Headers first, without the limit, so that an oversized image gets an error that says so.
   let metadata: Metadata;
   try {
-    metadata = await decoderStep(() => underDecoder(() => sharp(bytes, { limitInputPixels: false }).metadata()));
+    metadata = await decoderStep(() => sharp(bytes, { limitInputPixels: false }).metadata());
   } catch (error) {
     if (!(error instanceof DecoderFailure)) throw error;
     const detail = shortDetail(error);
@@ -215,9 +214,7 @@ export async function decodeImage(input: string | Uint8Array, label: string, opt
   let raw: { data: Buffer; info: OutputInfo };
   try {
     raw = await decoderStep(() =>
-      underDecoder(() =>
-        sharp(bytes, { autoOrient, limitInputPixels: maxPixels, ignoreIcc: true, failOn: 'error' }).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }),
-      ),
+      sharp(bytes, { autoOrient, limitInputPixels: maxPixels, ignoreIcc: true, failOn: 'error' }).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }),
     );
   } catch (error) {
     if (!(error instanceof DecoderFailure)) throw error;
