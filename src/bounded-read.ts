@@ -89,21 +89,29 @@ export async function readStreamBounded(stream: AsyncIterable<unknown>, maxBytes
   return Buffer.concat(chunks, length);
 }
 
-/** The first byte offset at which `bytes` stops being UTF-8 (the whole length when it is valid). */
+/** Where the first invalid UTF-8 sequence of `bytes` (known to be invalid) starts. */
 function firstInvalidUtf8Offset(bytes: Uint8Array): number {
-  // A prefix decodes in streaming mode exactly when it holds no invalid sequence, so bisect.
+  const decodes = (length: number, stream: boolean) => {
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, length), { stream });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  // A prefix decodes in streaming mode exactly when it holds no invalid sequence, so bisect for the
+  // longest; if it ends inside a character, the bad sequence is that character's.
   let good = 0;
   let bad = bytes.length;
   while (good < bad) {
     const middle = Math.ceil((good + bad) / 2);
-    try {
-      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, middle), { stream: true });
-      good = middle;
-    } catch {
-      bad = middle - 1;
-    }
+    if (decodes(middle, true)) good = middle;
+    else bad = middle - 1;
   }
-  return good;
+  if (decodes(good, false)) return good;
+  let start = good - 1;
+  while (start > 0 && (bytes[start]! & 0xc0) === 0x80) start -= 1;
+  return start;
 }
 
 /**
@@ -114,7 +122,7 @@ export function decodeUtf8(bytes: Uint8Array, label: string): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    const offset = Math.min(firstInvalidUtf8Offset(bytes), bytes.length - 1);
+    const offset = firstInvalidUtf8Offset(bytes);
     let line = 1;
     for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line += 1;
     throw inputError(`${label}: not valid UTF-8 (byte ${offset}, line ${line}); save the file as UTF-8`);
