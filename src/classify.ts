@@ -8,6 +8,7 @@ import type { Logger } from './log.js';
 import { resolveModelBundle, type ModelBundle } from './model/bundle.js';
 import type { Device } from './model/session.js';
 import { decodeImage, type DecodeOptions } from './preprocess/decode.js';
+import { MemoryBudget } from './preprocess/memory-budget.js';
 import { preprocessDecoded } from './preprocess/transform.js';
 import type { ImageClassification, LabelScore } from './report/classification.js';
 import { validateTemplates } from './text/templates.js';
@@ -28,7 +29,12 @@ export interface ClassifyOptions {
   top: number;
   /** False for --no-cache: always run the text encoder, never write the cache. */
   textCache: boolean;
-  decode?: DecodeOptions;
+  decode?: Omit<DecodeOptions, 'reserve'>;
+  /**
+   * Bytes the images being prepared may hold at once (files read and decoded pixels, over the batch
+   * and the next one), default DEFAULT_IMAGE_MEMORY_BYTES: large photos are then prepared a few at a time.
+   */
+  imageMemoryBytes?: number;
   offline?: boolean;
   logger: Logger;
   /** No progress output at all (downloads, text encoder, images). */
@@ -50,12 +56,20 @@ export interface ClassificationRun {
   bundle: ModelBundle;
   /** True when the label embeddings came from the cache. */
   textEmbeddingsCached: boolean;
+  /** The most bytes images being prepared held at once (see imageMemoryBytes). */
+  peakImageBytes: number;
 }
+
+/** 512 MiB: a few dozen megapixels of photos at a time, however large the batch. */
+export const DEFAULT_IMAGE_MEMORY_BYTES = 512 * 2 ** 20;
 
 function checkOptions(options: ClassifyOptions): void {
   validateLabels(options.labels, 'labels');
   validateTemplates(options.templates, 'templates');
   if (!Number.isInteger(options.top) || options.top < 1) throw usageError(`--top ${options.top}: expected a positive whole number`);
+  if (options.imageMemoryBytes !== undefined && (!Number.isSafeInteger(options.imageMemoryBytes) || options.imageMemoryBytes < 1)) {
+    throw usageError(`image memory ${options.imageMemoryBytes}: expected a positive whole number of bytes`);
+  }
   if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
     throw usageError(`--batch-size ${options.batchSize}: expected a positive whole number`);
   }
@@ -93,6 +107,7 @@ function decodeLabel(input: ImageInput): string {
 export async function classifyImages(options: ClassifyOptions): Promise<ClassificationRun> {
   checkOptions(options);
   const { logger, labels, images } = options;
+  const memory = new MemoryBudget(options.imageMemoryBytes ?? DEFAULT_IMAGE_MEMORY_BYTES);
   const bundle = await resolveModelBundle({ ...options.model, cacheRoot: options.cacheRoot, offline: options.offline, quiet: options.quiet, logger });
   const { classifier, encoder } = await openZeroShotModel({
     bundle,
@@ -122,12 +137,17 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
           errors[i] = input.error;
           return;
         }
+        // Leases are taken in image order (before any await), so the earliest image is never kept waiting.
+        const lease = memory.lease();
         try {
-          const decoded = await decodeImage('bytes' in input ? input.bytes : input.path, decodeLabel(input), options.decode);
-          preprocessDecoded(decoded, bundle.preprocess, out, offset);
+          const decode = { ...options.decode, reserve: (bytes: number) => lease.reserve(bytes) };
+          const decoded = await decodeImage('bytes' in input ? input.bytes : input.path, decodeLabel(input), decode);
+          preprocessDecoded(decoded, bundle.preprocess, out, offset, decodeLabel(input));
         } catch (error) {
           if (!(error instanceof ClipEvalError)) throw error;
           errors[i] = describeError(error);
+        } finally {
+          lease.release();
         }
       },
       onEmbeddings: (first, count, embeddings) => {
@@ -150,6 +170,7 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
       imagesPerSecond: run.imagesPerSecond,
       bundle,
       textEmbeddingsCached: classifier.cached,
+      peakImageBytes: memory.peak,
     };
   } finally {
     await encoder.release();

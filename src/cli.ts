@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { appendFile } from 'node:fs/promises';
+import { readStreamBounded } from './bounded-read.js';
 import { resolveCacheRoot, writeOutputFile } from './cache.js';
 import { classifyImages } from './classify.js';
 import { fetchCifar, type CifarName } from './datasets/cifar.js';
@@ -12,7 +13,7 @@ import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MODEL, parseVariant, resolveModelBundle, type Variant } from './model/bundle.js';
 import { MAX_BATCH_SIZE } from './model/encoders.js';
 import { parseDevice } from './model/session.js';
-import { DEFAULT_MAX_PIXELS } from './preprocess/decode.js';
+import { DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_PIXELS } from './preprocess/decode.js';
 import { assertDistinctOutputs, assertWritableOutput, md5Hex, nonNegativeInteger, positiveInteger, unwritableOutputReason } from './options.js';
 import {
   formatClassificationBlock,
@@ -26,6 +27,7 @@ import { formatPredictions } from './report/predictions.js';
 import { formatSummary } from './report/summary.js';
 import { resolveTemplates } from './text/templates.js';
 import { formatTokenIds, loadClipTokenizer, readPadTokenFromConfig } from './text/tokenizer.js';
+import { showUnprintable } from './unprintable.js';
 import { VERSION } from './version.js';
 
 export const DEFAULT_BATCH_SIZE = 32;
@@ -216,7 +218,7 @@ async function runEvaluation(dataset: CifarName, options: EvaluateOptions): Prom
   if (options.junit) await writeOutput('--junit', options.junit, formatJunit(report, outcomes));
   if (stepSummary) await appendStepSummary(stepSummary, formatStepSummary(report, outcomes), logger);
   const failed = outcomes.filter((o) => !o.passed);
-  for (const outcome of failed) process.stderr.write(`clip-eval: check failed: ${outcome.message}\n`);
+  for (const outcome of failed) process.stderr.write(`clip-eval: check failed: ${showUnprintable(outcome.message)}\n`);
   return failed.length > 0 ? EXIT.checkFailed : EXIT.ok;
 }
 
@@ -271,10 +273,9 @@ function fetchCommand(setExit: (code: number) => void): Command {
   return command;
 }
 
+/** All of standard input, cut off (an error) past the image file limit: /dev/zero must not fill memory. */
 async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  return readStreamBounded(process.stdin, DEFAULT_MAX_IMAGE_BYTES, 'standard input');
 }
 
 async function readStdinLines(): Promise<string[]> {
@@ -360,7 +361,7 @@ async function runClassify(files: string[], options: ClassifyOptions): Promise<n
     // Results streaming to a terminal are progress enough; a bar would tangle with them.
     imageProgress: !process.stdout.isTTY && images.length > options.batchSize,
     onResult: (result) => {
-      if (isFailure(result)) process.stderr.write(`clip-eval: ${result.error}\n`);
+      if (isFailure(result)) process.stderr.write(`clip-eval: ${showUnprintable(result.error)}\n`);
       if (options.json) process.stdout.write(formatClassificationJson(result));
       else if (!isFailure(result)) process.stdout.write(`${blocks++ > 0 ? '\n' : ''}${formatClassificationBlock(result, labelWidth)}`);
     },

@@ -1,3 +1,5 @@
+import { showUnprintable } from './unprintable.js';
+
 /**
  * Every failure a user can cause or meet is a ClipEvalError: one line of text and a stable exit code.
  * Anything else reaching the CLI is a bug and exits with EXIT.internal.
@@ -34,10 +36,10 @@ export function inputError(message: string, cause?: unknown): ClipEvalError {
   return new ClipEvalError(message, 'input', cause === undefined ? undefined : { cause });
 }
 
-/** The message of an unknown thrown value, on one line. */
+/** The message of an unknown thrown value, on one line, with no control character left to reach a terminal. */
 export function describeError(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/\s*\n\s*/g, ' ').trim();
+  return showUnprintable(text.replace(/\s*\n\s*/g, ' ').trim());
 }
 
 /** What a filesystem error code means to a user, and what to do about it. */

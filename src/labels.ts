@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { readTextFile } from './bounded-read.js';
 import { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from './datasets/cifar-names.js';
-import { inputError, usageError } from './errors.js';
+import { usageError } from './errors.js';
 
 /** The labels `classify` chooses among, and where they came from. */
 export interface LabelSet {
@@ -33,13 +33,7 @@ export function validateLabels(labels: readonly string[], origin: string): void 
 }
 
 async function readLabelFile(path: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw inputError(`--labels @${path}: cannot read the file (${code}); give a file with one label per line`, error);
-  }
+  const text = await readTextFile(path, `--labels @${path}`, 'give a file with one label per line');
   return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0);
 }
 

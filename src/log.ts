@@ -1,3 +1,5 @@
+import { showUnprintable } from './unprintable.js';
+
 /**
  * Diagnostics go to stderr so that stdout stays clean for results (tables, JSON Lines, token ids).
  */
@@ -26,7 +28,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       if (!quiet) stream.write(`${message}\n`);
     },
     warn(message) {
-      stream.write(`clip-eval: warning: ${message}\n`);
+      stream.write(`clip-eval: warning: ${showUnprintable(message)}\n`);
     },
     debug(message) {
       if (verbose) stream.write(`${message}\n`);

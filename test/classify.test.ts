@@ -9,6 +9,8 @@ import { ClipEvalError } from '../src/errors.js';
 import { expandInputs, type ImageInput } from '../src/inputs.js';
 import { defaultTemplateSpec, resolveLabels } from '../src/labels.js';
 import { silentLogger } from '../src/log.js';
+import { decodedBytes } from '../src/preprocess/decode.js';
+import { MemoryBudget } from '../src/preprocess/memory-budget.js';
 import {
   formatClassificationBlock,
   formatClassificationJson,
@@ -256,6 +258,47 @@ test('classify: each bad input gets an error naming it and the others are still 
   for (const result of limited.results) assert.ok(isFailure(result) && /\.(png|webp): .*pixel/i.test(result.error), JSON.stringify(result));
   const enough = await classifyImages(options(onDisk('apple.png'), { decode: { maxPixels: 320 * 240 } }));
   assert.equal(top(enough.results[0])[0]!.label, 'apple');
+});
+
+test('classify: images being prepared hold at most the memory budget plus one image, whatever the batch size', async () => {
+  const names = Array.from({ length: 8 }, (_, i) => `large-${i}.png`);
+  let largestImage = 0;
+  for (const [i, name] of names.entries()) {
+    const bytes = await classImage(i % 2 === 0 ? 'apple' : 'tulip').resize(1600, 1200, { kernel: 'nearest' }).png().toBuffer();
+    await writeFile(file(name), bytes);
+    largestImage = Math.max(largestImage, bytes.length + decodedBytes(await sharp(bytes).metadata()));
+  }
+  const budget = 2 * 1600 * 1200 * 3;
+  const bounded = await classifyImages(options(onDisk(...names), { batchSize: 8, top: 1, imageMemoryBytes: budget }));
+  assert.equal(bounded.classified, 8);
+  assert.ok(bounded.peakImageBytes >= 1600 * 1200 * 3, `peak ${bounded.peakImageBytes} counts the decoded pixels`);
+  assert.ok(bounded.peakImageBytes <= budget + largestImage, `peak ${bounded.peakImageBytes} > budget ${budget} + one image ${largestImage}`);
+  const unbounded = await classifyImages(options(onDisk(...names), { batchSize: 8, top: 1 }));
+  assert.deepEqual(bounded.results, unbounded.results);
+  assert.deepEqual(bounded.results.map((result) => top(result)[0]!.label), names.map((_, i) => (i % 2 === 0 ? 'apple' : 'tulip')));
+});
+
+test('memory budget: reservations past the limit wait for releases, except the oldest image\'s', async () => {
+  const budget = new MemoryBudget(100);
+  const [a, b, c] = [budget.lease(), budget.lease(), budget.lease()];
+  const granted: string[] = [];
+  await a.reserve(60);
+  const bWaits = b.reserve(50).then(() => granted.push('b'));
+  const cFits = c.reserve(40).then(() => granted.push('c'));
+  await cFits;
+  assert.deepEqual(granted, ['c']);
+  const aOver = a.reserve(500).then(() => granted.push('a'));
+  await aOver;
+  assert.deepEqual(granted, ['c', 'a'], 'the oldest lease is never kept waiting');
+  assert.equal(budget.peak, 600);
+  c.release();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(granted, ['c', 'a'], 'b still does not fit beside a');
+  a.release();
+  await bWaits;
+  assert.deepEqual(granted, ['c', 'a', 'b']);
+  b.release();
+  assert.throws(() => b.reserve(1), /after release/);
 });
 
 test('classify: bad options are usage errors before any model is loaded', async () => {

@@ -17,6 +17,7 @@ import {
   CIFAR_IMAGE_BYTES,
   createCifarPreprocessor,
   cropOffset,
+  MAX_RESIZED_SIDE,
   normalisationTable,
   preprocessDecoded,
   preprocessImageFile,
@@ -472,4 +473,88 @@ test('preprocessConfigFromOpenClip: immich preprocess_cfg.json', () => {
       assertInputError(error, 'visual/preprocess_cfg.json', fragment),
     );
   }
+});
+
+// ---- elongated images: only the crop's rows and columns are planned ----
+
+/** preprocessDecoded's crop computed the long way: a full resize of both axes, then the centre crop. */
+function fullResizeThenCrop(image: DecodedImage, config: PreprocessConfig, filter: PreprocessConfig['resample']): Float32Array {
+  const resized = resizedSize(image.width, image.height, config.resizeShortestEdge);
+  const pixels = scalarResize(image.data, image.width, image.height, 3, resized.width, resized.height, filter);
+  const crop = config.imageSize;
+  const left = cropOffset(resized.width, crop);
+  const top = cropOffset(resized.height, crop);
+  const table = normalisationTable(config);
+  const out = new Float32Array(3 * crop * crop);
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < crop; i++) {
+      for (let j = 0; j < crop; j++) {
+        out[(c * crop + i) * crop + j] = table[c * 256 + pixels[((top + i) * resized.width + left + j) * 3 + c]];
+      }
+    }
+  }
+  return out;
+}
+
+test('axis plans of a window equal that part of the whole axis plan', () => {
+  for (const [inSize, outSize, from, count] of [[3, 33600, 16688, 224], [5000, 224, 0, 224], [61, 224, 10, 200], [300, 1000, 999, 1]]) {
+    for (const filter of ['bicubic', 'bilinear', 'nearest'] as const) {
+      const whole = axisPlan(inSize, outSize, filter);
+      const part = axisPlan(inSize, outSize, filter, from, count);
+      assert.equal(part.count, count);
+      for (let i = 0; i < count; i++) {
+        const w = (from + i) * whole.taps;
+        let sum = 0;
+        for (let k = 0; k < whole.taps; k++) sum += whole.weights[w + k] * (whole.start[from + i] + k);
+        let partSum = 0;
+        for (let k = 0; k < part.taps; k++) partSum += part.weights[i * part.taps + k] * (part.start[i] + k);
+        assert.equal(partSum, sum, `${filter} ${inSize}->${outSize} output ${from + i}`);
+      }
+    }
+  }
+  assert.throws(() => axisPlan(10, 20, 'bicubic', 15, 6), RangeError);
+});
+
+test('preprocessDecoded: a tall, thin image equals a full resize and centre crop, bit for bit', () => {
+  for (const [width, height, palette] of [[2, 300, false], [300, 3, false], [2, 300, true]] as const) {
+    const image: DecodedImage = { data: pseudoRandomBytes(width * height * 3, width * 7 + height), width, height, channels: 3, palette };
+    const out = new Float32Array(3 * 224 * 224);
+    preprocessDecoded(image, OPENAI_PREPROCESS, out, 0);
+    const expected = fullResizeThenCrop(image, OPENAI_PREPROCESS, palette ? 'nearest' : OPENAI_PREPROCESS.resample);
+    assert.equal(maxAbsDifference(out, expected), 0, `${width}x${height}${palette ? ' palette' : ''}`);
+  }
+});
+
+test('preprocessDecoded: a 1x70000 line is resized from its crop alone; a 1x300000 one is refused as too elongated', { timeout: 60_000 }, () => {
+  const out = new Float32Array(3 * 224 * 224);
+  for (const palette of [false, true]) {
+    const line: DecodedImage = { data: pseudoRandomBytes(70_000 * 3, 5), width: 1, height: 70_000, channels: 3, palette };
+    preprocessDecoded(line, OPENAI_PREPROCESS, out, 0, 'line.png');
+    assert.ok(out.every(Number.isFinite));
+  }
+  const tooLong: DecodedImage = { data: pseudoRandomBytes(300_000 * 3, 6), width: 1, height: 300_000, channels: 3, palette: false };
+  assert.throws(() => preprocessDecoded(tooLong, OPENAI_PREPROCESS, out, 0, 'line.png'), (error) =>
+    assertInputError(error, 'line.png', '1x300000', 'too elongated', String(224 * 300_000), String(MAX_RESIZED_SIDE)),
+  );
+});
+
+test('decodeImage: images failing side by side each get their own decoder message, the same on every run', async () => {
+  const jpeg = await sharp(pseudoRandomBytes(256 * 256 * 3, 11), { raw: { width: 256, height: 256, channels: 3 } }).jpeg().toBuffer();
+  const png = await sharp(pseudoRandomBytes(256 * 256 * 3, 12), { raw: { width: 256, height: 256, channels: 3 } }).png().toBuffer();
+  const broken = Array.from({ length: 24 }, (_, i) =>
+    i % 2 === 0 ? { name: `truncated-${i}.jpg`, bytes: jpeg.subarray(0, jpeg.length >> 1) } : { name: `broken-${i}.png`, bytes: png.subarray(0, png.length >> 1) },
+  );
+  const decodeAll = () => Promise.all(broken.map(({ name, bytes }) => decodeImage(bytes, name).then(() => `${name}: decoded`, (error: Error) => error.message)));
+  const first = await decodeAll();
+  first.forEach((message, i) => {
+    const { name } = broken[i]!;
+    assert.ok(message.startsWith(`${name}: corrupt or truncated image (`), message);
+    const detail = message.slice(name.length);
+    if (name.endsWith('.jpg')) assert.match(detail, /jpe?g/i), assert.doesNotMatch(detail, /png/i);
+    else assert.match(detail, /png/i), assert.doesNotMatch(detail, /jpe?g/i);
+    assert.doesNotMatch(detail, /unknown error/i);
+  });
+  const byKind = (messages: string[]) => new Set(messages.map((message, i) => message.slice(broken[i]!.name.length)));
+  assert.equal(byKind(first).size, 2, [...byKind(first)].join(' | '));
+  assert.deepEqual(await decodeAll(), first);
 });

@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
-import { describeError, inputError } from '../errors.js';
+import { readRegularFile } from '../bounded-read.js';
+import { ClipEvalError, describeError, inputError } from '../errors.js';
 
 /**
  * An 8-bit RGB image, interleaved, as Pillow's convert('RGB') would see it before any resize.
@@ -22,31 +22,56 @@ export interface DecodeOptions {
   autoOrient?: boolean;
   /** Refuse images with more pixels than this (a decompression-bomb guard); default 0x3FFF². */
   maxPixels?: number;
+  /** Refuse image files larger than this many bytes; default DEFAULT_MAX_IMAGE_BYTES. */
+  maxFileBytes?: number;
+  /**
+   * Called before memory is taken, with the bytes about to be held: the file's size before it is
+   * read, then the decoded pixels' before decoding. May wait (a memory budget shared by images).
+   */
+  reserve?: (bytes: number) => Promise<void>;
 }
 
 /** sharp's own default limit: 0x3FFF × 0x3FFF. */
 export const DEFAULT_MAX_PIXELS = 0x3fff * 0x3fff;
 
-function checkOptions(options: DecodeOptions): { autoOrient: boolean; maxPixels: number } {
+/**
+ * The largest image file (or standard input) read by default: 512 MiB, more than any compressed
+ * image within DEFAULT_MAX_PIXELS needs; a device such as /dev/zero is cut off there.
+ */
+export const DEFAULT_MAX_IMAGE_BYTES = 512 * 2 ** 20;
+
+interface CheckedOptions {
+  autoOrient: boolean;
+  maxPixels: number;
+  maxFileBytes: number;
+  reserve?: (bytes: number) => Promise<void>;
+}
+
+function checkOptions(options: DecodeOptions): CheckedOptions {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (!Number.isSafeInteger(maxPixels) || maxPixels < 1) {
     throw new RangeError(`decodeImage: maxPixels must be a positive integer, got ${maxPixels}`);
   }
-  return { autoOrient: options.autoOrient ?? true, maxPixels };
+  const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_IMAGE_BYTES;
+  if (!Number.isSafeInteger(maxFileBytes) || maxFileBytes < 1) {
+    throw new RangeError(`decodeImage: maxFileBytes must be a positive integer, got ${maxFileBytes}`);
+  }
+  return { autoOrient: options.autoOrient ?? true, maxPixels, maxFileBytes, reserve: options.reserve };
 }
 
-async function readInput(input: string | Uint8Array, label: string): Promise<Uint8Array> {
+async function readInput(input: string | Uint8Array, label: string, options: CheckedOptions): Promise<Uint8Array> {
   if (typeof input !== 'string') {
     if (input.length === 0) throw inputError(`${label}: image data is empty (0 bytes)`);
+    if (input.length > options.maxFileBytes) throw inputError(`${label}: image data is larger than the limit of ${options.maxFileBytes} bytes`);
     return input;
   }
   let bytes: Buffer;
   try {
-    bytes = await readFile(input);
+    bytes = await readRegularFile(input, { maxBytes: options.maxFileBytes, label, beforeRead: options.reserve });
   } catch (error) {
+    if (error instanceof ClipEvalError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw inputError(`${label}: image file not found`, error);
-    if (code === 'EISDIR') throw inputError(`${label}: is a directory, not an image file`, error);
     if (code === 'EACCES' || code === 'EPERM') throw inputError(`${label}: image file is not readable (permission denied)`, error);
     throw inputError(`${label}: cannot read image file (${describeError(error)})`, error);
   }
@@ -54,10 +79,75 @@ async function readInput(input: string | Uint8Array, label: string): Promise<Uin
   return bytes;
 }
 
+/**
+ * libvips keeps one error buffer for the whole process, so a decoder's message can be cleared or
+ * replaced by another image failing at the same moment. Decodes run side by side; one that failed
+ * runs again alone, once the others are done, and reports that run's own message.
+ */
+let sideBySide = 0;
+let aloneRun: Promise<void> | undefined;
+const onIdle: (() => void)[] = [];
+
+async function decodeSideBySide<T>(step: () => Promise<T>): Promise<T> {
+  while (aloneRun) await aloneRun;
+  sideBySide += 1;
+  try {
+    return await step();
+  } finally {
+    sideBySide -= 1;
+    if (sideBySide === 0) for (const resume of onIdle.splice(0)) resume();
+  }
+}
+
+async function decodeAlone<T>(step: () => Promise<T>): Promise<T> {
+  while (aloneRun) await aloneRun;
+  let finished!: () => void;
+  aloneRun = new Promise((resolve) => (finished = resolve));
+  try {
+    if (sideBySide > 0) await new Promise<void>((resolve) => onIdle.push(resolve));
+    return await step();
+  } finally {
+    aloneRun = undefined;
+    finished();
+  }
+}
+
+/** A decoder step's failure, whose message is the decoder's: it is only trusted from a run alone. */
+class DecoderFailure extends Error {}
+
+/** Runs a decoder step beside others; on failure, again alone, whose outcome (result or error) stands. */
+async function decoderStep<T>(step: () => Promise<T>): Promise<T> {
+  const run = async () => {
+    try {
+      return await step();
+    } catch (error) {
+      throw new DecoderFailure(describeError(error), { cause: error });
+    }
+  };
+  try {
+    return await decodeSideBySide(run);
+  } catch (error) {
+    if (!(error instanceof DecoderFailure)) throw error;
+    return decodeAlone(run);
+  }
+}
+
 /** The decoder's message, on one line and short: libvips repeats itself. */
 function shortDetail(error: unknown): string {
   const text = describeError(error);
   return text.length > 160 ? `${text.slice(0, 157)}...` : text;
+}
+
+/**
+ * The bytes one image holds while it is decoded and preprocessed: the decoder's output, its RGB and
+ * alpha planes when it has other than 3 channels, and the premultiplied copy an alpha image resizes in.
+ */
+export function decodedBytes(metadata: Pick<Metadata, 'width' | 'height' | 'channels' | 'hasAlpha'>): number {
+  const pixels = metadata.width * metadata.height;
+  const channels = Math.min(Math.max(metadata.channels ?? 4, 1), 4);
+  const alpha = metadata.hasAlpha ? 1 : 0;
+  const planes = channels === 3 ? 0 : 3 + alpha;
+  return pixels * (channels + planes + 4 * alpha);
 }
 
 /**
@@ -99,16 +189,18 @@ function toRgb(raw: Buffer, pixels: number, channels: number): { data: Uint8Arra
  * failure is a one-line ClipEvalError naming `label`.
  */
 export async function decodeImage(input: string | Uint8Array, label: string, options: DecodeOptions = {}): Promise<DecodedImage> {
-  const { autoOrient, maxPixels } = checkOptions(options);
-  const bytes = await readInput(input, label);
+  const checked = checkOptions(options);
+  const { autoOrient, maxPixels } = checked;
+  const bytes = await readInput(input, label, checked);
   // Headers first, without the limit, so that an oversized image gets an error that says so.
   let metadata: Metadata;
   try {
-    metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
+    metadata = await decoderStep(() => sharp(bytes, { limitInputPixels: false }).metadata());
   } catch (error) {
+    if (!(error instanceof DecoderFailure)) throw error;
     const detail = shortDetail(error);
-    if (/unsupported image format/i.test(detail)) throw inputError(`${label}: not an image file clip-eval can read (${detail})`, error);
-    throw inputError(`${label}: corrupt or truncated image (${detail})`, error);
+    if (/unsupported image format/i.test(detail)) throw inputError(`${label}: not an image file clip-eval can read (${detail})`, error.cause);
+    throw inputError(`${label}: corrupt or truncated image (${detail})`, error.cause);
   }
   const { width, height } = metadata;
   if (width * height > maxPixels) {
@@ -116,14 +208,17 @@ export async function decodeImage(input: string | Uint8Array, label: string, opt
       `${label}: image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels} (a guard against decompression bombs); raise the limit (--max-pixels) to read it`,
     );
   }
+  await checked.reserve?.(decodedBytes(metadata));
 
   // failOn 'error' rejects truncated and corrupt data but not the benign warnings Pillow also accepts.
-  const pipeline = sharp(bytes, { autoOrient, limitInputPixels: maxPixels, ignoreIcc: true, failOn: 'error' });
   let raw: { data: Buffer; info: OutputInfo };
   try {
-    raw = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    raw = await decoderStep(() =>
+      sharp(bytes, { autoOrient, limitInputPixels: maxPixels, ignoreIcc: true, failOn: 'error' }).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }),
+    );
   } catch (error) {
-    throw inputError(`${label}: corrupt or truncated image (${shortDetail(error)})`, error);
+    if (!(error instanceof DecoderFailure)) throw error;
+    throw inputError(`${label}: corrupt or truncated image (${shortDetail(error)})`, error.cause);
   }
   const { info } = raw;
   if (info.channels < 1 || info.channels > 4) {

@@ -16,13 +16,17 @@ export const ROUNDING = 1 << (PRECISION_BITS - 1);
 const ONE = 1 << PRECISION_BITS;
 
 /**
- * Where each output sample of one axis reads from. Every output reads `taps` consecutive inputs from
- * `start[i]` with weights `weights[i * taps + k]`; windows shorter than `taps` (at the image edges,
- * where Pillow clips them) are padded with zero weights, which leaves the integer sums unchanged.
+ * Where output samples [from, from + count) of one axis (of outSize) read from: output `from + i`
+ * reads `taps` consecutive inputs from `start[i]` with weights `weights[i * taps + k]`; windows
+ * shorter than `taps` (at the image edges, where Pillow clips them) are padded with zero weights,
+ * which leaves the integer sums unchanged. Each output's window and weights depend only on its own
+ * index, so a plan of the crop's outputs alone equals that part of the whole axis's plan.
  */
 export interface AxisPlan {
   readonly inSize: number;
   readonly outSize: number;
+  readonly from: number;
+  readonly count: number;
   readonly taps: number;
   readonly start: Int32Array;
   readonly weights: Int32Array;
@@ -63,17 +67,17 @@ function toFixed(weight: number): number {
  * normalize_coeffs_8bpc compute them: sample centres at (i + 0.5)·scale, the support widened by the
  * scale when downscaling, windows clipped to the image and their weights renormalised to sum 1.
  */
-function convolutionPlan(inSize: number, outSize: number, kernel: Kernel): AxisPlan {
+function convolutionPlan(inSize: number, outSize: number, from: number, count: number, kernel: Kernel): AxisPlan {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = kernel.support * filterScale;
   const inverseScale = 1 / filterScale;
-  const windowStart = new Int32Array(outSize);
-  const windowLength = new Int32Array(outSize);
+  const windowStart = new Int32Array(count);
+  const windowLength = new Int32Array(count);
   const exact: number[][] = [];
   let taps = 0;
-  for (let i = 0; i < outSize; i++) {
-    const center = (i + 0.5) * scale;
+  for (let i = 0; i < count; i++) {
+    const center = (from + i + 0.5) * scale;
     // C's (int) casts truncate towards zero.
     const min = Math.max(Math.trunc(center - support + 0.5), 0);
     const length = Math.min(Math.trunc(center + support + 0.5), inSize) - min;
@@ -89,15 +93,15 @@ function convolutionPlan(inSize: number, outSize: number, kernel: Kernel): AxisP
     windowLength[i] = length;
     taps = Math.max(taps, length);
   }
-  const start = new Int32Array(outSize);
-  const weights = new Int32Array(outSize * taps);
-  for (let i = 0; i < outSize; i++) {
+  const start = new Int32Array(count);
+  const weights = new Int32Array(count * taps);
+  for (let i = 0; i < count; i++) {
     // Slide short windows left where needed so that all `taps` inputs exist; taps <= inSize.
     start[i] = Math.min(windowStart[i], inSize - taps);
     const shift = windowStart[i] - start[i];
     for (let k = 0; k < windowLength[i]; k++) weights[i * taps + shift + k] = toFixed(exact[i][k]);
   }
-  return { inSize, outSize, taps, start, weights };
+  return { inSize, outSize, from, count, taps, start, weights };
 }
 
 /**
@@ -105,12 +109,13 @@ function convolutionPlan(inSize: number, outSize: number, kernel: Kernel): AxisP
  * accumulating the position by repeated addition (so its rounding is reproduced here), and fills
  * positions outside the image with 0, which a zero weight reproduces.
  */
-function nearestPlan(inSize: number, outSize: number): AxisPlan {
+function nearestPlan(inSize: number, outSize: number, from: number, count: number): AxisPlan {
   const step = inSize / outSize;
-  const start = new Int32Array(outSize);
-  const weights = new Int32Array(outSize);
+  const start = new Int32Array(count);
+  const weights = new Int32Array(count);
   let position = step * 0.5;
-  for (let i = 0; i < outSize; i++) {
+  for (let i = 0; i < from; i++) position += step;
+  for (let i = 0; i < count; i++) {
     const source = position < 0 ? -1 : Math.trunc(position);
     if (source >= 0 && source < inSize) {
       start[i] = source;
@@ -118,33 +123,49 @@ function nearestPlan(inSize: number, outSize: number): AxisPlan {
     }
     position += step;
   }
-  return { inSize, outSize, taps: 1, start, weights };
+  return { inSize, outSize, from, count, taps: 1, start, weights };
 }
 
 const MAX_CACHED_PLANS = 64;
 const planCache = new Map<string, AxisPlan>();
 
-/** The (cached) plan for resizing one axis from inSize to outSize samples. */
-export function axisPlan(inSize: number, outSize: number, filter: ResampleFilter): AxisPlan {
+/**
+ * The (cached) plan for resizing one axis from inSize to outSize samples, for outputs
+ * [from, from + count) only (by default all): a crop needs its own outputs, not the whole axis.
+ */
+export function axisPlan(inSize: number, outSize: number, filter: ResampleFilter, from = 0, count = outSize - from): AxisPlan {
   if (!Number.isInteger(inSize) || !Number.isInteger(outSize) || inSize < 1 || outSize < 1) {
     throw new RangeError(`axisPlan: sizes must be positive integers, got ${inSize} -> ${outSize}`);
   }
-  const key = `${filter}:${inSize}:${outSize}`;
+  if (!Number.isInteger(from) || !Number.isInteger(count) || from < 0 || count < 1 || from + count > outSize) {
+    throw new RangeError(`axisPlan: outputs ${from}..+${count} are not within 0..${outSize - 1}`);
+  }
+  const key = `${filter}:${inSize}:${outSize}:${from}:${count}`;
   let plan = planCache.get(key);
   if (plan === undefined) {
-    if (filter === 'nearest') plan = nearestPlan(inSize, outSize);
-    else plan = convolutionPlan(inSize, outSize, filter === 'bicubic' ? BICUBIC : BILINEAR);
+    if (filter === 'nearest') plan = nearestPlan(inSize, outSize, from, count);
+    else plan = convolutionPlan(inSize, outSize, from, count, filter === 'bicubic' ? BICUBIC : BILINEAR);
     if (planCache.size >= MAX_CACHED_PLANS) planCache.clear();
     planCache.set(key, plan);
   }
   return plan;
 }
 
+/** Where output `index` of the axis is in `plan` (which must cover outputs [index, index + count)). */
+function planIndex(plan: AxisPlan, index: number, count: number): number {
+  const at = index - plan.from;
+  if (at < 0 || at + count > plan.count) {
+    throw new RangeError(`resample: outputs ${index}..+${count} are outside the plan's ${plan.from}..+${plan.count}`);
+  }
+  return at;
+}
+
 /** Input rows (or columns) [first, end) that outputs [from, from + count) of a plan read. */
 export function sourceSpan(plan: AxisPlan, from: number, count: number): { first: number; end: number } {
+  const at = planIndex(plan, from, count);
   let first = plan.inSize;
   let end = 0;
-  for (let i = from; i < from + count; i++) {
+  for (let i = at; i < at + count; i++) {
     first = Math.min(first, plan.start[i]);
     end = Math.max(end, plan.start[i] + plan.taps);
   }
@@ -179,10 +200,11 @@ export function resampleRows(
 ): void {
   const { data, channels, rowStride } = src;
   const { taps, start, weights } = plan;
+  const at = planIndex(plan, colFrom, colCount);
   for (let y = rowFirst; y < rowEnd; y++) {
     const rowBase = src.offset + y * rowStride;
     let o = (y - rowFirst) * dstStride;
-    for (let x = colFrom; x < colFrom + colCount; x++) {
+    for (let x = at; x < at + colCount; x++) {
       const first = rowBase + start[x] * channels;
       const w = x * taps;
       for (let c = 0; c < channels; c++) {
@@ -210,10 +232,11 @@ export function resampleColumns(
 ): void {
   const { data, rowStride } = src;
   const { taps, start, weights } = plan;
-  for (let y = rowFrom; y < rowFrom + rowCount; y++) {
+  const at = planIndex(plan, rowFrom, rowCount);
+  for (let y = at; y < at + rowCount; y++) {
     const first = src.offset + (start[y] - srcFirstRow) * rowStride;
     const w = y * taps;
-    const o = (y - rowFrom) * dstStride;
+    const o = (y - at) * dstStride;
     for (let e = 0; e < rowLength; e++) {
       let sum = ROUNDING;
       for (let k = 0, s = first + e; k < taps; k++, s += rowStride) sum += data[s] * weights[w + k];
@@ -251,6 +274,7 @@ interface PlacedPlan {
 
 /** One plan's outputs [from, from + count) as kernel tables: source row offsets (bytes) and weights. */
 function placePlan(layout: MemoryLayout, plan: AxisPlan, from: number, count: number, sourceFirst: number, sourceStride: number): PlacedPlan {
+  const at = planIndex(plan, from, count);
   const rowOffsets = layout.place(count * 4);
   const weights = layout.place(count * plan.taps * 4);
   return {
@@ -258,8 +282,8 @@ function placePlan(layout: MemoryLayout, plan: AxisPlan, from: number, count: nu
     weights,
     fill(buffer) {
       const offsets = new Int32Array(buffer, rowOffsets, count);
-      for (let i = 0; i < count; i++) offsets[i] = (plan.start[from + i] - sourceFirst) * sourceStride;
-      new Int32Array(buffer, weights, count * plan.taps).set(plan.weights.subarray(from * plan.taps, (from + count) * plan.taps));
+      for (let i = 0; i < count; i++) offsets[i] = (plan.start[at + i] - sourceFirst) * sourceStride;
+      new Int32Array(buffer, weights, count * plan.taps).set(plan.weights.subarray(at * plan.taps, (at + count) * plan.taps));
     },
   };
 }

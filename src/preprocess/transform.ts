@@ -1,3 +1,4 @@
+import { inputError } from '../errors.js';
 import type { PreprocessConfig, ResampleFilter } from './config.js';
 import { decodeImage, type DecodedImage, type DecodeOptions } from './decode.js';
 import {
@@ -20,6 +21,13 @@ import {
 export const CIFAR_IMAGE_BYTES = 3 * 32 * 32;
 const CIFAR_SIDE = 32;
 const CIFAR_PLANE = CIFAR_SIDE * CIFAR_SIDE;
+
+/**
+ * The longest side an image may be stretched to by the resize (about 75,000:1 at 224). Only the crop's
+ * rows and columns are computed, but NEAREST's source positions are accumulated along the whole axis,
+ * as Pillow does; beyond this the image is a line, not a picture, and is refused.
+ */
+export const MAX_RESIZED_SIDE = 1 << 24;
 
 /** torchvision Resize(size): the shorter side becomes `shortestEdge`, the longer int(size·long/short). */
 export function resizedSize(width: number, height: number, shortestEdge: number): { width: number; height: number } {
@@ -101,7 +109,7 @@ function resizeWindow(
 ): PixelView {
   const channels = src.channels;
   const stride = window.colCount * channels;
-  const verticalPlan = resized.height === height ? undefined : axisPlan(height, resized.height, filter);
+  const verticalPlan = resized.height === height ? undefined : axisPlan(height, resized.height, filter, window.rowFrom, window.rowCount);
   const rows = verticalPlan
     ? sourceSpan(verticalPlan, window.rowFrom, window.rowCount)
     : { first: window.rowFrom, end: window.rowFrom + window.rowCount };
@@ -111,7 +119,7 @@ function resizeWindow(
     stage = { ...src, offset: src.offset + rows.first * src.rowStride + window.colFrom * channels };
   } else {
     const buffer = scratch.horizontal.get(stride * (rows.end - rows.first));
-    const plan = axisPlan(width, resized.width, filter);
+    const plan = axisPlan(width, resized.width, filter, window.colFrom, window.colCount);
     resampleRows(src, plan, rows.first, rows.end, window.colFrom, window.colCount, buffer, stride);
     stage = { data: buffer, offset: 0, rowStride: stride, channels };
   }
@@ -254,14 +262,21 @@ const imageScratch = {
  * Matches Pillow's Image.resize on the mode Pillow would have opened the file in: palette and
  * bilevel images resize with NEAREST whatever the config says; images with alpha resize in
  * premultiplied alpha (so transparent pixels come out black) before the alpha is dropped; an image
- * already of the resized size is not resampled at all, and its alpha is simply dropped.
+ * already of the resized size is not resampled at all, and its alpha is simply dropped. An image too
+ * elongated to resize (see MAX_RESIZED_SIDE) is a one-line ClipEvalError naming `label`.
  */
-export function preprocessDecoded(image: DecodedImage, config: PreprocessConfig, out: Float32Array, outOffset: number): void {
+export function preprocessDecoded(image: DecodedImage, config: PreprocessConfig, out: Float32Array, outOffset: number, label = 'image'): void {
   checkConfig(config);
   checkOutput(out, outOffset, config.imageSize);
   checkImage(image);
   const { width, height } = image;
   const resized = resizedSize(width, height, config.resizeShortestEdge);
+  const longer = Math.max(resized.width, resized.height);
+  if (longer > MAX_RESIZED_SIDE) {
+    throw inputError(
+      `${label}: image is ${width}x${height}, too elongated: resizing its shorter side to ${config.resizeShortestEdge} would make the longer ${longer} pixels, over the limit of ${MAX_RESIZED_SIDE}`,
+    );
+  }
   const window = cropWindow(resized.width, resized.height, config.imageSize);
   const filter: ResampleFilter = image.palette ? 'nearest' : config.resample;
   const resizing = resized.width !== width || resized.height !== height;
@@ -302,8 +317,8 @@ function channelResizer(
   window: CropWindow,
 ): ChannelResizer | undefined {
   return createChannelResizer({
-    horizontal: axisPlan(width, resized.width, filter),
-    vertical: axisPlan(height, resized.height, filter),
+    horizontal: axisPlan(width, resized.width, filter, window.colFrom, window.colCount),
+    vertical: axisPlan(height, resized.height, filter, window.rowFrom, window.rowCount),
     colFrom: window.colFrom,
     colCount: window.colCount,
     rowFrom: window.rowFrom,
@@ -334,7 +349,7 @@ function cachedChannelResizer(
 export async function preprocessImageFile(path: string, config: PreprocessConfig, options?: DecodeOptions): Promise<Float32Array> {
   const image = await decodeImage(path, path, options);
   const out = new Float32Array(3 * config.imageSize * config.imageSize);
-  preprocessDecoded(image, config, out, 0);
+  preprocessDecoded(image, config, out, 0, path);
   return out;
 }
 

@@ -2,6 +2,7 @@
  * How `classify` prints its results: an aligned block per image for people, or JSON Lines for
  * scripts. The JSON field names (file, top, label, probability, logit, error) are a public interface.
  */
+import { showUnprintable } from '../unprintable.js';
 
 export interface LabelScore {
   label: string;
@@ -22,7 +23,7 @@ const MAX_LABEL_COLUMN = 40;
 
 /** The label column's width for a label set: the same in every block, so that blocks line up. */
 export function labelColumnWidth(labels: readonly string[]): number {
-  const longest = labels.reduce((max, label) => Math.max(max, label.length), 0);
+  const longest = labels.reduce((max, label) => Math.max(max, showUnprintable(label).length), 0);
   return Math.min(Math.max(longest, 'label'.length), MAX_LABEL_COLUMN);
 }
 
@@ -35,7 +36,8 @@ export function formatLogit(logit: number): string {
 }
 
 /**
- * One image's block: its name, then rank, label, probability and logit, one label per row, e.g.
+ * One image's block: its name, then rank, label, probability and logit, one label per row (names and
+ * labels with control characters escaped), e.g.
  *
  *     photos/cat.jpg
  *       #  label   probability  logit
@@ -49,8 +51,8 @@ export function formatClassificationBlock(result: { file: string; top: readonly 
   const logitWidth = Math.max('logit'.length, ...logits.map((text) => text.length));
   const row = (rank: string, label: string, probability: string, logit: string) =>
     `  ${rank.padStart(rankWidth)}  ${label.padEnd(labelWidth)}  ${probability.padStart(probabilityWidth)}  ${logit.padStart(logitWidth)}`;
-  const lines = [result.file, row('#', 'label', 'probability', 'logit')];
-  result.top.forEach((score, i) => lines.push(row(String(i + 1), score.label, probabilities[i]!, logits[i]!)));
+  const lines = [showUnprintable(result.file), row('#', 'label', 'probability', 'logit')];
+  result.top.forEach((score, i) => lines.push(row(String(i + 1), showUnprintable(score.label), probabilities[i]!, logits[i]!)));
   return `${lines.join('\n')}\n`;
 }
 

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { inputError, usageError } from '../errors.js';
+import { readTextFile } from '../bounded-read.js';
+import { usageError } from '../errors.js';
 
 /** OpenAI's 18 CIFAR prompt templates (CLIP's notebook and CLIP_benchmark), "{}" standing for the class name. */
 export const OPENAI_CIFAR_TEMPLATES: readonly string[] = [
@@ -46,12 +46,7 @@ export function validateTemplates(templates: readonly string[], origin: string):
 export async function resolveTemplates(spec: string): Promise<TemplateSet> {
   if (spec === 'openai') return { name: 'openai', templates: OPENAI_CIFAR_TEMPLATES };
   if (spec === 'single') return { name: 'single', templates: SINGLE_TEMPLATE };
-  let text: string;
-  try {
-    text = await readFile(spec, 'utf8');
-  } catch (error) {
-    throw inputError(`--templates ${spec}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'}); give 'openai', 'single' or a file with one template per line`);
-  }
+  const text = await readTextFile(spec, `--templates ${spec}`, "give 'openai', 'single' or a file with one template per line");
   const templates = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0);
   validateTemplates(templates, `--templates ${spec}`);
   return { name: spec, templates };
