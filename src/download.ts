@@ -37,9 +37,9 @@ export interface DownloadOptions {
   /** Give up an attempt after this long without any data; default 30,000. */
   timeoutMs?: number;
   /**
-   * The minimum rate: an attempt that receives fewer than `minBytesPerWindow` bytes in any `rateWindowMs`
-   * (counted from the start of the body) is cut off as too slow, and retried like a lost connection;
-   * defaults 32,768 bytes per 30,000 ms (about 1 KiB/s).
+   * The minimum rate: an attempt that receives fewer than `minBytesPerWindow` bytes in a window of
+   * `rateWindowMs` (windows follow each other from the start of the body) is cut off as too slow, and
+   * retried like a lost connection; defaults 32,768 bytes per 30,000 ms (about 1 KiB/s).
    */
   minBytesPerWindow?: number;
   rateWindowMs?: number;
@@ -180,8 +180,9 @@ async function lstatIfPresent(path: string): Promise<Stats | undefined> {
   return lstat(path).catch(absentAsUndefined);
 }
 
+/** What a path leads to; undefined also for a dangling link or a link loop. */
 async function statIfPresent(path: string): Promise<Stats | undefined> {
-  return stat(path).catch(absentAsUndefined);
+  return stat(path).catch((error: NodeJS.ErrnoException) => (error.code === 'ELOOP' ? undefined : absentAsUndefined(error)));
 }
 
 function absentAsUndefined(error: NodeJS.ErrnoException): undefined {

@@ -210,7 +210,7 @@ test('a download refuses a symlink, hard link or folder planted at its .part or 
   await planted('', (at) => mkdir(at), /case-\d+\/file\.bin: is a folder, not a file this tool downloaded; remove it/);
 });
 
-test('a download waiting for a held lock gives up in time, naming the holder', async () => {
+test('a download waiting for a held lock gives up in time, naming the holder', { timeout: 20_000 }, async () => {
   const { path, destination } = fresh();
   await server.route(path, { body: content });
   await mkdir(dirname(destination), { recursive: true });

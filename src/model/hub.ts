@@ -39,7 +39,7 @@ export function parseHubModelId(value: string): HubModelId | undefined {
  * Why the hub would refuse `id`, or undefined. Repo names follow the hub's rules: letters, digits, '_',
  * '-' and '.', no "--" or "..", neither starting nor ending with '.' or '-', at most 96 characters, not
  * ending with ".git"; so `org--name` names one repo only. Revisions are git ref names (no '.'-led,
- * empty or `.lock` parts, none of ~^:?*[\\ space or control characters, no "@{") or commits.
+ * empty or `.lock` parts, no "..", none of ~^:?*[\@, spaces or control characters) or commits.
  */
 function idProblem({ repo, revision }: HubModelId): string | undefined {
   const parts = repo.split('/');
@@ -56,10 +56,9 @@ function idProblem({ repo, revision }: HubModelId): string | undefined {
     revision === '' ||
     revision.endsWith('.') ||
     revision.includes('..') ||
-    revision.includes('@{') ||
     /[\x00-\x20\x7f~^:?*[\\@]/.test(revision) ||
     components.some((part) => part === '' || part.startsWith('.') || part.endsWith('.lock'));
-  if (badRevision) return `bad revision "${revision}"; use org/name@branch, tag or commit`;
+  if (badRevision) return `bad revision ${JSON.stringify(revision)}; use org/name@branch, tag or commit`;
   return undefined;
 }
 
