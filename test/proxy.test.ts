@@ -7,6 +7,7 @@ import { downloadFile } from '../src/download.js';
 import { openHubRepo } from '../src/model/hub.js';
 import { startTestProxy, type TestProxy } from './support/http-proxy.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
+import { rejectsWithOneLine } from './support/errors.js';
 import { makeTempDir } from './support/paths.js';
 
 /** The downloader and the hub client share one HTTP client, so both honour HTTP_PROXY and NO_PROXY. */
@@ -84,4 +85,18 @@ test('the hub client goes through HTTP_PROXY too, and the token still goes to th
     { request: `GET ${cdn.url('/blob/model')}`, token: undefined },
     { request: `HEAD ${hubUrl('missing.json')}`, token: 'Bearer hf_secret' },
   ]);
+});
+
+test('a proxy variable that is not a proxy URL is a one-line error naming it, without its value', async () => {
+  useProxy();
+  process.env.HTTP_PROXY = 'ftp://user:secret@127.0.0.1:21';
+  await server.route('/bad-proxy.bin', { body: content });
+  const error = await rejectsWithOneLine(
+    downloadFile({ url: server.url('/bad-proxy.bin'), destination: join(dir, 'bad-proxy.bin'), quiet: true, retries: 0 }),
+    /^HTTP_PROXY is not a proxy URL: expected http:\/\/host:port \(or https:\/\/\); fix or unset it$/,
+  );
+  assert.equal(error.exitCode, 3);
+  const hub = openHubRepo({ repo: 'acme/tiny', revision: 'main' }, { cacheRoot: join(dir, 'bad-proxy-cache'), endpoint: server.origin, quiet: true });
+  await rejectsWithOneLine(hub.fetch('other.json'), /^HTTP_PROXY is not a proxy URL/);
+  assert.equal(server.count('/bad-proxy.bin'), 0);
 });

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../cache.js';
-import { describeError, inputError, usageError } from '../errors.js';
+import { ClipEvalError, describeError, inputError, usageError } from '../errors.js';
 import { downloadFile } from '../download.js';
 import { httpRequest, type HttpResponse } from '../http.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -233,6 +233,7 @@ async function headFile(url: string, auth: Record<string, string>, context: Head
       keepRedirect: (answer) => linkedFileInfo(answer) !== undefined,
     });
   } catch (error) {
+    if (error instanceof ClipEvalError) throw error;
     throw inputError(
       `cannot reach ${context.endpoint} for ${context.label} (${describeError(error)}); check the connection, HF_ENDPOINT or the proxy settings (HTTPS_PROXY, NO_PROXY), or use --offline with a cached model`,
       error,
