@@ -10,7 +10,7 @@ import { VERSION } from './version.js';
  * a CONNECT tunnel. Redirects are followed up to MAX_REDIRECTS, and credentials are never sent again once
  * a redirect leaves the origin they were given for.
  */
-export const MAX_REDIRECTS = 10;
+const MAX_REDIRECTS = 10;
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
