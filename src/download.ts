@@ -1,19 +1,21 @@
-import { open, rename, rm, stat } from 'node:fs/promises';
-import { request as httpRequest, STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { constants, type Stats } from 'node:fs';
+import { lstat, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hashFile } from './cache.js';
-import { describeError, inputError, usageError } from './errors.js';
+import { ClipEvalError, describeError, inputError, usageError } from './errors.js';
 import { withFileLock } from './file-lock.js';
+import { HttpError, httpRequest, type MinimumRate } from './http.js';
 import { silentLogger, type Logger } from './log.js';
+import { refuseUnlessOwnFile } from './plain-file.js';
 import { createProgress, type Progress } from './progress.js';
 
 /**
  * The one downloader: HTTP(S) GET with redirects into `destination.part`, resumed with a Range request
  * by a later attempt or a later run, verified (size, md5, sha256), then renamed into place. Only a
  * verified file ever appears at `destination`, so its presence means it is good. A lock file beside
- * it lets one process download while others with the same cache wait for it.
+ * it lets one process download while others with the same cache wait for it. A link or anything but a
+ * plain file found at the .part or final path is refused, never written through or replaced.
  */
 export interface DownloadOptions {
   url: string;
@@ -34,6 +36,15 @@ export interface DownloadOptions {
   retries?: number;
   /** Give up an attempt after this long without any data; default 30,000. */
   timeoutMs?: number;
+  /**
+   * The minimum rate: an attempt that receives fewer than `minBytesPerWindow` bytes in a window of
+   * `rateWindowMs` (windows follow each other from the start of the body) is cut off as too slow, and
+   * retried like a lost connection; defaults 32,768 bytes per 30,000 ms (about 1 KiB/s).
+   */
+  minBytesPerWindow?: number;
+  rateWindowMs?: number;
+  /** How long to wait for another process downloading the same file; default 60 minutes. */
+  lockWaitMs?: number;
   /** Wait before the first retry, doubled for each next one; default 1,000. */
   retryDelayMs?: number;
   /** Appended to network and HTTP errors: what the user can do instead. */
@@ -51,12 +62,10 @@ export interface DownloadResult {
 const DEFAULT_RETRIES = 3;
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_RETRY_DELAY_MS = 1_000;
-const MAX_REDIRECTS = 10;
-const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const DEFAULT_MIN_RATE: MinimumRate = { bytes: 32_768, windowMs: 30_000 };
 const TRANSIENT_STATUSES = new Set([408, 425, 429, 500, 502, 503, 504]);
-/** Network errors worth another attempt; others (unknown host, refused, unreachable) fail at once. */
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ERR_STREAM_PREMATURE_CLOSE']);
-const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
+const PART_FILE = 'a partial download of this tool';
+const DOWNLOADED_FILE = 'a file this tool downloaded';
 
 interface Settings {
   url: URL;
@@ -70,6 +79,8 @@ interface Settings {
   retries: number;
   timeoutMs: number;
   retryDelayMs: number;
+  minRate: MinimumRate;
+  lockWaitMs?: number;
   hint?: string;
   quiet: boolean;
   logger: Logger;
@@ -91,7 +102,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       if (finished !== undefined) return { path: destination, bytes: finished, fromCache: true, resumed: false };
       return transfer(settings);
     },
-    { logger, label: settings.label },
+    { logger, label: settings.label, maxWaitMs: settings.lockWaitMs },
   );
 }
 
@@ -115,6 +126,12 @@ function validateOptions(options: DownloadOptions): Settings {
   if (!(timeoutMs > 0 && Number.isFinite(timeoutMs))) throw usageError(`timeout must be a positive number of milliseconds, got ${timeoutMs}`);
   const retryDelayMs = options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
   if (!(retryDelayMs >= 0 && Number.isFinite(retryDelayMs))) throw usageError(`retry delay must be >= 0 ms, got ${retryDelayMs}`);
+  const minRate = { bytes: options.minBytesPerWindow ?? DEFAULT_MIN_RATE.bytes, windowMs: options.rateWindowMs ?? DEFAULT_MIN_RATE.windowMs };
+  if (!(Number.isSafeInteger(minRate.bytes) && minRate.bytes >= 0)) throw usageError(`minimum bytes per window must be a whole number >= 0, got ${minRate.bytes}`);
+  if (!(minRate.windowMs > 0 && Number.isFinite(minRate.windowMs))) throw usageError(`rate window must be a positive number of milliseconds, got ${minRate.windowMs}`);
+  if (options.lockWaitMs !== undefined && !(options.lockWaitMs >= 0 && Number.isFinite(options.lockWaitMs))) {
+    throw usageError(`lock wait must be >= 0 ms, got ${options.lockWaitMs}`);
+  }
   return {
     url,
     destination: options.destination,
@@ -127,6 +144,8 @@ function validateOptions(options: DownloadOptions): Settings {
     retries,
     timeoutMs,
     retryDelayMs,
+    minRate,
+    lockWaitMs: options.lockWaitMs,
     hint: options.hint,
     quiet: options.quiet ?? false,
     logger: options.logger ?? silentLogger,
@@ -141,24 +160,69 @@ function checkHex(value: string | undefined, name: string, digits: number): stri
   return value.toLowerCase();
 }
 
-/** The size of the finished file, or undefined when there is none (or one of the wrong size). */
+/**
+ * The size of the finished file, or undefined when there is none (or one of the wrong size, which the
+ * download replaces). A link the user made to a complete file elsewhere is used as it is; any other link,
+ * folder or special file is refused rather than replaced.
+ */
 async function completeSize(settings: Settings): Promise<number | undefined> {
-  const size = await fileSize(settings.destination);
-  if (size === undefined) return undefined;
-  if (settings.expectedSize !== undefined && size !== settings.expectedSize) {
-    settings.logger.warn(`${settings.destination} has ${size} bytes instead of ${settings.expectedSize}; downloading it again`);
-    return undefined;
-  }
-  return size;
+  const { destination, expectedSize } = settings;
+  const entry = await lstatIfPresent(destination);
+  if (entry === undefined) return undefined;
+  const target = entry.isSymbolicLink() ? await statIfPresent(destination) : entry;
+  if (target?.isFile() && (expectedSize === undefined || target.size === expectedSize)) return target.size;
+  refuseUnlessOwnFile(destination, entry, DOWNLOADED_FILE);
+  settings.logger.warn(`${destination} has ${entry.size} bytes instead of ${expectedSize}; downloading it again`);
+  return undefined;
 }
 
-async function fileSize(path: string): Promise<number | undefined> {
+async function lstatIfPresent(path: string): Promise<Stats | undefined> {
+  return lstat(path).catch(absentAsUndefined);
+}
+
+/** What a path leads to; undefined also for a dangling link or a link loop. */
+async function statIfPresent(path: string): Promise<Stats | undefined> {
+  return stat(path).catch((error: NodeJS.ErrnoException) => (error.code === 'ELOOP' ? undefined : absentAsUndefined(error)));
+}
+
+function absentAsUndefined(error: NodeJS.ErrnoException): undefined {
+  if (error.code === 'ENOENT') return undefined;
+  throw error;
+}
+
+/** The .part file's size, 0 when there is none; refuses a link or anything else planted there. */
+async function partSize(part: string): Promise<number> {
+  const entry = await lstatIfPresent(part);
+  if (entry === undefined) return 0;
+  refuseUnlessOwnFile(part, entry, PART_FILE, { writtenInPlace: true });
+  return entry.size;
+}
+
+/**
+ * Opens the .part file to append to it, or as a new file: never through a link (O_NOFOLLOW, and a new
+ * file is created exclusively), and never a file that has another name too.
+ */
+async function openPart(part: string, append: boolean): Promise<FileHandle> {
+  const { O_WRONLY, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+  if (!append) await rm(part, { force: true });
+  let handle: FileHandle;
   try {
-    return (await stat(path)).size;
+    handle = await open(part, O_WRONLY | O_NOFOLLOW | (append ? O_APPEND : O_CREAT | O_EXCL));
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'EEXIST') {
+      // Planted since it was checked: judge what is there now.
+      await partSize(part);
+    }
     throw error;
   }
+  try {
+    refuseUnlessOwnFile(part, await handle.stat(), PART_FILE, { writtenInPlace: true });
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+  return handle;
 }
 
 /** Fetches into the .part file, verifies it and moves it into place; runs under the lock. */
@@ -169,7 +233,7 @@ async function transfer(settings: Settings): Promise<DownloadResult> {
   try {
     for (;;) {
       let resumed: boolean;
-      const partBytes = (await fileSize(part)) ?? 0;
+      const partBytes = await partSize(part);
       if (settings.expectedSize !== undefined && partBytes === settings.expectedSize) {
         resumed = true;
       } else {
@@ -179,8 +243,11 @@ async function transfer(settings: Settings): Promise<DownloadResult> {
       const problem = await verify(settings);
       if (problem === undefined) {
         await syncFile(part);
+        // rename would replace a link or folder planted meanwhile; only a plain file may be replaced.
+        const existing = await lstatIfPresent(destination);
+        if (existing !== undefined) refuseUnlessOwnFile(destination, existing, DOWNLOADED_FILE);
         await rename(part, destination);
-        return { path: destination, bytes: (await fileSize(destination)) ?? 0, fromCache: false, resumed };
+        return { path: destination, bytes: (await statIfPresent(destination))?.size ?? 0, fromCache: false, resumed };
       }
       await rm(part, { force: true });
       // Bytes kept from an earlier run may belong to an older version of the file: one clean retry.
@@ -215,23 +282,15 @@ function lazyProgress(settings: Settings): LazyProgress {
   };
 }
 
-/** An attempt's failure; `transient` ones are retried, resuming from what the .part file holds. */
-class AttemptError extends Error {
-  constructor(
-    message: string,
-    readonly transient: boolean,
-  ) {
-    super(message);
-  }
-}
-
 async function fetchWithRetries(settings: Settings, progress: LazyProgress): Promise<boolean> {
   for (let attempt = 0; ; attempt += 1) {
     try {
       return await fetchAttempt(settings, progress);
     } catch (error) {
-      const failure = error instanceof AttemptError ? error : new AttemptError(describeError(error), false);
+      const failure = error instanceof HttpError ? error : new HttpError(describeError(error), false);
       if (!failure.transient || attempt >= settings.retries) {
+        // A refused .part file or a full disk says what it is; only network failures get the URL and hint.
+        if (error instanceof ClipEvalError) throw error;
         const attempts = attempt + 1 > 1 ? ` (${attempt + 1} attempts)` : '';
         const hint = settings.hint ? `; ${settings.hint}` : '';
         throw inputError(`could not download ${settings.url.href}: ${failure.message}${attempts}${hint}`, error);
@@ -246,19 +305,20 @@ async function fetchWithRetries(settings: Settings, progress: LazyProgress): Pro
 /** One GET, resuming from the .part file's size; returns whether it continued earlier bytes. */
 async function fetchAttempt(settings: Settings, progress: LazyProgress): Promise<boolean> {
   const { part, logger } = settings;
-  const offset = (await fileSize(part)) ?? 0;
-  const headers: Record<string, string> = { 'User-Agent': 'clip-eval', ...settings.headers };
+  const offset = await partSize(part);
+  const headers: Record<string, string> = { ...settings.headers };
   if (offset > 0) headers.Range = `bytes=${offset}-`;
-  const { response, timedOut } = await openResponse(settings.url, headers, settings.timeoutMs);
-  const status = response.statusCode ?? 0;
+  const response = await httpRequest(settings.url, { headers, timeoutMs: settings.timeoutMs, minRate: settings.minRate });
+  const { status } = response;
   let start: number;
   let total: number | undefined;
   if (status === 206) {
-    const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(response.headers['content-range'] ?? '');
+    const contentRange = response.header('content-range');
+    const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(contentRange ?? '');
     if (!range || Number(range[1]) !== offset) {
-      response.destroy();
+      await response.discard();
       await rm(part, { force: true });
-      throw new AttemptError(`the server answered the resume request with another range (${response.headers['content-range']})`, true);
+      throw new HttpError(`the server answered the resume request with another range (${contentRange})`, true);
     }
     start = offset;
     total = range[2] === '*' ? undefined : Number(range[2]);
@@ -266,95 +326,46 @@ async function fetchAttempt(settings: Settings, progress: LazyProgress): Promise
   } else if (status === 200) {
     if (offset > 0) logger.info(`${settings.label}: the server does not resume downloads; starting again`);
     start = 0;
-    const length = response.headers['content-length'];
+    const length = response.header('content-length');
     total = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
   } else {
-    response.resume();
+    await response.discard();
     if (status === 416) {
       await rm(part, { force: true });
-      throw new AttemptError('the server refused the resume request (HTTP 416); starting again', true);
+      throw new HttpError('the server refused the resume request (HTTP 416); starting again', true);
     }
-    throw new AttemptError(`HTTP ${status} ${STATUS_CODES[status] ?? ''}`.trim(), TRANSIENT_STATUSES.has(status));
+    throw new HttpError(`HTTP ${response.statusLine}`, TRANSIENT_STATUSES.has(status));
   }
   if (total !== undefined && settings.expectedSize !== undefined && total !== settings.expectedSize) {
-    response.destroy();
-    throw new AttemptError(`the server offers ${total} bytes, expected ${settings.expectedSize}`, false);
+    await response.discard();
+    throw new HttpError(`the server offers ${total} bytes, expected ${settings.expectedSize}`, false);
   }
 
   let done = start;
-  const file = await open(part, start === 0 ? 'w' : 'a');
+  let file: FileHandle;
   try {
-    for await (const chunk of response as AsyncIterable<Buffer>) {
+    file = await openPart(part, start > 0);
+  } catch (error) {
+    await response.discard();
+    throw error;
+  }
+  try {
+    for await (const chunk of response.chunks()) {
       await file.write(chunk);
       done += chunk.length;
       progress.update(done, total ?? settings.expectedSize);
     }
-  } catch (error) {
-    throw networkFailure(error, timedOut(), settings.timeoutMs);
   } finally {
     await file.close();
   }
-  if (total !== undefined && done !== total) throw new AttemptError(`the connection closed after ${done} of ${total} bytes`, true);
+  if (total !== undefined && done !== total) throw new HttpError(`the connection closed after ${done} of ${total} bytes`, true);
   return start > 0;
-}
-
-interface OpenedResponse {
-  response: IncomingMessage;
-  /** Whether the idle time-out ended the request (its stream errors look like any lost connection). */
-  timedOut(): boolean;
-}
-
-/** GET that follows redirects, dropping credentials once a redirect leaves the first origin. */
-async function openResponse(first: URL, headers: Record<string, string>, timeoutMs: number): Promise<OpenedResponse> {
-  let url = first;
-  let sent = headers;
-  for (let hops = 0; ; hops += 1) {
-    const opened = await get(url, sent, timeoutMs);
-    const { statusCode = 0, headers: received } = opened.response;
-    if (!REDIRECT_STATUSES.has(statusCode)) return opened;
-    opened.response.resume();
-    if (!received.location) throw new AttemptError(`HTTP ${statusCode} redirect without a Location header`, false);
-    if (hops >= MAX_REDIRECTS) throw new AttemptError(`more than ${MAX_REDIRECTS} redirects`, false);
-    const next = new URL(received.location, url);
-    if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-      throw new AttemptError(`redirected to an unsupported URL scheme (${next.protocol})`, false);
-    }
-    if (next.origin !== url.origin) {
-      sent = Object.fromEntries(Object.entries(sent).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())));
-    }
-    url = next;
-  }
-}
-
-function get(url: URL, headers: OutgoingHttpHeaders, timeoutMs: number): Promise<OpenedResponse> {
-  return new Promise((resolve, reject) => {
-    let timedOut = false;
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const request = send(url, { method: 'GET', headers });
-    // The socket's idle time-out covers both waiting for the response and stalls during the body.
-    request.setTimeout(timeoutMs, () => {
-      timedOut = true;
-      request.destroy();
-    });
-    request.on('response', (response) => resolve({ response, timedOut: () => timedOut }));
-    request.on('error', (error) => reject(networkFailure(error, timedOut, timeoutMs)));
-    request.end();
-  });
-}
-
-function networkFailure(error: unknown, timedOut: boolean, timeoutMs: number): AttemptError {
-  if (error instanceof AttemptError) return error;
-  if (timedOut) return new AttemptError(`no data for ${timeoutMs / 1000} s (timed out)`, true);
-  const code = (error as NodeJS.ErrnoException).code ?? '';
-  // Node reports a response cut short as a bare "aborted".
-  const message = describeError(error) === 'aborted' ? 'the connection closed before the end of the file' : describeError(error);
-  return new AttemptError(message, TRANSIENT_CODES.has(code));
 }
 
 /** Why the .part file is not the file asked for, or undefined when it is. */
 async function verify(settings: Settings): Promise<string | undefined> {
   const { part, url, expectedSize } = settings;
-  const size = (await fileSize(part)) ?? 0;
+  const size = await partSize(part);
   if (expectedSize !== undefined && size !== expectedSize) {
     return `${url.href} gave ${size} bytes, expected ${expectedSize}`;
   }
@@ -367,7 +378,7 @@ async function verify(settings: Settings): Promise<string | undefined> {
 }
 
 async function syncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r+');
+  const handle = await open(path, constants.O_RDWR | constants.O_NOFOLLOW);
   try {
     await handle.sync();
   } finally {

@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, rm, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { inputError } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
+import { refuseUnlessOwnFile } from './plain-file.js';
 
 /**
  * Cross-process lock files, so that concurrent runs sharing one cache never write the same entry
@@ -13,7 +17,11 @@ export interface FileLockOptions {
   logger?: Logger;
   /** What the lock protects, for the "waiting" message. */
   label?: string;
+  /** How long to wait for another holder before giving up with an error naming it; default 60 minutes. */
+  maxWaitMs?: number;
 }
+
+const DEFAULT_MAX_WAIT_MS = 60 * 60_000;
 
 /** Poll interval while another process holds the lock. */
 const LOCK_POLL_MS = 200;
@@ -22,6 +30,14 @@ const LOCK_HEARTBEAT_MS = 5_000;
 const LOCK_STALE_MS = 30_000;
 /** A lock file without readable content (its writer died at once) is stale after this long. */
 const LOCK_UNREADABLE_STALE_MS = 5_000;
+/**
+ * A lock dated in the future has no holder touching it (a skewed clock, a copy from another host), so it
+ * is stale: waiting for it to age would take as long as it is ahead. Hosts sharing a cache may disagree
+ * by a few seconds, which is tolerated so that their live locks are not broken.
+ */
+const LOCK_FUTURE_TOLERANCE_MS = LOCK_HEARTBEAT_MS;
+/** Lock files are a line of JSON; more is not read. */
+const LOCK_MAX_BYTES = 4_096;
 
 interface LockOwner {
   pid: number;
@@ -38,11 +54,15 @@ interface LockState {
  * Runs `task` while holding `lockPath`, a file created exclusively (O_EXCL) that names its holder.
  * Waiters poll it. A lock is stale when its holder's process is gone (same host) or when its holder
  * stopped touching it (any host, e.g. a cache on a network drive); stale locks are broken under a
- * second exclusive `.break` file, so that two waiters cannot both break and then both take it.
+ * second exclusive `.break` file, so that two waiters cannot both break and then both take it. A wait
+ * for a live holder ends after `maxWaitMs` with an error that names the holder.
  */
 export async function withFileLock<T>(lockPath: string, task: () => Promise<T>, options: FileLockOptions = {}): Promise<T> {
   const logger = options.logger ?? silentLogger;
+  const maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
   const owner: LockOwner = { pid: process.pid, host: hostname(), token: randomBytes(8).toString('hex') };
+  const label = options.label ? ` (${options.label})` : '';
+  const started = performance.now();
   let announced = false;
   await mkdir(dirname(lockPath), { recursive: true });
   while (!(await createExclusive(lockPath, JSON.stringify(owner)))) {
@@ -52,12 +72,19 @@ export async function withFileLock<T>(lockPath: string, task: () => Promise<T>, 
       await breakStaleLock(lockPath);
       continue;
     }
+    const holder = state.owner ? `process ${state.owner.pid} on ${state.owner.host}` : 'another process';
+    const waited = performance.now() - started;
+    if (waited >= maxWaitMs) {
+      throw inputError(
+        `${lockPath}: is held by ${holder}${label}; gave up after ${duration(maxWaitMs)} of waiting. ` +
+          `If that process is gone or stuck, delete ${lockPath}; otherwise try again once it has finished`,
+      );
+    }
     if (!announced) {
       announced = true;
-      const holder = state.owner ? `process ${state.owner.pid} on ${state.owner.host}` : 'another process';
-      logger.info(`waiting for ${holder}, which holds ${lockPath}${options.label ? ` (${options.label})` : ''}`);
+      logger.info(`waiting up to ${duration(maxWaitMs)} for ${holder}, which holds ${lockPath}${label}`);
     }
-    await sleep(LOCK_POLL_MS);
+    await sleep(Math.min(LOCK_POLL_MS, maxWaitMs - waited));
   }
   const heartbeat = setInterval(() => {
     const now = new Date();
@@ -69,8 +96,13 @@ export async function withFileLock<T>(lockPath: string, task: () => Promise<T>, 
   } finally {
     clearInterval(heartbeat);
     // Only remove the lock if it is still ours (it could have been broken as stale meanwhile).
-    if ((await readLock(lockPath))?.owner?.token === owner.token) await rm(lockPath, { force: true });
+    const state = await readLock(lockPath).catch(() => undefined);
+    if (state?.owner?.token === owner.token) await rm(lockPath, { force: true });
   }
+}
+
+function duration(ms: number): string {
+  return ms < 120_000 ? `${Math.round(ms / 100) / 10} s` : `${Math.round(ms / 60_000)} min`;
 }
 
 async function createExclusive(path: string, content: string): Promise<boolean> {
@@ -88,12 +120,24 @@ async function createExclusive(path: string, content: string): Promise<boolean> 
   }
 }
 
+/** The lock's holder and age; a link or anything else planted at the path is refused, never followed. */
 async function readLock(path: string): Promise<LockState | undefined> {
+  const what = 'a lock file of this tool';
   try {
-    const [content, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
-    return { owner: parseOwner(content), ageMs: Date.now() - info.mtimeMs };
+    const info = await lstat(path);
+    refuseUnlessOwnFile(path, info, what);
+    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      const buffer = Buffer.alloc(LOCK_MAX_BYTES);
+      const { bytesRead } = await handle.read(buffer, 0, LOCK_MAX_BYTES, 0);
+      return { owner: parseOwner(buffer.toString('utf8', 0, bytesRead)), ageMs: Date.now() - info.mtimeMs };
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw inputError(`${path}: is a symbolic link, not ${what}; remove it`);
     throw error;
   }
 }
@@ -111,9 +155,14 @@ function parseOwner(content: string): LockOwner | undefined {
 }
 
 function isStale(state: LockState): boolean {
-  if (!state.owner) return state.ageMs > LOCK_UNREADABLE_STALE_MS;
+  if (!state.owner) return isOlder(state, LOCK_UNREADABLE_STALE_MS);
   if (state.owner.host === hostname() && !processExists(state.owner.pid)) return true;
-  return state.ageMs > LOCK_STALE_MS;
+  return isOlder(state, LOCK_STALE_MS);
+}
+
+/** Older than `limitMs`, or dated in the future beyond what clock differences explain. */
+function isOlder(state: LockState, limitMs: number): boolean {
+  return state.ageMs > limitMs || state.ageMs < -LOCK_FUTURE_TOLERANCE_MS;
 }
 
 /** Whether a process with this id runs on this host (one of another user counts: it exists). */
@@ -130,7 +179,7 @@ async function breakStaleLock(lockPath: string): Promise<void> {
   const breaker = `${lockPath}.break`;
   if (!(await createExclusive(breaker, String(process.pid)))) {
     const age = await readLock(breaker);
-    if (age !== undefined && age.ageMs > LOCK_UNREADABLE_STALE_MS) await rm(breaker, { force: true });
+    if (age !== undefined && isOlder(age, LOCK_UNREADABLE_STALE_MS)) await rm(breaker, { force: true });
     else await sleep(LOCK_POLL_MS);
     return;
   }

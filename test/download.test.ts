@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import test, { after, before } from 'node:test';
@@ -168,6 +168,59 @@ test('a stalled transfer times out and resumes', async () => {
   const { path: silent, destination: stalled } = fresh();
   await server.route(silent, { body: content, stallAfterBytes: 0 });
   await rejectsWithOneLine(downloadFile(options(silent, stalled, { timeoutMs: 200, retries: 0 })), /no data for 0\.2 s \(timed out\)/);
+});
+
+test('a trickling server is cut off by the minimum-rate rule, resumed, and the lock released', { timeout: 30_000 }, async () => {
+  const { path, destination } = fresh();
+  // 1 byte every 20 ms never trips the 5 s idle time-out, and would take 100 minutes.
+  await server.route(path, { body: content, trickle: { bytes: 1, everyMs: 20 } });
+  const error = await rejectsWithOneLine(
+    downloadFile(options(path, destination, { retries: 1, minBytesPerWindow: 1_000, rateWindowMs: 300 })),
+    /could not download .*: too slow: \d+ bytes in 0\.3 s, under the minimum of 1000 bytes per 0\.3 s \(2 attempts\)/,
+  );
+  assert.equal(error.exitCode, 3);
+  const [first, second] = server.requests.filter((r) => r.path === path).map((r) => r.headers.range);
+  assert.equal(first, undefined);
+  assert.match(second ?? '', /^bytes=\d+-$/, 'the second attempt resumes what trickled in');
+  assert.equal(existsSync(`${destination}.lock`), false, 'the lock is released for the processes waiting behind it');
+});
+
+test('a download refuses a symlink, hard link or folder planted at its .part or final path', async () => {
+  const outside = join(root, 'outside.txt');
+  await writeFile(outside, 'precious');
+  const planted = async (suffix: string, plant: (at: string) => Promise<void>, pattern: RegExp) => {
+    const { path, destination } = fresh();
+    await server.route(path, { body: content });
+    await mkdir(dirname(destination), { recursive: true });
+    await plant(`${destination}${suffix}`);
+    const error = await rejectsWithOneLine(downloadFile(options(path, destination, { md5 })), pattern);
+    assert.equal(error.exitCode, 3);
+    return { path, destination };
+  };
+  await planted('.part', (at) => symlink(outside, at), /file\.bin\.part: is a symbolic link, not a partial download of this tool; remove it/);
+  const dangling = join(root, 'created-through-link');
+  await planted('.part', (at) => symlink(dangling, at), /file\.bin\.part: is a symbolic link/);
+  assert.equal(existsSync(dangling), false, 'nothing created through a dangling link');
+  await planted('.part', (at) => link(outside, at), /file\.bin\.part: has 2 hard links, not a partial download of this tool; remove it/);
+  assert.equal(await readFile(outside, 'utf8'), 'precious', 'the link target is untouched');
+
+  const { destination } = await planted('', (at) => symlink(dangling, at), /case-\d+\/file\.bin: is a symbolic link, not a file this tool downloaded; remove it/);
+  assert.ok((await lstat(destination)).isSymbolicLink(), 'the link is not replaced');
+  assert.equal(existsSync(dangling), false);
+  await planted('', (at) => mkdir(at), /case-\d+\/file\.bin: is a folder, not a file this tool downloaded; remove it/);
+});
+
+test('a download waiting for a held lock gives up in time, naming the holder', { timeout: 20_000 }, async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content });
+  await mkdir(dirname(destination), { recursive: true });
+  await withFileLock(`${destination}.lock`, () =>
+    rejectsWithOneLine(
+      downloadFile(options(path, destination, { lockWaitMs: 300 })),
+      new RegExp(`file\\.bin\\.lock: is held by process ${process.pid} on ${hostname()} \\(file\\.bin\\); gave up after 0\\.3 s`),
+    ),
+  );
+  assert.equal(server.count(path), 0);
 });
 
 test('follows redirects and keeps credentials on the same origin only', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, utimes } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { resolveModelBundle } from '../src/model/bundle.js';
@@ -21,6 +21,7 @@ let hub: TestServer;
 let cdn: TestServer;
 const bundles: Record<'hf' | 'immich', Map<string, Buffer>> = { hf: new Map(), immich: new Map() };
 let cacheCount = 0;
+const COMMIT = '0123456789abcdef0123456789abcdef01234567';
 
 async function listFiles(root: string): Promise<string[]> {
   const entries = await readdir(root, { recursive: true, withFileTypes: true });
@@ -32,12 +33,14 @@ interface PublishOptions {
   omit?: string[];
   /** Announce a wrong sha256 for the .onnx files. */
   wrongSha?: boolean;
+  /** Default: main. */
+  revision?: string;
 }
 
 async function publish(repo: string, files: Map<string, Buffer>, options: PublishOptions = {}): Promise<void> {
   for (const [path, content] of files) {
     if (options.omit?.includes(path)) continue;
-    const resolvePath = `/${repo}/resolve/main/${path}`;
+    const resolvePath = `/${repo}/resolve/${options.revision ?? 'main'}/${path}`;
     if (!path.endsWith('.onnx')) {
       await hub.route(resolvePath, { body: content });
       continue;
@@ -77,6 +80,7 @@ before(async () => {
   await publish('acme/immich-clip', bundles.immich);
   await publish('acme/tampered', bundles.hf, { wrongSha: true });
   await publish('acme/no-preprocess', bundles.hf, { omit: ['preprocessor_config.json'] });
+  await publish('acme/no-preprocess', bundles.hf, { omit: ['preprocessor_config.json'], revision: COMMIT });
   await hub.route('/acme/private/resolve/main/onnx/vision_model.onnx', { status: 401 });
   await hub.route('/acme/gone/resolve/main/onnx/vision_model.onnx', { status: 401, headers: { 'X-Error-Code': 'RepoNotFound' } });
   process.env.HF_ENDPOINT = hub.origin;
@@ -96,6 +100,43 @@ test('hub ids: org/name[@revision], and the cache folder for them', () => {
   assert.equal(parseHubModelId('a/b/c'), undefined);
   assert.throws(() => parseHubModelId('org/name@'), /bad revision ""/);
   assert.equal(hubCacheFolder('/c', { repo: 'org/name', revision: 'refs/pr/1' }), join('/c', 'models', 'org--name', 'refs%2Fpr%2F1'));
+});
+
+test('repo ids follow the hub rules, so that two repos never share a cache folder', () => {
+  for (const [id, rule] of [
+    ['a/b--c', /"--"/],
+    ['a--b/c', /"--"/],
+    ['a/b..c', /"\.\."/],
+    ['org/-name', /start or end with "\." or "-"/],
+    ['org/name-', /start or end with "\." or "-"/],
+    ['org/name.', /start or end with "\." or "-"/],
+    ['org/name.git', /end with "\.git"/],
+    [`org/${'n'.repeat(97)}`, /longer than 96/],
+  ] as const) {
+    assert.throws(() => parseHubModelId(id), isClipEvalError(new RegExp(`^--model ${id.replace(/\./g, '\\.')}: not a valid hub repo id: .*${rule.source}`)), id);
+    assert.throws(() => parseHubModelId(id), (error: { exitCode?: number }) => error.exitCode === 2);
+    assert.throws(() => hubCacheFolder('/c', { repo: id, revision: 'main' }), isClipEvalError(/not a valid hub repo id/), id);
+  }
+  assert.deepEqual(parseHubModelId(`org/${'n'.repeat(96)}`), { repo: `org/${'n'.repeat(96)}`, revision: 'main' });
+  assert.deepEqual(parseHubModelId('my-org/my.model_v2'), { repo: 'my-org/my.model_v2', revision: 'main' });
+  assert.notEqual(hubCacheFolder('/c', { repo: 'a-b/c', revision: 'main' }), hubCacheFolder('/c', { repo: 'a/b-c', revision: 'main' }));
+  // Path-like arguments are not hub ids at all (the caller says there is no such folder).
+  assert.equal(parseHubModelId('../models'), undefined);
+  assert.equal(parseHubModelId('.cache/model'), undefined);
+});
+
+test('revisions that are not git ref names or commits are usage errors', () => {
+  for (const revision of ['.', '..', 'a/../b', './main', '/main', 'main/', 'a//b', '.hidden', 'v1.', 'x.lock', 'a b', 'a~1', 'a^2', 'a:b', 'a?', 'a*', 'a[0]', 'a\\b', 'a@{1}', 'tab\t']) {
+    assert.throws(
+      () => parseHubModelId(`org/name@${revision}`),
+      (error: { exitCode?: number; message?: string }) => error.exitCode === 2 && /bad revision/.test(error.message ?? ''),
+      JSON.stringify(revision),
+    );
+    assert.throws(() => hubCacheFolder('/c', { repo: 'org/name', revision }), isClipEvalError(/bad revision/), JSON.stringify(revision));
+  }
+  for (const revision of ['main', 'v1.2', 'refs/pr/1', 'release/2024-01', COMMIT]) {
+    assert.deepEqual(parseHubModelId(`org/name@${revision}`), { repo: 'org/name', revision });
+  }
 });
 
 test('a Hugging Face repo: only the files of the run, verified by the linked sha256, cached by path', async () => {
@@ -202,4 +243,38 @@ test('an optional file the repo lacks is remembered as absent, not asked for aga
   const start = mark();
   assert.deepEqual(await resolveModelBundle({ model: 'acme/no-preprocess', cacheRoot, quiet: true }), first);
   assert.deepEqual(requestsSince(start), []);
+});
+
+test('a remembered 404 on a branch expires after a day; on a commit it is kept', async () => {
+  const DAY_AND_A_BIT = 25 * 3_600_000;
+  const marker = (cacheRoot: string, revision: string) =>
+    join(cacheRoot, 'models', 'acme--no-preprocess', revision, 'preprocessor_config.json.absent');
+  const age = async (path: string, ms: number) => {
+    const then = new Date(Date.now() - ms);
+    await utimes(path, then, then);
+  };
+  const askedAgain = (since: [number, number]) =>
+    requestsSince(since).some((r) => r.method === 'HEAD' && r.path.endsWith('/preprocessor_config.json'));
+
+  const branchCache = freshCache();
+  await resolveModelBundle({ model: 'acme/no-preprocess', cacheRoot: branchCache, quiet: true });
+  assert.ok(existsSync(marker(branchCache, 'main')));
+  await age(marker(branchCache, 'main'), DAY_AND_A_BIT);
+  let start = mark();
+  await resolveModelBundle({ model: 'acme/no-preprocess', cacheRoot: branchCache, quiet: true });
+  assert.ok(askedAgain(start), 'a day-old absence on a branch is checked again');
+  start = mark();
+  await resolveModelBundle({ model: 'acme/no-preprocess', cacheRoot: branchCache, quiet: true });
+  assert.ok(!askedAgain(start), 'and remembered again');
+  await age(marker(branchCache, 'main'), -DAY_AND_A_BIT);
+  start = mark();
+  await resolveModelBundle({ model: 'acme/no-preprocess', cacheRoot: branchCache, quiet: true });
+  assert.ok(askedAgain(start), 'an absence dated in the future is not trusted');
+
+  const commitCache = freshCache();
+  await resolveModelBundle({ model: `acme/no-preprocess@${COMMIT}`, cacheRoot: commitCache, quiet: true });
+  await age(marker(commitCache, COMMIT), 30 * DAY_AND_A_BIT);
+  start = mark();
+  await resolveModelBundle({ model: `acme/no-preprocess@${COMMIT}`, cacheRoot: commitCache, quiet: true });
+  assert.deepEqual(requestsSince(start), [], 'a commit never changes: its absence stays remembered');
 });

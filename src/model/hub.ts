@@ -1,8 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../cache.js';
-import { describeError, inputError, usageError } from '../errors.js';
+import { ClipEvalError, describeError, inputError, usageError } from '../errors.js';
 import { downloadFile } from '../download.js';
+import { httpRequest, type HttpResponse } from '../http.js';
 import { silentLogger, type Logger } from '../log.js';
 
 export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
@@ -13,23 +14,61 @@ export interface HubModelId {
   revision: string;
 }
 
-/** Hub repo names: letters, digits, '-', '_' and '.', as `org/name`. */
-const REPO_PATTERN = /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/;
+/** What can be a hub id at all: `org/name`, not a path (those start with '.' or have more '/'). */
+const HUB_ID_SHAPE = /^[A-Za-z0-9_-][\w.-]*\/[\w.-]+$/;
+const MAX_NAME_LENGTH = 96;
+/** A commit id: files at a commit never change, so what the hub lacks there it always lacks. */
+const COMMIT_PATTERN = /^[0-9a-f]{40}$/;
 
-/** `org/name` or `org/name@revision`, or undefined when `value` does not have that shape. */
+/**
+ * `org/name` or `org/name@revision`, or undefined when `value` does not have that shape. An id of that
+ * shape that the hub would refuse is a usage error: its rules also keep the cache folders apart.
+ */
 export function parseHubModelId(value: string): HubModelId | undefined {
   const at = value.indexOf('@');
   const repo = at === -1 ? value : value.slice(0, at);
   const revision = at === -1 ? 'main' : value.slice(at + 1);
-  if (!REPO_PATTERN.test(repo) || repo.includes('..')) return undefined;
-  if (revision === '' || revision.includes('..') || /[\s\\@]/.test(revision)) {
-    throw usageError(`--model ${value}: bad revision "${revision}"; use org/name@branch, tag or commit`);
-  }
-  return { repo, revision };
+  if (!HUB_ID_SHAPE.test(repo)) return undefined;
+  const id = { repo, revision };
+  const problem = idProblem(id);
+  if (problem !== undefined) throw usageError(`--model ${value}: ${problem}`);
+  return id;
 }
 
-/** `<cacheRoot>/models/<org>--<name>/<revision>`; a revision with '/' (refs/pr/1) is URL-encoded into one folder. */
+/**
+ * Why the hub would refuse `id`, or undefined. Repo names follow the hub's rules: letters, digits, '_',
+ * '-' and '.', no "--" or "..", neither starting nor ending with '.' or '-', at most 96 characters, not
+ * ending with ".git"; so `org--name` names one repo only. Revisions are git ref names (no '.'-led,
+ * empty or `.lock` parts, no "..", none of ~^:?*[\@, spaces or control characters) or commits.
+ */
+function idProblem({ repo, revision }: HubModelId): string | undefined {
+  const parts = repo.split('/');
+  const invalid = (rule: string) => `not a valid hub repo id: ${rule}`;
+  if (parts.length !== 2 || parts.some((part) => !/^[\w.-]+$/.test(part))) return invalid('expected org/name of letters, digits, "_", "-" and "."');
+  for (const part of parts) {
+    if (part.includes('--') || part.includes('..')) return invalid(`"${part}" contains ${part.includes('--') ? '"--"' : '".."'}`);
+    if (/^[.-]|[.-]$/.test(part)) return invalid(`"${part}" may not start or end with "." or "-"`);
+    if (part.length > MAX_NAME_LENGTH) return invalid(`"${part.slice(0, 20)}…" is longer than ${MAX_NAME_LENGTH} characters`);
+  }
+  if (repo.endsWith('.git')) return invalid('a name may not end with ".git"');
+  const components = revision.split('/');
+  const badRevision =
+    revision === '' ||
+    revision.endsWith('.') ||
+    revision.includes('..') ||
+    /[\x00-\x20\x7f~^:?*[\\@]/.test(revision) ||
+    components.some((part) => part === '' || part.startsWith('.') || part.endsWith('.lock'));
+  if (badRevision) return `bad revision ${JSON.stringify(revision)}; use org/name@branch, tag or commit`;
+  return undefined;
+}
+
+/**
+ * `<cacheRoot>/models/<org>--<name>/<revision>`; a revision with '/' (refs/pr/1) is URL-encoded into one
+ * folder. Ids the hub refuses are refused here too, since two of them could share a folder.
+ */
 export function hubCacheFolder(cacheRoot: string, id: HubModelId): string {
+  const problem = idProblem(id);
+  if (problem !== undefined) throw usageError(`${id.repo}@${id.revision}: ${problem}`);
   return join(cacheRoot, 'models', id.repo.replace('/', '--'), encodeURIComponent(id.revision));
 }
 
@@ -70,8 +109,9 @@ interface HubFileInfo {
   size?: number;
 }
 
-const MAX_REDIRECTS = 5;
 const HEAD_TIMEOUT_MS = 30_000;
+/** How long a 404 on a branch or tag is believed: files appear on a moving revision. */
+const ABSENCE_TTL_MS = 24 * 3_600_000;
 
 export function openHubRepo(id: HubModelId, options: HubRepoOptions): HubRepo {
   const logger = options.logger ?? silentLogger;
@@ -83,6 +123,7 @@ export function openHubRepo(id: HubModelId, options: HubRepoOptions): HubRepo {
 
   const localPath = (path: string) => join(folder, ...path.split('/'));
   const absenceMarker = (path: string) => `${localPath(path)}.absent`;
+  const knownAbsent = (path: string) => isRememberedAbsence(absenceMarker(path), COMMIT_PATTERN.test(id.revision));
   const fileUrl = (path: string) =>
     `${endpoint}/${id.repo}/resolve/${encodeURIComponent(id.revision)}/${path.split('/').map(encodeURIComponent).join('/')}`;
   const authHeaders = (): Record<string, string> => (token ? { Authorization: `Bearer ${token}` } : {});
@@ -128,7 +169,7 @@ export function openHubRepo(id: HubModelId, options: HubRepoOptions): HubRepo {
     notCachedError,
     async has(path) {
       if (cached(path)) return true;
-      if (existsSync(absenceMarker(path)) || options.offline) return false;
+      if (knownAbsent(path) || options.offline) return false;
       return (await info(path)).found;
     },
     async fetch(path) {
@@ -142,7 +183,7 @@ export function openHubRepo(id: HubModelId, options: HubRepoOptions): HubRepo {
     async fetchOptional(path) {
       const local = cached(path);
       if (local) return local;
-      if (existsSync(absenceMarker(path)) || options.offline) return undefined;
+      if (knownAbsent(path) || options.offline) return undefined;
       const found = await info(path);
       if (!found.found) {
         await writeFileAtomic(absenceMarker(path), `${fileUrl(path)} answered 404\n`);
@@ -161,48 +202,55 @@ interface HeadContext {
 }
 
 /**
- * HEAD on a resolve URL without following redirects: the hub answers a large (LFS) file with a redirect
- * carrying X-Linked-Etag (its sha256, quoted) and X-Linked-Size, which the download is then checked
- * against. Other redirects (a renamed repo) are followed, sending the token to the hub's own origin only.
+ * Whether an absence marker is there and still to be believed: always at a commit; on a branch or tag for
+ * ABSENCE_TTL_MS from when it was written (a marker dated in the future is not believed).
  */
-async function headFile(url: string, auth: Record<string, string>, context: HeadContext): Promise<HubFileInfo> {
-  const origin = new URL(url).origin;
-  let current = url;
-  for (let hop = 0; hop <= MAX_REDIRECTS; hop += 1) {
-    let response: Response;
-    try {
-      response = await fetch(current, {
-        method: 'HEAD',
-        redirect: 'manual',
-        headers: { 'Accept-Encoding': 'identity', ...(new URL(current).origin === origin ? auth : {}) },
-        signal: AbortSignal.timeout(HEAD_TIMEOUT_MS),
-      });
-    } catch (error) {
-      throw inputError(
-        `cannot reach ${context.endpoint} for ${context.label} (${describeError(error)}); check the connection or HF_ENDPOINT, or use --offline with a cached model`,
-        error,
-      );
-    }
-    const linked = linkedFileInfo(response.headers);
-    if (response.status >= 300 && response.status < 400) {
-      if (linked) return linked;
-      const location = response.headers.get('location');
-      if (!location) throw inputError(`${context.label}: the hub answered ${response.status} without a Location for ${current}`);
-      current = new URL(location, current).toString();
-      continue;
-    }
-    if (response.ok) return linked ?? { found: true, size: plainSize(response.headers) };
-    if (response.status === 404 && !isRepoLevelError(response.headers)) return { found: false };
-    throw hubStatusError(response, current, context);
+function isRememberedAbsence(marker: string, atCommit: boolean): boolean {
+  let writtenMs: number;
+  try {
+    writtenMs = statSync(marker).mtimeMs;
+  } catch {
+    return false;
   }
-  throw inputError(`${context.label}: more than ${MAX_REDIRECTS} redirects for ${url}`);
+  if (atCommit) return true;
+  const ageMs = Date.now() - writtenMs;
+  return ageMs >= 0 && ageMs < ABSENCE_TTL_MS;
 }
 
-function linkedFileInfo(headers: Headers): HubFileInfo | undefined {
-  const etag = headers.get('x-linked-etag');
-  if (etag === null) return undefined;
+/**
+ * HEAD on a resolve URL: the hub answers a large (LFS) file with a redirect carrying X-Linked-Etag (its
+ * sha256, quoted) and X-Linked-Size, which is taken as the answer, and the download is then checked
+ * against it. Other redirects (a renamed repo) are followed by the HTTP client, which sends the token to
+ * the hub's own origin only.
+ */
+async function headFile(url: string, auth: Record<string, string>, context: HeadContext): Promise<HubFileInfo> {
+  let response: HttpResponse;
+  try {
+    response = await httpRequest(new URL(url), {
+      method: 'HEAD',
+      headers: { 'Accept-Encoding': 'identity', ...auth },
+      timeoutMs: HEAD_TIMEOUT_MS,
+      keepRedirect: (answer) => linkedFileInfo(answer) !== undefined,
+    });
+  } catch (error) {
+    if (error instanceof ClipEvalError) throw error;
+    throw inputError(
+      `cannot reach ${context.endpoint} for ${context.label} (${describeError(error)}); check the connection, HF_ENDPOINT or the proxy settings (HTTPS_PROXY, NO_PROXY), or use --offline with a cached model`,
+      error,
+    );
+  }
+  await response.discard();
+  // A redirect gets here only with the linked file's details (the HTTP client follows the others).
+  if (response.status >= 200 && response.status < 400) return linkedFileInfo(response) ?? { found: true, size: plainSize(response) };
+  if (response.status === 404 && !isRepoLevelError(response)) return { found: false };
+  throw hubStatusError(response, context);
+}
+
+function linkedFileInfo(response: HttpResponse): HubFileInfo | undefined {
+  const etag = response.header('x-linked-etag');
+  if (etag === undefined) return undefined;
   const sha256 = etag.replace(/^W\//, '').replace(/"/g, '').toLowerCase();
-  const size = Number(headers.get('x-linked-size') ?? NaN);
+  const size = Number(response.header('x-linked-size') ?? NaN);
   return {
     found: true,
     ...(/^[0-9a-f]{64}$/.test(sha256) ? { sha256 } : {}),
@@ -211,20 +259,21 @@ function linkedFileInfo(headers: Headers): HubFileInfo | undefined {
 }
 
 /** A plain (non-LFS) file's size, when the length header is that of the file itself. */
-function plainSize(headers: Headers): number | undefined {
-  if (headers.get('content-encoding')) return undefined;
-  const size = Number(headers.get('content-length') ?? NaN);
+function plainSize(response: HttpResponse): number | undefined {
+  if (response.header('content-encoding')) return undefined;
+  const size = Number(response.header('content-length') ?? NaN);
   return Number.isSafeInteger(size) && size >= 0 ? size : undefined;
 }
 
 /** The hub says why a request failed in X-Error-Code; these mean the repo or revision, not the file, is missing. */
-function isRepoLevelError(headers: Headers): boolean {
-  const code = headers.get('x-error-code');
+function isRepoLevelError(response: HttpResponse): boolean {
+  const code = response.header('x-error-code');
   return code === 'RepoNotFound' || code === 'RevisionNotFound';
 }
 
-function hubStatusError(response: Response, url: string, context: HeadContext): Error {
-  const code = response.headers.get('x-error-code');
+function hubStatusError(response: HttpResponse, context: HeadContext): Error {
+  const url = response.url.href;
+  const code = response.header('x-error-code');
   const tokenHint = context.tokenSet
     ? 'check that HF_TOKEN grants access to it'
     : 'if it is private or gated, set HF_TOKEN to a token with access';
@@ -238,6 +287,6 @@ function hubStatusError(response: Response, url: string, context: HeadContext): 
         `${context.label}: the hub refused ${url} with 403 Forbidden; the model may be gated: accept its terms on the hub and ${context.tokenSet ? 'check HF_TOKEN' : 'set HF_TOKEN'}`,
       );
     default:
-      return inputError(`${context.label}: the hub answered ${response.status} ${response.statusText} for ${url}; try again later`);
+      return inputError(`${context.label}: the hub answered ${response.statusLine} for ${url}; try again later`);
   }
 }

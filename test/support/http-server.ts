@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A real HTTP server on 127.0.0.1 for tests: serves buffers or files at fixed paths and can misbehave
- * on purpose (ignore Range, cut or stall the connection once, answer with an error status, redirect).
+ * on purpose (ignore Range, cut or stall the connection once, trickle, answer with an error status, redirect).
  */
 export interface Route {
   /** The content served; give this or `file`. */
@@ -23,6 +23,8 @@ export interface Route {
   cutAfterBytes?: number;
   /** On the first content response only: send this many body bytes, then send nothing more. */
   stallAfterBytes?: number;
+  /** On every content response: send `bytes` body bytes every `everyMs` (a server too slow to use). */
+  trickle?: { bytes: number; everyMs: number };
   /** Extra response headers. */
   headers?: Record<string, string>;
 }
@@ -118,6 +120,10 @@ function respond(route: ServedRoute, request: IncomingMessage, response: ServerR
     'Accept-Ranges': route.ignoreRange ? 'none' : 'bytes',
     ...(range ? { 'Content-Range': `bytes ${start}-${end}/${size}` } : {}),
   });
+  if (route.trickle !== undefined) {
+    trickle(body, route.trickle, response);
+    return;
+  }
   const misbehaveAt = route.misbehaved ? undefined : (route.cutAfterBytes ?? route.stallAfterBytes);
   if (misbehaveAt === undefined) {
     response.end(body);
@@ -128,6 +134,21 @@ function respond(route: ServedRoute, request: IncomingMessage, response: ServerR
   // A cut ends the connection once the bytes are sent (so the client gets exactly that many); a stall
   // keeps it open until the client gives up or the server closes.
   if (route.cutAfterBytes !== undefined) response.socket?.end();
+}
+
+function trickle(body: Buffer, { bytes, everyMs }: { bytes: number; everyMs: number }, response: ServerResponse): void {
+  let sent = 0;
+  const timer = setInterval(() => {
+    const piece = body.subarray(sent, sent + bytes);
+    sent += piece.length;
+    if (sent >= body.length) {
+      clearInterval(timer);
+      response.end(piece);
+    } else {
+      response.write(piece);
+    }
+  }, everyMs);
+  response.on('close', () => clearInterval(timer));
 }
 
 /** [start, end] (inclusive) for a single `bytes=` range, undefined when absent or unusable. */
