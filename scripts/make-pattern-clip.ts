@@ -9,7 +9,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ClipEvalError, EXIT, describeError, usageError } from '../src/errors.js';
+import { ClipEvalError, EXIT, describeError, usageError } from '../src/core/errors.js';
 import { DEFAULT_PER_CLASS, writePatternCifarArchive } from './lib/pattern-cifar.js';
 import { writePatternClip, type PatternClipLayout } from './lib/pattern-clip.js';
 import { DEFAULT_SEED } from './lib/pattern-table.js';

@@ -8,7 +8,7 @@ import { compareTop5, readTop5Lines } from '../scripts/lib/bench-agreement.js';
 import { defaultResultPath, parseBenchArguments } from '../scripts/lib/bench-options.js';
 import { choosePeerBlasCore, cpuVectorLevel, openBlasCoreFromVerbose, parsePeerSummary, peerTokenRows } from '../scripts/lib/bench-peer.js';
 import { evaluateTargets, formatTable, targetCells } from '../scripts/lib/bench-report.js';
-import { EXIT } from '../src/errors.js';
+import { EXIT } from '../src/core/errors.js';
 import { runScript, type CliRun } from './support/cli.js';
 import { isClipEvalError } from './support/errors.js';
 import { makeTempDir, needsShared, repoRoot, sharedPath } from './support/paths.js';

@@ -4,7 +4,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import test from 'node:test';
-import { decodeUtf8, readRegularFile, readStreamBounded } from '../src/bounded-read.js';
+import { decodeUtf8, readRegularFile, readStreamBounded } from '../src/core/bounded-read.js';
 import { isClipEvalError, rejectsWithOneLine } from './support/errors.js';
 import { makeTempDir } from './support/paths.js';
 

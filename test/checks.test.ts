@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { checkBaselineFits, parseAccuracy, parsePercentagePoints, runChecks, validateBaseline } from '../src/eval/checks.js';
+import { checkBaselineFits, parseAccuracy, parsePercentagePoints, runChecks, validateBaseline } from '../src/checks/checks.js';
 import { formatJunit, formatStepSummary } from '../src/report/junit.js';
 import type { EvaluationReport, ModelResult } from '../src/report/result.js';
 import { havePython, xmlElements } from './support/xml.js';

@@ -9,10 +9,10 @@ import test, { after, before } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Header } from 'tar';
 import { cifar100Members, cifar10Members, writeTarGz, type ArchiveMembers } from '../scripts/lib/cifar-archive.js';
-import { CIFAR100_COARSE_NAMES, CIFAR100_FINE_TO_COARSE, CIFAR100_RAW_NAMES, CIFAR10_NAMES } from '../src/datasets/cifar-names.js';
-import { fetchCifar, loadCifarTestSet, parseCifarTestSet, type CifarLoadOptions } from '../src/datasets/cifar.js';
-import { ClipEvalError } from '../src/errors.js';
-import { createLogger } from '../src/log.js';
+import { CIFAR100_COARSE_NAMES, CIFAR100_FINE_TO_COARSE, CIFAR100_RAW_NAMES, CIFAR10_NAMES } from '../src/datasets/cifar/class-names.js';
+import { fetchCifar, loadCifarTestSet, parseCifarTestSet, type CifarLoadOptions } from '../src/datasets/cifar/cifar.js';
+import { ClipEvalError } from '../src/core/errors.js';
+import { createLogger } from '../src/core/log.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { makeTempDir, needsShared, sharedPath } from './support/paths.js';
 import { rejectsWithOneLine } from './support/errors.js';
@@ -384,7 +384,7 @@ interface ChildRun {
   stderr: string;
 }
 
-const cifarModule = new URL('../src/datasets/cifar.js', import.meta.url).href;
+const cifarModule = new URL('../src/datasets/cifar/cifar.js', import.meta.url).href;
 
 /**
  * Loads the test set in a child process that is killed after `timeoutMs`: a read that blocks

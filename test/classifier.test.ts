@@ -3,7 +3,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
-import { createLogger } from '../src/log.js';
+import { createLogger } from '../src/core/log.js';
 import { resolveModelBundle, type ModelBundle } from '../src/model/bundle.js';
 import { createTextEncoder } from '../src/model/encoders.js';
 import { zeroShotClassifier, type ZeroShotClassifierOptions } from '../src/text/classifier.js';

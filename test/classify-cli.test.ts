@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { EXIT } from '../src/errors.js';
+import { EXIT } from '../src/core/errors.js';
 import { formatLogit, formatProbability } from '../src/report/classification.js';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
 import { classImage, rotatedJpegWithExif } from './support/pattern-images.js';

@@ -5,7 +5,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { EXIT } from '../src/errors.js';
+import { EXIT } from '../src/core/errors.js';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
 import { classImage } from './support/pattern-images.js';
 import { cliPath, makeTempDir } from './support/paths.js';

@@ -3,12 +3,12 @@ import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { classifyImages, type ClassifyOptions } from '../src/classify.js';
-import { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from '../src/datasets/cifar-names.js';
-import { ClipEvalError } from '../src/errors.js';
-import { expandInputs, type ImageInput } from '../src/inputs.js';
-import { defaultTemplateSpec, resolveLabels } from '../src/labels.js';
-import { silentLogger } from '../src/log.js';
+import { classifyImages, type ClassifyOptions } from '../src/tasks/zero-shot/classify.js';
+import { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from '../src/datasets/cifar/class-names.js';
+import { ClipEvalError } from '../src/core/errors.js';
+import { expandInputs, type ImageInput } from '../src/datasets/image-files.js';
+import { defaultTemplateSpec, resolveLabels } from '../src/text/labels.js';
+import { silentLogger } from '../src/core/log.js';
 import { decodedBytes } from '../src/preprocess/decode.js';
 import { MemoryBudget } from '../src/preprocess/memory-budget.js';
 import {

@@ -6,8 +6,8 @@ import { link, lstat, mkdir, readFile, readdir, rm, symlink, writeFile } from 'n
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import test, { after, before } from 'node:test';
-import { downloadFile, type DownloadOptions } from '../src/download.js';
-import { withFileLock } from '../src/file-lock.js';
+import { downloadFile, type DownloadOptions } from '../src/net/download.js';
+import { withFileLock } from '../src/net/file-lock.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { makeTempDir } from './support/paths.js';
 import { rejectsWithOneLine } from './support/errors.js';

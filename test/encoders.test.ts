@@ -3,7 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { ClipEvalError } from '../src/errors.js';
+import { ClipEvalError } from '../src/core/errors.js';
 import type { ModelBundle } from '../src/model/bundle.js';
 import { resolveModelBundle } from '../src/model/bundle.js';
 import { assertEmbeddingDimsMatch, createImageEncoder, createTextEncoder, l2NormaliseRows } from '../src/model/encoders.js';

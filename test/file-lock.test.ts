@@ -4,8 +4,8 @@ import { lstat, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promise
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import test, { after, before } from 'node:test';
-import { withFileLock } from '../src/file-lock.js';
-import { createLogger } from '../src/log.js';
+import { withFileLock } from '../src/net/file-lock.js';
+import { createLogger } from '../src/core/log.js';
 import { rejectsWithOneLine } from './support/errors.js';
 import { makeTempDir } from './support/paths.js';
 

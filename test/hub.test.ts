@@ -5,7 +5,7 @@ import { readdir, readFile, rm, utimes } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { resolveModelBundle } from '../src/model/bundle.js';
-import { hubCacheFolder, parseHubModelId } from '../src/model/hub.js';
+import { hubCacheFolder, parseHubModelId } from '../src/net/hub.js';
 import { writePatternClip } from '../scripts/lib/pattern-clip.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { makeTempDir } from './support/paths.js';

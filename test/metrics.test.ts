@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { computeMetrics } from '../src/eval/metrics.js';
-import { createTopK, scoreImages, softmax } from '../src/eval/scores.js';
-import { selectSubset } from '../src/eval/subset.js';
+import { computeMetrics } from '../src/tasks/zero-shot/metrics.js';
+import { createTopK, scoreImages, softmax } from '../src/tasks/zero-shot/scores.js';
+import { selectSubset } from '../src/tasks/zero-shot/subset.js';
 
 test('scoreImages keeps the k best classes by 100·cosine, best first, ties to the lower index', () => {
   // Three 2-d classes and two images.

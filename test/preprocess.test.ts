@@ -4,7 +4,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'node:test';
 import sharp from 'sharp';
-import { ClipEvalError } from '../src/errors.js';
+import { ClipEvalError } from '../src/core/errors.js';
 import {
   OPENAI_PREPROCESS,
   preprocessConfigFromHf,

@@ -5,7 +5,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatBarLine } from '../src/progress.js';
+import { formatBarLine } from '../src/core/progress.js';
 import { makeTempDir, repoRoot } from './support/paths.js';
 
 /**

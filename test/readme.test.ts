@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Command } from 'commander';
 import { DEFAULT_PER_CLASS } from '../scripts/lib/pattern-cifar.js';
-import { buildProgram } from '../src/cli.js';
-import { EXIT } from '../src/errors.js';
+import { buildProgram } from '../src/cli/main.js';
+import { EXIT } from '../src/core/errors.js';
 import { repoRoot } from './support/paths.js';
 
 /** The README is the user's manual: these tests hold it to what the CLI really does. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'node:test';
-import { createLogger } from '../src/log.js';
+import { createLogger } from '../src/core/log.js';
 import { l2NormaliseRows } from '../src/model/encoders.js';
 import { ensembleClassEmbeddings } from '../src/text/classifier.js';
 import { fileDigest, readTextEmbeddings, textEmbeddingCachePath, textEmbeddingKeyDigest, writeTextEmbeddings, type TextEmbeddingKey } from '../src/text/embedding-cache.js';

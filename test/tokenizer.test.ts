@@ -3,7 +3,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { ClipEvalError } from '../src/errors.js';
+import { ClipEvalError } from '../src/core/errors.js';
 import { BYTE_SYMBOLS, BYTE_SYMBOLS_IN_VOCABULARY_ORDER, toByteSymbols } from '../src/text/byte-level.js';
 import { CLIP_MERGE_COUNT } from '../src/text/bpe-vocab.js';
 import { cleanText } from '../src/text/text-cleaning.js';

@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { drawPatternCifar, writePatternClip } from '../scripts/make-pattern-clip.js';
-import { runZeroShot, type FillImage } from '../src/eval/zero-shot.js';
+import { runZeroShot, type FillImage } from '../src/tasks/zero-shot/loop.js';
 import { resolveModelBundle } from '../src/model/bundle.js';
 import { createImageEncoder, l2NormaliseRows, type ImageEncoder } from '../src/model/encoders.js';
 import { createCifarPreprocessor } from '../src/preprocess/transform.js';

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { inputError } from '../../src/errors.js';
+import { inputError } from '../../src/core/errors.js';
 
 /**
  * Per-image top-5 class lists from a JSON Lines file as clip-eval's --predictions and the reference

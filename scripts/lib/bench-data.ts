@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CIFAR100_COARSE_NAMES, CIFAR100_RAW_NAMES } from '../../src/datasets/cifar-names.js';
+import { CIFAR100_COARSE_NAMES, CIFAR100_RAW_NAMES } from '../../src/datasets/cifar/class-names.js';
 import { lastErrorLine, spawnCollected } from './bench-process.js';
 import { drawPatternCifar } from './pattern-cifar.js';
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inputError } from '../../src/errors.js';
+import { inputError } from '../../src/core/errors.js';
 import type { Variant } from '../../src/model/bundle.js';
 import type { Device } from '../../src/model/session.js';
 import type { EvaluationReport } from '../../src/report/result.js';

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { describeError, usageError } from '../../src/errors.js';
+import { describeError, usageError } from '../../src/core/errors.js';
 import { parseDevice, type Device } from '../../src/model/session.js';
 
 /** How the peer's prompts are padded: to OpenAI's 77 tokens as clip.tokenize does, or to the longest prompt. */

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describeError, inputError } from '../../src/errors.js';
+import { describeError, inputError } from '../../src/core/errors.js';
 import type { PeerTextLength } from './bench-options.js';
 import { lastErrorLine, runPythonMeasured, spawnCollected } from './bench-process.js';
 

@@ -1,4 +1,4 @@
-import type { CifarTestSet } from '../../src/datasets/cifar.js';
+import type { CifarTestSet } from '../../src/datasets/cifar/cifar.js';
 import type { ModelBundle } from '../../src/model/bundle.js';
 import { createImageEncoder } from '../../src/model/encoders.js';
 import type { SessionOptions } from '../../src/model/session.js';

@@ -5,7 +5,7 @@
  * that draw a class's summed name rows as 4×4 cells are therefore classified correctly by zero-shot CLIP.
  */
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../src/cache.js';
+import { writeFileAtomic } from '../../src/core/cache.js';
 import { CONTEXT_LENGTH, fixtureTokenizerConfig, fixtureTokenizerJson, wordsNotSingleTokens } from './fixture-tokenizer.js';
 import { encodeOnnxModel, type OnnxGraph, type OnnxNode, type OnnxValue } from './onnx-writer.js';
 import {

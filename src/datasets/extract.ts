@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
-import { ClipEvalError, describeError, inputError } from '../errors.js';
+import { ClipEvalError, describeError, inputError } from '../core/errors.js';
 
 export interface ExtractMember {
   /** The file name inside `folder`. */

@@ -1,10 +1,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { describeError, inputError, usageError } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
+import { describeError, inputError, usageError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/log.js';
 import { OPENAI_PREPROCESS, preprocessConfigFromHf, preprocessConfigFromOpenClip, type PreprocessConfig } from '../preprocess/config.js';
-import { openHubRepo, parseHubModelId, type HubModelId } from './hub.js';
+import { openHubRepo, parseHubModelId, type HubModelId } from '../net/hub.js';
 
 export type Variant = 'fp32' | 'fp16' | 'int8';
 export type BundleLayout = 'huggingface' | 'immich' | 'files';

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { inputError } from '../errors.js';
+import { inputError } from '../core/errors.js';
 import type { ModelBundle } from './bundle.js';
 import { fromFloat16Array, toFloat16Array } from './float16.js';
 import { createSession, runSession, type SessionOptions } from './session.js';

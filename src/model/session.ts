@@ -4,8 +4,8 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { describeError, inputError, usageError } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
+import { describeError, inputError, usageError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/log.js';
 
 // onnxruntime reads these when its environment starts, at the first session: telemetry off unless the
 // user chose otherwise, and its own log lines off stderr (every failure reaches the user as one error).

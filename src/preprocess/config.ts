@@ -1,4 +1,4 @@
-import { inputError } from '../errors.js';
+import { inputError } from '../core/errors.js';
 
 export type ResampleFilter = 'bicubic' | 'bilinear' | 'nearest';
 

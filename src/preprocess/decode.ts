@@ -1,6 +1,6 @@
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
-import { readRegularFile } from '../bounded-read.js';
-import { ClipEvalError, describeError, inputError } from '../errors.js';
+import { readRegularFile } from '../core/bounded-read.js';
+import { ClipEvalError, describeError, inputError } from '../core/errors.js';
 
 /**
  * An 8-bit RGB image, interleaved, as Pillow's convert('RGB') would see it before any resize.

@@ -1,4 +1,4 @@
-import { inputError } from '../errors.js';
+import { inputError } from '../core/errors.js';
 import type { PreprocessConfig, ResampleFilter } from './config.js';
 import { decodeImage, type DecodedImage, type DecodeOptions } from './decode.js';
 import {

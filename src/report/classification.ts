@@ -2,7 +2,7 @@
  * How `classify` prints its results: an aligned block per image for people, or JSON Lines for
  * scripts. The JSON field names (file, top, label, probability, logit, error) are a public interface.
  */
-import { showUnprintable } from '../unprintable.js';
+import { showUnprintable } from '../core/unprintable.js';
 
 export interface LabelScore {
   label: string;

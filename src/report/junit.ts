@@ -1,6 +1,6 @@
-import { CHECKED_METRICS, METRIC_LABELS, modelKey, type CheckOutcome } from '../eval/checks.js';
+import { CHECKED_METRICS, METRIC_LABELS, modelKey, type CheckOutcome } from '../checks/checks.js';
 import type { EvaluationReport } from './result.js';
-import { showUnprintable } from '../unprintable.js';
+import { showUnprintable } from '../core/unprintable.js';
 import { percent } from './result.js';
 
 /** Text for an XML 1.0 attribute or element: always well-formed, whatever a model path holds. */

@@ -1,4 +1,4 @@
-import { roundLogit, type TopK } from '../eval/scores.js';
+import { roundLogit, type TopK } from '../tasks/zero-shot/scores.js';
 
 /**
  * --predictions: JSON Lines, one object per evaluated image in data set order:

@@ -1,4 +1,4 @@
-import type { Metrics } from '../eval/metrics.js';
+import type { Metrics } from '../tasks/zero-shot/metrics.js';
 
 /** What one model (or variant) scored on one data set: the unit of every report. */
 export interface ModelResult {

@@ -1,4 +1,4 @@
-import { inputError } from '../errors.js';
+import { inputError } from '../core/errors.js';
 import { BYTE_SYMBOLS, BYTE_SYMBOLS_IN_VOCABULARY_ORDER } from './byte-level.js';
 
 export const START_OF_TEXT = '<|startoftext|>';

@@ -1,6 +1,6 @@
-import { removeStaleTemporaries } from '../cache.js';
-import type { Logger } from '../log.js';
-import { createProgress } from '../progress.js';
+import { removeStaleTemporaries } from '../core/cache.js';
+import type { Logger } from '../core/log.js';
+import { createProgress } from '../core/progress.js';
 import { l2NormaliseRows, type TextEncoder } from '../model/encoders.js';
 import type { ClipTokenizer } from './tokenizer.js';
 import { fillTemplate } from './templates.js';

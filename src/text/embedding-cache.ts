@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hashFile, writeFileAtomic } from '../cache.js';
-import { describeError, fileSystemError, isFileSystemError } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
+import { hashFile, writeFileAtomic } from '../core/cache.js';
+import { describeError, fileSystemError, isFileSystemError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/log.js';
 
 /**
  * On-disk cache of class-embedding matrices. An entry is keyed by a digest of everything that

@@ -1,5 +1,5 @@
-import { readTextFile } from '../bounded-read.js';
-import { usageError } from '../errors.js';
+import { readTextFile } from '../core/bounded-read.js';
+import { usageError } from '../core/errors.js';
 
 /** OpenAI's 18 CIFAR prompt templates (CLIP's notebook and CLIP_benchmark), "{}" standing for the class name. */
 export const OPENAI_CIFAR_TEMPLATES: readonly string[] = [

@@ -1,4 +1,4 @@
-import { inputError } from '../errors.js';
+import { inputError } from '../core/errors.js';
 import { END_OF_WORD, type BpeVocabulary } from './bpe-vocab.js';
 
 function isRecord(value: unknown): value is Record<string, unknown> {

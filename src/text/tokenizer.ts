@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
-import { inputError, usageError } from '../errors.js';
+import { inputError, usageError } from '../core/errors.js';
 import {
   checkByteLevelVocabulary,
   END_OF_TEXT,

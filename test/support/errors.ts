@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ClipEvalError } from '../../src/errors.js';
+import { ClipEvalError } from '../../src/core/errors.js';
 
 /** A validator for assert.throws/assert.rejects: a ClipEvalError whose one-line message matches. */
 export function isClipEvalError(pattern: RegExp) {

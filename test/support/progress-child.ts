@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { createProgress } from '../../src/progress.js';
+import { createProgress } from '../../src/core/progress.js';
 
 /**
  * A process that draws a progress bar on its terminal (run it under a pseudo-terminal):

@@ -5,9 +5,9 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { inputError } from './errors.js';
-import { silentLogger, type Logger } from './log.js';
-import { refuseUnlessOwnFile } from './plain-file.js';
+import { inputError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/log.js';
+import { refuseUnlessOwnFile } from '../core/plain-file.js';
 
 /**
  * Cross-process lock files, so that concurrent runs sharing one cache never write the same entry

@@ -1,8 +1,8 @@
 import type { Stats } from 'node:fs';
 import { access, constants, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { ownStandardStream } from './cache.js';
-import { describeError, fileSystemError, isFileSystemError, usageError } from './errors.js';
+import { ownStandardStream } from '../core/cache.js';
+import { describeError, fileSystemError, isFileSystemError, usageError } from '../core/errors.js';
 
 /** Parsers for flag values: each rejects a bad value with a usage error naming the flag. */
 export function positiveInteger(flag: string, max?: { value: number; why: string }): (value: string) => number {

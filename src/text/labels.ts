@@ -1,6 +1,6 @@
-import { readTextFile } from './bounded-read.js';
-import { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from './datasets/cifar-names.js';
-import { usageError } from './errors.js';
+import { readTextFile } from '../core/bounded-read.js';
+import { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from '../datasets/cifar/class-names.js';
+import { usageError } from '../core/errors.js';
 
 /** The labels `classify` chooses among, and where they came from. */
 export interface LabelSet {

@@ -1,10 +1,10 @@
-import { inputError } from './errors.js';
-import type { Logger } from './log.js';
-import type { ModelBundle } from './model/bundle.js';
-import { assertEmbeddingDimsMatch, createImageEncoder, createTextEncoder, type ImageEncoder } from './model/encoders.js';
-import { boundedThreads, type SessionOptions } from './model/session.js';
-import { zeroShotClassifier, type ZeroShotClassifier } from './text/classifier.js';
-import { loadClipTokenizer, readPadTokenFromConfig } from './text/tokenizer.js';
+import { inputError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import type { ModelBundle } from '../../model/bundle.js';
+import { assertEmbeddingDimsMatch, createImageEncoder, createTextEncoder, type ImageEncoder } from '../../model/encoders.js';
+import { boundedThreads, type SessionOptions } from '../../model/session.js';
+import { zeroShotClassifier, type ZeroShotClassifier } from '../../text/classifier.js';
+import { loadClipTokenizer, readPadTokenFromConfig } from '../../text/tokenizer.js';
 
 export interface ZeroShotModelOptions {
   bundle: ModelBundle;

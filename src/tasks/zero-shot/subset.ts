@@ -1,4 +1,4 @@
-import { usageError } from '../errors.js';
+import { usageError } from '../../core/errors.js';
 
 export interface SubsetOptions {
   /** The first N images of each class, in data set order. */

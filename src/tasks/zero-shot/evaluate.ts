@@ -1,18 +1,18 @@
 import * as ort from 'onnxruntime-node';
-import { loadCifarTestSet, type CifarLoadOptions, type CifarName, type CifarTestSet } from './datasets/cifar.js';
-import { computeMetrics } from './eval/metrics.js';
-import type { TopK } from './eval/scores.js';
-import { selectSubset, type SubsetOptions } from './eval/subset.js';
-import { runZeroShot } from './eval/zero-shot.js';
-import type { Logger } from './log.js';
-import { resolveModelBundle, type ModelBundle, type Variant } from './model/bundle.js';
-import { boundedThreads, type Device } from './model/session.js';
-import { createCifarPreprocessor } from './preprocess/transform.js';
-import type { DatasetInfo, EvaluationReport, ModelResult } from './report/result.js';
-import { fileDigest } from './text/embedding-cache.js';
-import type { TemplateSet } from './text/templates.js';
-import { VERSION } from './version.js';
-import { openZeroShotModel } from './zero-shot-model.js';
+import { loadCifarTestSet, type CifarLoadOptions, type CifarName, type CifarTestSet } from '../../datasets/cifar/cifar.js';
+import { computeMetrics } from './metrics.js';
+import type { TopK } from './scores.js';
+import { selectSubset, type SubsetOptions } from './subset.js';
+import { runZeroShot } from './loop.js';
+import type { Logger } from '../../core/log.js';
+import { resolveModelBundle, type ModelBundle, type Variant } from '../../model/bundle.js';
+import { boundedThreads, type Device } from '../../model/session.js';
+import { createCifarPreprocessor } from '../../preprocess/transform.js';
+import type { DatasetInfo, EvaluationReport, ModelResult } from '../../report/result.js';
+import { fileDigest } from '../../text/embedding-cache.js';
+import type { TemplateSet } from '../../text/templates.js';
+import { VERSION } from '../../core/version.js';
+import { openZeroShotModel } from './model-setup.js';
 
 /** Which model to evaluate: a bundle (folder or hub id) or explicit files, and a variant. */
 export interface ModelChoice {

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { fileSystemError, inputError, isFileSystemError, usageError } from '../errors.js';
+import { fileSystemError, inputError, isFileSystemError, usageError } from '../core/errors.js';
 import { percent, type EvaluationReport } from '../report/result.js';
 
 /** The metrics a check can name, as stored in the JSON report. */

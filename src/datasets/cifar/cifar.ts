@@ -3,13 +3,13 @@ import { constants, existsSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { writeFileAtomic } from '../cache.js';
-import { downloadFile } from '../download.js';
-import { processExists, withFileLock } from '../file-lock.js';
-import { ClipEvalError, describeError, inputError, usageError } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
-import { cleanClassName } from './cifar-names.js';
-import { extractMembers } from './extract.js';
+import { writeFileAtomic } from '../../core/cache.js';
+import { downloadFile } from '../../net/download.js';
+import { processExists, withFileLock } from '../../net/file-lock.js';
+import { ClipEvalError, describeError, inputError, usageError } from '../../core/errors.js';
+import { silentLogger, type Logger } from '../../core/log.js';
+import { cleanClassName } from './class-names.js';
+import { extractMembers } from '../extract.js';
 
 /**
  * CIFAR-100 and CIFAR-10 test sets from the official binary releases: where they come from, how they

@@ -1,6 +1,6 @@
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { describeError, usageError } from './errors.js';
+import { describeError, usageError } from '../core/errors.js';
 
 /**
  * One image to classify, in output order. `file` is what results name it by: the path as given

@@ -1,7 +1,7 @@
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import { EnvHttpProxyAgent, type Dispatcher } from 'undici';
-import { describeError, inputError } from './errors.js';
-import { VERSION } from './version.js';
+import { describeError, inputError } from '../core/errors.js';
+import { VERSION } from '../core/version.js';
 
 /**
  * The tool's one HTTP client (data set downloads, hub requests), on undici. Requests go through the

@@ -1,18 +1,18 @@
-import { ClipEvalError, describeError, usageError } from './errors.js';
-import { createTopK, roundLogit, scoreImages, softmax } from './eval/scores.js';
-import { runZeroShot } from './eval/zero-shot.js';
-import type { ModelChoice } from './evaluate-cifar.js';
-import type { ImageInput } from './inputs.js';
-import { validateLabels } from './labels.js';
-import type { Logger } from './log.js';
-import { resolveModelBundle, type ModelBundle } from './model/bundle.js';
-import type { Device } from './model/session.js';
-import { decodeImage, type DecodeOptions } from './preprocess/decode.js';
-import { MemoryBudget } from './preprocess/memory-budget.js';
-import { preprocessDecoded } from './preprocess/transform.js';
-import type { ImageClassification, LabelScore } from './report/classification.js';
-import { validateTemplates } from './text/templates.js';
-import { openZeroShotModel } from './zero-shot-model.js';
+import { ClipEvalError, describeError, usageError } from '../../core/errors.js';
+import { createTopK, roundLogit, scoreImages, softmax } from './scores.js';
+import { runZeroShot } from './loop.js';
+import type { ModelChoice } from './evaluate.js';
+import type { ImageInput } from '../../datasets/image-files.js';
+import { validateLabels } from '../../text/labels.js';
+import type { Logger } from '../../core/log.js';
+import { resolveModelBundle, type ModelBundle } from '../../model/bundle.js';
+import type { Device } from '../../model/session.js';
+import { decodeImage, type DecodeOptions } from '../../preprocess/decode.js';
+import { MemoryBudget } from '../../preprocess/memory-budget.js';
+import { preprocessDecoded } from '../../preprocess/transform.js';
+import type { ImageClassification, LabelScore } from '../../report/classification.js';
+import { validateTemplates } from '../../text/templates.js';
+import { openZeroShotModel } from './model-setup.js';
 
 export interface ClassifyOptions {
   images: readonly ImageInput[];

@@ -2,13 +2,13 @@ import { constants, type Stats } from 'node:fs';
 import { lstat, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hashFile } from './cache.js';
-import { ClipEvalError, describeError, inputError, usageError } from './errors.js';
+import { hashFile } from '../core/cache.js';
+import { ClipEvalError, describeError, inputError, usageError } from '../core/errors.js';
 import { withFileLock } from './file-lock.js';
 import { HttpError, httpRequest, type MinimumRate } from './http.js';
-import { silentLogger, type Logger } from './log.js';
-import { refuseUnlessOwnFile } from './plain-file.js';
-import { createProgress, type Progress } from './progress.js';
+import { silentLogger, type Logger } from '../core/log.js';
+import { refuseUnlessOwnFile } from '../core/plain-file.js';
+import { createProgress, type Progress } from '../core/progress.js';
 
 /**
  * The one downloader: HTTP(S) GET with redirects into `destination.part`, resumed with a Range request

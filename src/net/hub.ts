@@ -1,10 +1,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../cache.js';
-import { ClipEvalError, describeError, inputError, usageError } from '../errors.js';
-import { downloadFile } from '../download.js';
-import { httpRequest, type HttpResponse } from '../http.js';
-import { silentLogger, type Logger } from '../log.js';
+import { writeFileAtomic } from '../core/cache.js';
+import { ClipEvalError, describeError, inputError, usageError } from '../core/errors.js';
+import { downloadFile } from './download.js';
+import { httpRequest, type HttpResponse } from './http.js';
+import { silentLogger, type Logger } from '../core/log.js';
 
 export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
 

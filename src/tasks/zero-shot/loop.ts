@@ -1,5 +1,5 @@
-import type { ImageEncoder } from '../model/encoders.js';
-import { createProgress } from '../progress.js';
+import type { ImageEncoder } from '../../model/encoders.js';
+import { createProgress } from '../../core/progress.js';
 import { createTopK, scoreImages, type TopK } from './scores.js';
 
 /** Fills the preprocessed pixels of image `index` (of the evaluated list) at `offset` in `out`. */

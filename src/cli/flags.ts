@@ -1,0 +1,102 @@
+import { Command, Option } from 'commander';
+import { usageError } from '../core/errors.js';
+import type { ModelChoice } from '../tasks/zero-shot/evaluate.js';
+import { createLogger, type Logger } from '../core/log.js';
+import { DEFAULT_MODEL, parseVariant, type Variant } from '../model/bundle.js';
+import { MAX_BATCH_SIZE } from '../model/encoders.js';
+import { md5Hex, nonNegativeInteger, positiveInteger } from './options.js';
+
+export const DEFAULT_BATCH_SIZE = 32;
+export const BATCH_SIZE_LIMIT = { value: MAX_BATCH_SIZE, why: 'larger batches only cost memory: each holds 600 KB of pixels per image' };
+
+export interface CommonOptions {
+  cacheDir?: string;
+  offline?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+export interface ModelOptions {
+  model: string[];
+  variant: Variant[];
+  visionModel?: string;
+  textModel?: string;
+  tokenizer?: string;
+}
+
+export interface DataOptions {
+  dataDir?: string;
+  datasetUrl?: string;
+  datasetMd5?: string;
+}
+
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function variantList(value: string, previous: Variant[] = []): Variant[] {
+  const variants = [...previous];
+  for (const variant of value.split(',').map((v) => parseVariant(v.trim()))) {
+    if (variants.includes(variant)) throw usageError(`--variant ${value}: ${variant} is given twice; each variant runs once`);
+    variants.push(variant);
+  }
+  return variants;
+}
+
+export function addCommonOptions(command: Command): Command {
+  return command
+    .option('--cache-dir <dir>', 'cache folder (default: $CLIP_EVAL_CACHE, $XDG_CACHE_HOME/clip-eval or ~/.cache/clip-eval)')
+    .option('--offline', 'never use the network; fail if something is not cached')
+    .option('-q, --quiet', 'no progress output')
+    .option('-v, --verbose', 'say more about what is loaded and why');
+}
+
+/** Model flags; `several` for commands that compare models and variants in one run. */
+export function addModelOptions(command: Command, several: boolean): Command {
+  return command
+    .option('-m, --model <id-or-dir>', `model folder or Hugging Face repo id org/name[@revision] (${several ? 'repeatable; ' : ''}default ${DEFAULT_MODEL})`, collect)
+    .option('--variant <list>', several ? 'model variant(s): fp32, fp16, int8; comma-separated to compare several' : 'model variant: fp32, fp16 or int8', variantList)
+    .option('--vision-model <file>', 'explicit image encoder .onnx (with --text-model and --tokenizer)')
+    .option('--text-model <file>', 'explicit text encoder .onnx')
+    .option('--tokenizer <file>', 'explicit tokenizer.json or bpe_simple_vocab_16e6.txt.gz');
+}
+
+export function addInferenceOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'webgpu']).default('cpu'))
+    .option('--device-id <n>', 'GPU index for --device cuda', nonNegativeInteger('--device-id'))
+    .option('--threads <n>', 'intra-op threads for ONNX Runtime (default: all cores)', positiveInteger('--threads'))
+    .option('--batch-size <n>', `images per inference batch, at most ${MAX_BATCH_SIZE} (fixed-batch models use their own)`, positiveInteger('--batch-size', BATCH_SIZE_LIMIT), DEFAULT_BATCH_SIZE)
+    .option('--no-cache', 'do not read or write cached text embeddings');
+}
+
+export function addDataOptions(command: Command): Command {
+  return command
+    .option('--data-dir <dir>', 'use an already extracted copy of the data set; never download')
+    .option('--dataset-url <url>', 'download the data set from this mirror (default: the official URL; env CLIP_EVAL_DATASET_URL)')
+    .option('--dataset-md5 <hex>', 'MD5 of the archive at --dataset-url', md5Hex('--dataset-md5'));
+}
+
+export function loggerFor(options: CommonOptions): Logger {
+  return createLogger({ quiet: options.quiet, verbose: options.verbose });
+}
+
+export function modelChoices(options: ModelOptions): ModelChoice[] {
+  const explicit = [options.visionModel, options.textModel, options.tokenizer];
+  if (explicit.some((file) => file !== undefined)) {
+    if (explicit.some((file) => file === undefined)) throw usageError('--vision-model, --text-model and --tokenizer go together; give all three');
+    if (options.model.length > 0) throw usageError('give either --model or --vision-model/--text-model/--tokenizer, not both');
+    return options.variant.length > 1 ? [] : [{ visionModel: options.visionModel, textModel: options.textModel, tokenizer: options.tokenizer }];
+  }
+  const models = options.model.length > 0 ? options.model : [DEFAULT_MODEL];
+  const variants: (Variant | undefined)[] = options.variant.length > 0 ? options.variant : [undefined];
+  return models.flatMap((model) => variants.map((variant) => ({ model, variant })));
+}
+
+export function dataOptions(options: DataOptions) {
+  const url = options.datasetUrl ?? (process.env.CLIP_EVAL_DATASET_URL || undefined);
+  if (options.datasetMd5 && !url) throw usageError('--dataset-md5 needs --dataset-url (the official archive has a known checksum)');
+  return { dataDir: options.dataDir, url, md5: options.datasetMd5 };
+}
+

@@ -1,0 +1,57 @@
+import { Command, CommanderError } from 'commander';
+import { ClipEvalError, EXIT, describeError, fileSystemError, isFileSystemError } from '../core/errors.js';
+import { VERSION } from '../core/version.js';
+import { evaluationCommand } from './evaluate.js';
+import { fetchCommand } from './fetch.js';
+import { tokenizeCommand } from './tokenize.js';
+import { classifyCommand } from './classify.js';
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('clip-eval')
+    .description('Zero-shot evaluation of CLIP models (ONNX) on CIFAR-100 and CIFAR-10')
+    .version(VERSION);
+  program.addCommand(evaluationCommand('cifar100', 'zero-shot top-1/top-5 accuracy on the CIFAR-100 test set (10,000 images)', setExit));
+  program.addCommand(evaluationCommand('cifar10', 'zero-shot top-1/top-5 accuracy on the CIFAR-10 test set (10,000 images)', setExit));
+  program.addCommand(fetchCommand(setExit));
+  program.addCommand(tokenizeCommand(setExit));
+  program.addCommand(classifyCommand(setExit));
+  return program;
+}
+
+/** Runs the CLI and returns the exit code; errors are printed as one line on stderr. */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const program = buildProgram((code) => {
+    exitCode = code;
+  });
+  program.exitOverride();
+  const output = {
+    writeErr: (text: string) => process.stderr.write(text),
+    outputError: (text: string, write: (text: string) => void) => write(`clip-eval: ${text.replace(/^error: /, '').trimEnd()} (see --help)\n`),
+  };
+  program.configureOutput(output);
+  for (const command of program.commands) command.exitOverride().configureOutput(output);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version exit 0; help shown because no command was given is a usage error.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (error instanceof ClipEvalError) {
+      process.stderr.write(`clip-eval: ${describeError(error)}\n`);
+      return error.exitCode;
+    }
+    // A filesystem condition met where no stage gave it context is still the environment, not a bug.
+    if (isFileSystemError(error)) {
+      const environment = fileSystemError(error);
+      process.stderr.write(`clip-eval: ${describeError(environment)}\n`);
+      return environment.exitCode;
+    }
+    process.stderr.write(`clip-eval: internal error: ${describeError(error)}\n`);
+    if (process.env.CLIP_EVAL_DEBUG) process.stderr.write(`${(error as Error).stack ?? ''}\n`);
+    return EXIT.internal;
+  }
+}
+
