@@ -15,7 +15,7 @@ export { createImageEncoder, createTextEncoder, type ImageEncoder, type TextEnco
 export { OPENAI_PREPROCESS, type PreprocessConfig } from './preprocess/config.js';
 export { decodeImage } from './preprocess/decode.js';
 export { createCifarPreprocessor, preprocessDecoded, preprocessImageFile } from './preprocess/transform.js';
-export type { EvaluationReport, ModelResult } from './report/result.js';
+export type { EvaluationReport, ModelResult } from './tasks/zero-shot/result.js';
 export { zeroShotClassifier, type ZeroShotClassifier } from './text/classifier.js';
 export { OPENAI_CIFAR_TEMPLATES, resolveTemplates } from './text/templates.js';
 export { loadClipTokenizer, type ClipTokenizer } from './text/tokenizer.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import { checkBaselineFits, parseAccuracy, parsePercentagePoints, runChecks, validateBaseline } from '../src/checks/checks.js';
 import { formatJunit, formatStepSummary } from '../src/report/junit.js';
-import type { EvaluationReport, ModelResult } from '../src/report/result.js';
+import type { EvaluationReport, ModelResult } from '../src/tasks/zero-shot/result.js';
 import { havePython, xmlElements } from './support/xml.js';
 
 function result(id: string, variant: string, top1: number, top5: number): ModelResult {

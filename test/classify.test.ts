@@ -15,11 +15,9 @@ import {
   formatClassificationBlock,
   formatClassificationJson,
   formatClassificationTotals,
-  isFailure,
   labelColumnWidth,
-  type ImageClassification,
-  type LabelScore,
 } from '../src/report/classification.js';
+import { isFailure, type ImageClassification, type LabelScore } from '../src/tasks/zero-shot/classification.js';
 import { OPENAI_CIFAR_TEMPLATES, SINGLE_TEMPLATE } from '../src/text/templates.js';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
 import { classImage, drawClassPixels, rotatedJpegWithExif } from './support/pattern-images.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { inputError } from '../../src/core/errors.js';
 import type { Variant } from '../../src/model/bundle.js';
 import type { Device } from '../../src/model/session.js';
-import type { EvaluationReport } from '../../src/report/result.js';
+import type { EvaluationReport } from '../../src/tasks/zero-shot/result.js';
 import { lastErrorLine, runNodeMeasured } from './bench-process.js';
 
 export interface EndToEndSpec {

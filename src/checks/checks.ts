@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileSystemError, inputError, isFileSystemError, usageError } from '../core/errors.js';
-import { percent, type EvaluationReport } from '../report/result.js';
+import { percent } from '../core/format.js';
+import type { EvaluationReport } from '../tasks/zero-shot/result.js';
 
 /** The metrics a check can name, as stored in the JSON report. */
 export const CHECKED_METRICS = ['top1', 'top5', 'meanPerClassRecall', 'superclassTop1'] as const;

@@ -11,9 +11,9 @@ import {
   formatClassificationBlock,
   formatClassificationJson,
   formatClassificationTotals,
-  isFailure,
   labelColumnWidth,
 } from '../report/classification.js';
+import { isFailure } from '../tasks/zero-shot/classification.js';
 import { resolveTemplates } from '../text/templates.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { addCommonOptions, addInferenceOptions, addModelOptions, loggerFor, modelChoices, type CommonOptions, type ModelOptions } from './flags.js';

@@ -3,20 +3,7 @@
  * scripts. The JSON field names (file, top, label, probability, logit, error) are a public interface.
  */
 import { showUnprintable } from '../core/unprintable.js';
-
-export interface LabelScore {
-  label: string;
-  /** Softmax over 100·cosine against every label, not only the ones shown. */
-  probability: number;
-  /** 100·cosine of the image and label embeddings. */
-  logit: number;
-}
-
-export type ImageClassification = { file: string; top: LabelScore[] } | { file: string; error: string };
-
-export function isFailure(result: ImageClassification): result is { file: string; error: string } {
-  return 'error' in result;
-}
+import { isFailure, type ImageClassification, type LabelScore } from '../tasks/zero-shot/classification.js';
 
 /** Labels longer than this overflow their column rather than widen every row. */
 const MAX_LABEL_COLUMN = 40;

@@ -1,7 +1,7 @@
 import { CHECKED_METRICS, METRIC_LABELS, modelKey, type CheckOutcome } from '../checks/checks.js';
-import type { EvaluationReport } from './result.js';
+import type { EvaluationReport } from '../tasks/zero-shot/result.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { percent } from './result.js';
+import { percent } from '../core/format.js';
 
 /** Text for an XML 1.0 attribute or element: always well-formed, whatever a model path holds. */
 function escapeXml(text: string): string {

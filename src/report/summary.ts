@@ -1,5 +1,5 @@
-import type { EvaluationReport, ModelResult } from './result.js';
-import { percent } from './result.js';
+import { percent } from '../core/format.js';
+import type { EvaluationReport, ModelResult } from '../tasks/zero-shot/result.js';
 
 function formatSeconds(seconds: number): string {
   if (seconds < 60) return `${seconds.toFixed(1)} s`;

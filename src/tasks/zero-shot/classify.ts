@@ -10,7 +10,7 @@ import type { Device } from '../../model/session.js';
 import { decodeImage, type DecodeOptions } from '../../preprocess/decode.js';
 import { MemoryBudget } from '../../preprocess/memory-budget.js';
 import { preprocessDecoded } from '../../preprocess/transform.js';
-import type { ImageClassification, LabelScore } from '../../report/classification.js';
+import type { ImageClassification, LabelScore } from './classification.js';
 import { validateTemplates } from '../../text/templates.js';
 import { openZeroShotModel } from './model-setup.js';
 

@@ -8,7 +8,7 @@ import type { Logger } from '../../core/log.js';
 import { resolveModelBundle, type ModelBundle, type Variant } from '../../model/bundle.js';
 import { boundedThreads, type Device } from '../../model/session.js';
 import { createCifarPreprocessor } from '../../preprocess/transform.js';
-import type { DatasetInfo, EvaluationReport, ModelResult } from '../../report/result.js';
+import type { DatasetInfo, EvaluationReport, ModelResult } from './result.js';
 import { fileDigest } from '../../text/embedding-cache.js';
 import type { TemplateSet } from '../../text/templates.js';
 import { VERSION } from '../../core/version.js';

@@ -1,4 +1,4 @@
-import type { Metrics } from '../tasks/zero-shot/metrics.js';
+import type { Metrics } from './metrics.js';
 
 /** What one model (or variant) scored on one data set: the unit of every report. */
 export interface ModelResult {
@@ -44,8 +44,4 @@ export interface EvaluationReport {
   templates: { name: string; templates: readonly string[] };
   options: { batchSize: number; threads?: number; device: string; deviceId?: number };
   results: ModelResult[];
-}
-
-export function percent(fraction: number, digits = 2): string {
-  return `${(100 * fraction).toFixed(digits)} %`;
 }
