@@ -1,0 +1,20 @@
+import { inputError } from '../core/errors.js';
+import type { Dataset, DatasetOpenOptions, DatasetSource } from './dataset.js';
+
+/**
+ * Every kind of data set, in the order specs are tried: named data sets first, then prefixed forms
+ * (wds/, wds:, csv:, folder:), then plain paths. A new kind of data set is one file and one line here.
+ */
+const SOURCES: readonly DatasetSource[] = [];
+
+/** The source that takes a spec, or undefined. */
+export function datasetSourceFor(spec: string): DatasetSource | undefined {
+  return SOURCES.find((source) => source.matches(spec));
+}
+
+/** Opens the data set a spec names: cifar100, cifar10, wds/NAME[@REV], wds:DIR-OR-URL, csv:FILE, a folder. */
+export async function openDataset(spec: string, options: DatasetOpenOptions): Promise<Dataset> {
+  const source = datasetSourceFor(spec);
+  if (!source) throw inputError(`data set ${spec}: not a known data set, a folder or a manifest (known forms: ${SOURCES.map((s) => s.title).join(', ')})`);
+  return source.open(spec, options);
+}
