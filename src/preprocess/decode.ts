@@ -60,14 +60,22 @@ function checkOptions(options: DecodeOptions): CheckedOptions {
 }
 
 async function readInput(input: string | Uint8Array, label: string, options: CheckedOptions): Promise<Uint8Array> {
-  if (typeof input !== 'string') {
-    if (input.length === 0) throw inputError(`${label}: image data is empty (0 bytes)`);
-    if (input.length > options.maxFileBytes) throw inputError(`${label}: image data is larger than the limit of ${options.maxFileBytes} bytes`);
-    return input;
-  }
+  if (typeof input === 'string') return readImageFile(input, label, options);
+  if (input.length === 0) throw inputError(`${label}: image data is empty (0 bytes)`);
+  if (input.length > options.maxFileBytes) throw inputError(`${label}: image data is larger than the limit of ${options.maxFileBytes} bytes`);
+  return input;
+}
+
+/**
+ * An image file's bytes, as decodeImage reads them: a regular file only, at most maxFileBytes
+ * (reserved first), every failure a one-line ClipEvalError naming `label`. For callers that need the
+ * bytes themselves (a digest) before decoding them.
+ */
+export async function readImageFile(path: string, label: string, options: Pick<DecodeOptions, 'maxFileBytes' | 'reserve'> = {}): Promise<Buffer> {
+  const { maxFileBytes, reserve } = checkOptions(options);
   let bytes: Buffer;
   try {
-    bytes = await readRegularFile(input, { maxBytes: options.maxFileBytes, label, beforeRead: options.reserve });
+    bytes = await readRegularFile(path, { maxBytes: maxFileBytes, label, beforeRead: reserve });
   } catch (error) {
     if (error instanceof ClipEvalError) throw error;
     const code = (error as NodeJS.ErrnoException).code;

@@ -20,7 +20,6 @@ import {
 /** Bytes per CIFAR image: 32×32 pixels, planar R, G, B. */
 export const CIFAR_IMAGE_BYTES = 3 * 32 * 32;
 const CIFAR_SIDE = 32;
-const CIFAR_PLANE = CIFAR_SIDE * CIFAR_SIDE;
 
 /**
  * The longest side an image may be stretched to by the resize (about 75,000:1 at 224). Only the crop's
@@ -353,61 +352,99 @@ export async function preprocessImageFile(path: string, config: PreprocessConfig
   return out;
 }
 
+/** Channel-major 8-bit RGB: the R, G and B planes of width×height bytes each, row-major. */
+export interface PlanarImage {
+  pixels: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** A preprocessor of planar images; call it with the image and where to write its [3, size, size] floats. */
+export type PlanarPreprocessor = (image: PlanarImage, out: Float32Array, outOffset: number) => void;
+
 /**
- * A preprocessor for CIFAR images: `records` holds count·3072 bytes (per image the R, G and B planes,
- * each 32×32 row-major), as Pillow would see Image.fromarray(rgb). No codec; plans, tables and
- * buffers are made once, and both passes and the normalisation run in the WebAssembly SIMD kernel
- * (crops narrower than its 8 lanes take the general path). Call it with the image index and where
- * to write its [3, size, size] floats.
+ * A preprocessor for planar images (CIFAR's records), as Pillow would see Image.fromarray(rgb): no
+ * codec, and both passes and the normalisation in the WebAssembly SIMD kernel, with plans, tables and
+ * buffers made once per image size (data sets keep one size). Crops narrower than the kernel's 8 lanes
+ * take the general path.
  */
-export function createCifarPreprocessor(
-  config: PreprocessConfig,
-): (records: Uint8Array, index: number, out: Float32Array, outOffset: number) => void {
+export function createPlanarPreprocessor(config: PreprocessConfig): PlanarPreprocessor {
   checkConfig(config);
   const crop = config.imageSize;
-  const planeOut = crop * crop;
-  // A square stays square. At 32 the plans are the identity, as exact as Pillow's copy.
-  const side = config.resizeShortestEdge;
-  const window = cropWindow(side, side, crop);
-  const resizer = channelResizer(CIFAR_SIDE, CIFAR_SIDE, { width: side, height: side }, config.resample, window);
-  if (resizer === undefined) return cifarThroughGeneralPath(config);
-
-  // Padding (a crop larger than the resized image) never changes: write it once.
   const table = normalisationTable(config);
-  for (let c = 0; c < 3; c++) resizer.output.fill(table[c * 256], c * planeOut, (c + 1) * planeOut);
   const mean = config.mean.map(Math.fround);
   const std = config.std.map(Math.fround);
+  let sized: { key: string; resizer: ChannelResizer | undefined } | undefined;
+  const general = planarThroughGeneralPath(config);
 
-  return (records, index, out, outOffset) => {
-    checkCifarIndex(records, index);
+  return (image, out, outOffset) => {
+    const { pixels, width, height } = image;
+    checkPlanar(image);
     checkOutput(out, outOffset, crop);
+    const key = `${width}x${height}`;
+    if (sized?.key !== key) {
+      const resized = resizedSize(width, height, config.resizeShortestEdge);
+      if (Math.max(resized.width, resized.height) > MAX_RESIZED_SIDE) {
+        throw inputError(`planar image of ${width}x${height} is too elongated to resize its shorter side to ${config.resizeShortestEdge}`);
+      }
+      const window = cropWindow(resized.width, resized.height, crop);
+      const resizer = channelResizer(width, height, resized, config.resample, window);
+      // Padding (a crop larger than the resized image) never changes for one size: write it once.
+      if (resizer) for (let c = 0; c < 3; c++) resizer.output.fill(table[c * 256], c * crop * crop, (c + 1) * crop * crop);
+      sized = { key, resizer };
+    }
+    const { resizer } = sized;
+    if (resizer === undefined) {
+      general(image, out, outOffset);
+      return;
+    }
+    const plane = width * height;
     for (let c = 0; c < 3; c++) {
-      const channel: PixelView = { data: records, offset: index * CIFAR_IMAGE_BYTES + c * CIFAR_PLANE, rowStride: CIFAR_SIDE, channels: 1 };
+      const channel: PixelView = { data: pixels, offset: c * plane, rowStride: width, channels: 1 };
       resizer.run(channel, c, mean[c], std[c]);
     }
     out.set(resizer.output, outOffset);
   };
 }
 
-function checkCifarIndex(records: Uint8Array, index: number): void {
-  const count = Math.floor(records.length / CIFAR_IMAGE_BYTES);
-  if (!Number.isInteger(index) || index < 0 || index >= count) {
-    throw new RangeError(`CIFAR preprocess: image index ${index} is outside 0..${count - 1}`);
+function checkPlanar(image: PlanarImage): void {
+  const { width, height, pixels } = image;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new RangeError(`planar preprocess: image size must be positive integers, got ${width}x${height}`);
+  }
+  if (pixels.length !== 3 * width * height) {
+    throw new RangeError(`planar preprocess: ${width}x${height} planar RGB needs ${3 * width * height} bytes, got ${pixels.length}`);
   }
 }
 
-/** CIFAR images as decoded RGB images through preprocessDecoded (for crops the kernel cannot take). */
-function cifarThroughGeneralPath(config: PreprocessConfig): (records: Uint8Array, index: number, out: Float32Array, outOffset: number) => void {
-  const pixels = CIFAR_SIDE * CIFAR_SIDE;
-  const image: DecodedImage = { data: new Uint8Array(pixels * 3), width: CIFAR_SIDE, height: CIFAR_SIDE, channels: 3, palette: false };
-  return (records, index, out, outOffset) => {
-    checkCifarIndex(records, index);
-    const base = index * CIFAR_IMAGE_BYTES;
-    for (let p = 0; p < pixels; p++) {
-      image.data[p * 3] = records[base + p];
-      image.data[p * 3 + 1] = records[base + pixels + p];
-      image.data[p * 3 + 2] = records[base + 2 * pixels + p];
+/** Planar images interleaved and sent through preprocessDecoded (for crops the kernel cannot take). */
+function planarThroughGeneralPath(config: PreprocessConfig): PlanarPreprocessor {
+  let data = new Uint8Array(0);
+  return ({ pixels, width, height }, out, outOffset) => {
+    const plane = width * height;
+    if (data.length !== plane * 3) data = new Uint8Array(plane * 3);
+    for (let p = 0; p < plane; p++) {
+      data[p * 3] = pixels[p];
+      data[p * 3 + 1] = pixels[plane + p];
+      data[p * 3 + 2] = pixels[2 * plane + p];
     }
-    preprocessDecoded(image, config, out, outOffset);
+    preprocessDecoded({ data, width, height, channels: 3, palette: false }, config, out, outOffset);
+  };
+}
+
+/**
+ * The planar preprocessor over CIFAR's record layout: `records` holds count·3072 bytes (per image the
+ * R, G and B planes, each 32×32); call it with the image index and where to write its floats.
+ */
+export function createCifarPreprocessor(
+  config: PreprocessConfig,
+): (records: Uint8Array, index: number, out: Float32Array, outOffset: number) => void {
+  const planar = createPlanarPreprocessor(config);
+  return (records, index, out, outOffset) => {
+    const count = Math.floor(records.length / CIFAR_IMAGE_BYTES);
+    if (!Number.isInteger(index) || index < 0 || index >= count) {
+      throw new RangeError(`CIFAR preprocess: image index ${index} is outside 0..${count - 1}`);
+    }
+    planar({ pixels: records.subarray(index * CIFAR_IMAGE_BYTES, (index + 1) * CIFAR_IMAGE_BYTES), width: CIFAR_SIDE, height: CIFAR_SIDE }, out, outOffset);
   };
 }

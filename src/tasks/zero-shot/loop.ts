@@ -1,18 +1,36 @@
 import type { ImageEncoder } from '../../model/encoders.js';
 import { createProgress } from '../../core/progress.js';
-import { createTopK, scoreImages, type TopK } from './scores.js';
+import { scoreImages, type TopK } from './scores.js';
 
 /** Fills the preprocessed pixels of image `index` (of the evaluated list) at `offset` in `out`. */
 export type FillImage = (index: number, out: Float32Array, offset: number) => void | Promise<void>;
 
-export interface ZeroShotRunOptions {
+/** A batch whose images are being written into a pixel buffer. */
+export interface StartedBatch {
+  /** Images started, in slots 0 ..< started of the buffer. */
+  started: number;
+  /**
+   * Undefined when every image was filled synchronously; else settles once all are, with the number
+   * of images the buffer then holds (a source may drop unreadable images and close the gaps).
+   */
+  ready?: Promise<number>;
+}
+
+/**
+ * Where a run's images come from: `next` starts filling the next batch of at most `capacity`
+ * images into `target` (3·size² floats per image), or returns undefined at the end. It is called
+ * again only once the previous batch is ready, so a source sees its batches in order.
+ */
+export interface BatchSource {
+  next(capacity: number, target: Float32Array, imageFloats: number): Promise<StartedBatch | undefined> | StartedBatch | undefined;
+}
+
+interface RunCommon {
   encoder: ImageEncoder;
   weights: Float32Array;
-  count: number;
-  fill: FillImage;
   batchSize: number;
-  /** Known labels, for the running top-1 shown in the progress line. */
-  labels?: ArrayLike<number>;
+  /** The true label of evaluated image i, for the running top-1 shown in the progress line. */
+  labelOf?: (index: number) => number;
   k?: number;
   quiet?: boolean;
   progressLabel?: string;
@@ -20,77 +38,129 @@ export interface ZeroShotRunOptions {
   onEmbeddings?: (first: number, count: number, embeddings: Float32Array) => void;
 }
 
+export interface ZeroShotRunOptions extends RunCommon {
+  count: number;
+  fill: FillImage;
+}
+
+export interface ZeroShotStreamOptions extends RunCommon {
+  source: BatchSource;
+  /** Images expected, for the progress line, when known (an estimate: the stream decides). */
+  expected?: number;
+}
+
 export interface ZeroShotRun {
   predictions: TopK;
+  /** Images scored: the rows of predictions. */
+  count: number;
   seconds: number;
   imagesPerSecond: number;
 }
 
+/** Top-k rows that grow as a stream is scored; `done` trims them to the images scored. */
+function growingTopK(k: number, initial: number) {
+  let classes = new Int32Array(Math.max(initial, 1) * k);
+  let logits = new Float32Array(classes.length);
+  return {
+    /** Room for `count` images; the TopK to score into. */
+    reserve(count: number): TopK {
+      if (count * k > classes.length) {
+        const size = Math.max(count * k, 2 * classes.length);
+        const grownClasses = new Int32Array(size);
+        grownClasses.set(classes);
+        const grownLogits = new Float32Array(size);
+        grownLogits.set(logits);
+        classes = grownClasses;
+        logits = grownLogits;
+      }
+      return { k, classes, logits };
+    },
+    done(count: number): TopK {
+      return { k, classes: classes.slice(0, count * k), logits: logits.slice(0, count * k) };
+    },
+  };
+}
+
 /**
- * Encodes the images in batches and scores them against the classifier, reusing its pixel buffers for
+ * Encodes images in batches and scores them against the classifier, reusing its pixel buffers for
  * the whole run. onnxruntime-node runs a session on the JavaScript thread (inside a setImmediate), so
  * only asynchronous fills (image decoding on libuv's threads) can overlap with inference: they get a
- * second buffer and start on batch k+1 before batch k runs. Synchronous fills (the CIFAR path) could not
- * overlap anyway, and use one buffer.
+ * second buffer and start on batch k+1 before batch k runs. Synchronous fills (planar images) could
+ * not overlap anyway, and use one buffer. Memory holds two batches of pixels and the top-k rows.
  */
-export async function runZeroShot(options: ZeroShotRunOptions): Promise<ZeroShotRun> {
-  const { encoder, weights, count } = options;
+export async function runZeroShotStream(options: ZeroShotStreamOptions): Promise<ZeroShotRun> {
+  const { encoder, weights, source } = options;
   const dim = encoder.embeddingDim;
   const classCount = weights.length / dim;
   const k = Math.min(options.k ?? 5, classCount);
   const batchSize = Math.max(1, encoder.fixedBatch ?? options.batchSize);
   const imageFloats = 3 * encoder.imageSize * encoder.imageSize;
-  let buffer: Float32Array = new Float32Array(Math.min(batchSize, Math.max(count, 1)) * imageFloats);
+  const expected = options.expected;
+  let buffer: Float32Array = new Float32Array(Math.min(batchSize, Math.max(expected ?? batchSize, 1)) * imageFloats);
+  const capacity = buffer.length / imageFloats;
   let spare: Float32Array | undefined;
-  const predictions = createTopK(count, k);
-  const progress = createProgress({ label: options.progressLabel ?? 'images', total: count, unit: 'images', quiet: options.quiet });
+  const rows = growingTopK(k, expected ?? capacity);
+  const progress = createProgress({ label: options.progressLabel ?? 'images', total: expected ?? 0, unit: 'images', quiet: options.quiet });
   const start = performance.now();
+  let scored = 0;
   let correct = 0;
 
-  /** Starts filling a batch; `ready` is undefined when every fill finished synchronously. */
-  const prepare = (first: number, target: Float32Array): { first: number; n: number; ready?: Promise<unknown> } => {
-    const n = Math.min(batchSize, count - first);
-    const pending: Promise<void>[] = [];
-    for (let i = 0; i < n; i += 1) {
-      const filled = options.fill(first + i, target, i * imageFloats);
-      if (filled) pending.push(filled);
-    }
-    if (pending.length === 0) return { first, n };
-    const ready = Promise.all(pending);
-    // Awaited only after the running batch: until then a failed fill must not count as unhandled.
-    ready.catch(() => undefined);
-    return { first, n, ready };
+  /** Starts the next batch; a failure is kept for its await, not reported as unhandled meanwhile. */
+  const startBatch = (target: Float32Array): Promise<StartedBatch | undefined> => {
+    const started = Promise.resolve().then(() => source.next(capacity, target, imageFloats));
+    started.then((batch) => batch?.ready?.catch(() => undefined), () => undefined);
+    return started;
   };
-  const finish = (first: number, n: number, embeddings: Float32Array) => {
+  const finish = (n: number, embeddings: Float32Array) => {
+    const first = scored;
     options.onEmbeddings?.(first, n, embeddings);
-    scoreImages(embeddings, n, weights, dim, predictions, first);
-    if (options.labels) {
-      for (let i = first; i < first + n; i += 1) if (predictions.classes[i * k] === options.labels[i]) correct += 1;
+    scoreImages(embeddings, n, weights, dim, rows.reserve(first + n), first);
+    const { classes } = rows.reserve(first + n);
+    if (options.labelOf) {
+      for (let i = first; i < first + n; i += 1) if (classes[i * k] === options.labelOf(i)) correct += 1;
     }
-    const done = first + n;
-    progress.update(done, options.labels ? `top-1 ${((100 * correct) / done).toFixed(1)}%` : '');
+    scored += n;
+    progress.update(scored, options.labelOf ? `top-1 ${((100 * correct) / scored).toFixed(1)}%` : '');
   };
 
   try {
-    let batch = count > 0 ? prepare(0, buffer) : undefined;
+    let batch = await startBatch(buffer);
     while (batch) {
-      await batch.ready;
-      const { first, n } = batch;
-      const running = encoder.encode(buffer.subarray(0, n * imageFloats), n);
-      const nextFirst = first + n;
-      let next: typeof batch | undefined;
-      if (batch.ready && nextFirst < count) {
+      const n = batch.ready ? await batch.ready : batch.started;
+      const overlap = batch.ready !== undefined;
+      const running = n > 0 ? encoder.encode(buffer.subarray(0, n * imageFloats), n) : undefined;
+      let next: Promise<StartedBatch | undefined> | undefined;
+      if (overlap) {
         spare ??= new Float32Array(buffer.length);
-        next = prepare(nextFirst, spare);
+        next = startBatch(spare);
         [buffer, spare] = [spare, buffer];
       }
-      finish(first, n, await running);
-      if (!next && nextFirst < count) next = prepare(nextFirst, buffer);
-      batch = next;
+      if (running) finish(n, await running);
+      batch = await (next ?? startBatch(buffer));
     }
   } finally {
     progress.stop();
   }
   const seconds = (performance.now() - start) / 1000;
-  return { predictions, seconds, imagesPerSecond: count / seconds };
+  return { predictions: rows.done(scored), count: scored, seconds, imagesPerSecond: scored / seconds };
+}
+
+/** runZeroShotStream over `count` images that `fill` writes by index (classify's inputs). */
+export async function runZeroShot(options: ZeroShotRunOptions): Promise<ZeroShotRun> {
+  const { count, fill } = options;
+  let first = 0;
+  const source: BatchSource = {
+    next(capacity, target, imageFloats) {
+      const n = Math.min(capacity, count - first);
+      if (n <= 0) return undefined;
+      const pending: Promise<void>[] = [];
+      for (let i = 0; i < n; i += 1) {
+        const filled = fill(first + i, target, i * imageFloats);
+        if (filled) pending.push(filled);
+      }
+      first += n;
+      return pending.length === 0 ? { started: n } : { started: n, ready: Promise.all(pending).then(() => n) };
+    },
+  };
+  return runZeroShotStream({ ...options, source, expected: count });
 }

@@ -1,0 +1,193 @@
+import { createHash, type Hash } from 'node:crypto';
+import { ClipEvalError, describeError, inputError } from '../../core/errors.js';
+import type { Dataset, Sample } from '../../datasets/dataset.js';
+import type { PreprocessConfig } from '../../preprocess/config.js';
+import { decodeImage, readImageFile, type DecodeOptions } from '../../preprocess/decode.js';
+import type { MemoryBudget } from '../../preprocess/memory-budget.js';
+import { createPlanarPreprocessor, preprocessDecoded, type PlanarPreprocessor } from '../../preprocess/transform.js';
+import type { BatchSource, StartedBatch } from './loop.js';
+import { createSubsetSelector, type SubsetOptions, type SubsetSelector } from './subset.js';
+
+/**
+ * A data set's samples as batches of preprocessed pixels for runZeroShotStream: read in order,
+ * chosen by the subset as they stream by, planar samples through the planar fast path at once,
+ * encoded and file samples decoded on libuv's pool (bounded by a memory budget) while the previous
+ * batch runs. What it keeps per evaluated image is its label (and, when asked, its id).
+ */
+export interface SampleBatchOptions {
+  dataset: Dataset;
+  preprocess: PreprocessConfig;
+  subset: SubsetOptions;
+  memory: MemoryBudget;
+  decode?: Omit<DecodeOptions, 'reserve'>;
+  /** Skip (and count) an image that cannot be read or decoded, instead of failing. */
+  skipUnreadable: boolean;
+  /** Keep each evaluated image's id (for per-image outputs). */
+  keepIds: boolean;
+  /** Digest what streams by (class names, then each sample's id, label and image bytes). */
+  digest: boolean;
+  /** Told about each skipped image. */
+  onSkipped?: (message: string) => void;
+}
+
+/** A growing list of labels: one Int32 per evaluated image. */
+class LabelList {
+  values = new Int32Array(1024);
+  length = 0;
+
+  push(label: number): void {
+    if (this.length === this.values.length) {
+      const grown = new Int32Array(2 * this.values.length);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[this.length++] = label;
+  }
+
+  toArray(): Int32Array {
+    return this.values.slice(0, this.length);
+  }
+}
+
+interface Slot {
+  id: string;
+  label: number;
+  /** sha256 of the image bytes, when digesting; '-' for bytes that could not be read. */
+  hash?: string;
+  readable: boolean;
+}
+
+const DIGEST_VERSION = 'clip-eval data set digest 1\n';
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  // WebCrypto hashes on libuv's pool, beside the decoders, not on the thread that runs inference.
+  return Buffer.from(await crypto.subtle.digest('SHA-256', bytes)).toString('hex');
+}
+
+export class SampleBatches implements BatchSource {
+  /** Labels of the evaluated images, in evaluation order. */
+  readonly labels = new LabelList();
+  /** Ids of the evaluated images (when keepIds). */
+  readonly ids: string[] = [];
+  /** Images chosen by the subset but skipped as unreadable. */
+  skipped = 0;
+  /** Samples read from the stream. */
+  streamed = 0;
+  /** True once the stream ended by itself (every sample was read), not at the subset's limit. */
+  exhausted = false;
+  private readonly iterator: AsyncIterator<Sample>;
+  private readonly select: SubsetSelector;
+  private readonly planar: PlanarPreprocessor;
+  private readonly hash?: Hash;
+  private finished = false;
+
+  constructor(private readonly options: SampleBatchOptions) {
+    this.iterator = options.dataset.samples()[Symbol.asyncIterator]();
+    this.select = createSubsetSelector(options.subset);
+    this.planar = createPlanarPreprocessor(options.preprocess);
+    if (options.digest) {
+      this.hash = createHash('sha256').update(DIGEST_VERSION).update(`${JSON.stringify(options.dataset.classNames)}\n`);
+    }
+  }
+
+  /** The digest of everything streamed; call once the stream is done. */
+  digest(): string | undefined {
+    return this.hash?.digest('hex');
+  }
+
+  /** Ends the stream early (the subset is full, or the run failed), so that a source closes its files. */
+  async close(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    await this.iterator.return?.();
+  }
+
+  async next(capacity: number, target: Float32Array, imageFloats: number): Promise<StartedBatch | undefined> {
+    const slots: Slot[] = [];
+    const pending: Promise<void>[] = [];
+    while (slots.length < capacity && !this.finished) {
+      if (this.select.full()) {
+        await this.close();
+        break;
+      }
+      const result = await this.iterator.next();
+      if (result.done) {
+        this.finished = true;
+        this.exhausted = true;
+        break;
+      }
+      this.streamed += 1;
+      const sample = result.value;
+      this.checkLabel(sample);
+      if (!this.select.take(sample.label)) continue;
+      const slot: Slot = { id: sample.id, label: sample.label, readable: true };
+      const offset = slots.length * imageFloats;
+      slots.push(slot);
+      const filled = this.fill(sample, slot, target, offset);
+      if (filled) pending.push(filled);
+    }
+    if (slots.length === 0) return undefined;
+    if (pending.length === 0) return { started: this.record(slots, target, imageFloats) };
+    return { started: slots.length, ready: Promise.all(pending).then(() => this.record(slots, target, imageFloats)) };
+  }
+
+  private checkLabel(sample: Sample): void {
+    const classes = this.options.dataset.classNames.length;
+    if (!Number.isInteger(sample.label) || sample.label < 0 || sample.label >= classes) {
+      throw inputError(`${this.options.dataset.name}: sample ${sample.id} has label ${sample.label}, outside 0-${classes - 1} (${classes} classes)`);
+    }
+  }
+
+  /** Preprocesses one sample into its slot: at once for planar pixels, else a promise of the decode. */
+  private fill(sample: Sample, slot: Slot, target: Float32Array, offset: number): Promise<void> | undefined {
+    const { image } = sample;
+    if (image.kind === 'planar') {
+      if (this.hash) slot.hash = createHash('sha256').update(image.pixels).digest('hex');
+      this.planar(image, target, offset);
+      return undefined;
+    }
+    const { memory, decode, preprocess } = this.options;
+    const label = image.kind === 'file' ? image.path : (image.origin ?? `${this.options.dataset.name} sample ${sample.id}`);
+    // Leases are taken in sample order (before any await), so the earliest image never waits.
+    const lease = memory.lease();
+    const reserve = (bytes: number) => lease.reserve(bytes);
+    return (async () => {
+      try {
+        let bytes: Uint8Array;
+        if (image.kind === 'file') {
+          bytes = await readImageFile(image.path, label, { maxFileBytes: decode?.maxFileBytes, reserve });
+        } else {
+          await reserve(image.bytes.length);
+          bytes = image.bytes;
+        }
+        if (this.hash) slot.hash = await sha256Hex(bytes);
+        const decoded = await decodeImage(bytes, label, { ...decode, reserve });
+        preprocessDecoded(decoded, preprocess, target, offset, label);
+      } catch (error) {
+        if (!(error instanceof ClipEvalError) || !this.options.skipUnreadable) throw error;
+        slot.readable = false;
+        slot.hash ??= '-';
+        this.options.onSkipped?.(describeError(error));
+      } finally {
+        lease.release();
+      }
+    })();
+  }
+
+  /** Closes the gaps of skipped images, records the batch's images in order and returns how many remain. */
+  private record(slots: readonly Slot[], target: Float32Array, imageFloats: number): number {
+    let kept = 0;
+    slots.forEach((slot, index) => {
+      this.hash?.update(`${JSON.stringify(slot.id)} ${slot.label} ${slot.hash}\n`);
+      if (!slot.readable) {
+        this.skipped += 1;
+        return;
+      }
+      if (kept !== index) target.copyWithin(kept * imageFloats, index * imageFloats, (index + 1) * imageFloats);
+      this.labels.push(slot.label);
+      if (this.options.keepIds) this.ids.push(slot.id);
+      kept += 1;
+    });
+    return kept;
+  }
+}
