@@ -66,10 +66,11 @@ test('cifar100: downloads, evaluates ~100 % on the fixture, writes JSON and pred
   assert.equal(report.results[0]!.metrics.perClass.length, 100);
   assert.deepEqual(report.results[0]!.model.files.map((f) => f.role), ['vision', 'text', 'tokenizer']);
 
-  const lines = (await readFile(predictions, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { index: number; label: number; top5: number[]; scores: number[] });
+  const lines = (await readFile(predictions, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { index: number; id: string; label: number; top5: number[]; scores: number[] });
   assert.equal(lines.length, 300);
-  assert.deepEqual(Object.keys(lines[0]!), ['index', 'label', 'top5', 'scores']);
+  assert.deepEqual(Object.keys(lines[0]!), ['index', 'id', 'label', 'top5', 'scores']);
   assert.deepEqual(lines.map((l) => l.index), Array.from({ length: 300 }, (_, i) => i));
+  assert.deepEqual(lines.map((l) => l.id), Array.from({ length: 300 }, (_, i) => String(i)), 'a CIFAR id is the record index');
   assert.ok(lines.every((l) => l.top5.length === 5 && l.scores.length === 5 && l.scores[0]! >= l.scores[4]!));
   assert.ok(lines.filter((l) => l.top5[0] === l.label).length >= 285);
 

@@ -75,7 +75,8 @@ export interface Baseline {
 
 export interface BaselineResult {
   model: { id: string; variant: string };
-  metrics: Partial<Record<CheckedMetric, number>>;
+  /** Null where the metric was not measured (top-5 of fewer than 5 classes). */
+  metrics: Partial<Record<CheckedMetric, number | null>>;
 }
 
 /** Metrics every run measures: a baseline result must hold at least one of them to compare with. */
@@ -119,7 +120,7 @@ export function validateBaseline(value: unknown, label: string): Baseline {
     const checked: Partial<Record<CheckedMetric, number>> = {};
     for (const metric of CHECKED_METRICS) {
       const number = metrics[metric];
-      if (number === undefined) continue;
+      if (number === undefined || number === null) continue;
       if (typeof number !== 'number' || !(number >= 0 && number <= 1)) fail(`results[${i}].metrics.${metric}`, 'is not a fraction between 0 and 1');
       checked[metric] = number as number;
     }
@@ -152,27 +153,47 @@ export async function readBaseline(path: string, what = 'baseline'): Promise<Bas
   return validateBaseline(parsed, `${what} ${path}`);
 }
 
-/** What a run is, as far as a baseline comparison cares, known once the data set is loaded. */
+/** What a run is, as far as a baseline comparison cares; the images and digest once they are known. */
 export interface RunSetup {
-  dataset: Baseline['dataset'];
+  dataset: RunData;
   templates: { name: string; templates: readonly string[] };
   models: readonly { id: string; variant: string }[];
 }
 
+export interface RunData {
+  name: string;
+  subset: { limit?: number; perClass?: number };
+  /** Undefined until the data has streamed, for a data set that is counted and digested as it streams. */
+  images?: number;
+  sha256?: string;
+}
+
 /**
- * A baseline only compares with a run on the same data set, the same copy of it and the same images,
- * and needs a result for every model of the run: refused here, before any image is encoded. Returns
- * warnings for what is allowed but usually a mistake (another model, another template set).
+ * A baseline only compares with a run on the same data set, the same copy of it and the same images:
+ * refused otherwise. What the run does not know yet (`images`, `sha256` of a streamed data set) is
+ * not compared; call this again once it is known.
+ */
+export function checkBaselineData(baseline: Baseline, run: RunData, label: string): void {
+  const b = baseline.dataset;
+  const c = run;
+  if (b.name !== c.name) throw inputError(`${label}: was measured on ${b.name}, this run is ${c.name}; compare like with like`);
+  const subsetOf = (d: RunData) => `(limit ${d.subset.limit ?? 'none'}, per-class ${d.subset.perClass ?? 'none'})`;
+  const sameSubset = b.subset.limit === c.subset.limit && b.subset.perClass === c.subset.perClass;
+  if (!sameSubset || (c.images !== undefined && b.images !== c.images)) {
+    const now = c.images !== undefined ? `this run on ${c.images} images ${subsetOf(c)}` : `this run selects ${subsetOf(c)}`;
+    throw inputError(`${label}: was measured on ${b.images} images ${subsetOf(b)}, ${now}; use the same subset (limit, per class)`);
+  }
+  if (c.sha256 !== undefined && b.sha256 !== c.sha256) {
+    throw inputError(`${label}: was measured on a different copy of ${c.name} (sha256 ${b.sha256.slice(0, 12)}…, now ${c.sha256.slice(0, 12)}…)`);
+  }
+}
+
+/**
+ * checkBaselineData, and a result for every model of the run, checked before any image is encoded.
+ * Returns warnings for what is allowed but usually a mistake (another model, another template set).
  */
 export function checkBaselineFits(baseline: Baseline, run: RunSetup, label: string): string[] {
-  const b = baseline.dataset;
-  const c = run.dataset;
-  if (b.name !== c.name) throw inputError(`${label}: was measured on ${b.name}, this run is ${c.name}; compare like with like`);
-  if (b.images !== c.images || b.subset.limit !== c.subset.limit || b.subset.perClass !== c.subset.perClass) {
-    const describe = (d: typeof b) => `${d.images} images (limit ${d.subset.limit ?? 'none'}, per-class ${d.subset.perClass ?? 'none'})`;
-    throw inputError(`${label}: was measured on ${describe(b)}, this run on ${describe(c)}; use the same subset (limit, per class)`);
-  }
-  if (b.sha256 !== c.sha256) throw inputError(`${label}: was measured on a different copy of ${c.name} (sha256 ${b.sha256.slice(0, 12)}…, now ${c.sha256.slice(0, 12)}…)`);
+  checkBaselineData(baseline, run.dataset, label);
   const warnings: string[] = [];
   const sameTemplates = baseline.templates.templates.length === run.templates.templates.length && baseline.templates.templates.every((t, i) => t === run.templates.templates[i]);
   if (!sameTemplates) {
@@ -204,8 +225,9 @@ export function runChecks(report: EvaluationReport, options: CheckOptions): Chec
       ['top5', options.minTop5],
     ];
     for (const [metric, bar] of bars) {
-      if (bar === undefined) continue;
       const value = result.metrics[metric];
+      // Top-5 of fewer than 5 classes is not measured: there is nothing to hold to the bar.
+      if (bar === undefined || value === null) continue;
       const passed = value >= bar;
       outcomes.push({
         modelKey: key,
@@ -222,7 +244,7 @@ export function runChecks(report: EvaluationReport, options: CheckOptions): Chec
     for (const metric of CHECKED_METRICS) {
       const value = result.metrics[metric];
       const previous = before.metrics[metric];
-      if (value === undefined || previous === undefined) continue;
+      if (value === undefined || value === null || previous === undefined || previous === null) continue;
       const drop = 100 * (previous - value);
       // Compare in rounded hundredths of a point so that float noise in the JSON cannot flip a verdict.
       const passed = Math.round(drop * 100) <= Math.round(options.maxDrop * 100);

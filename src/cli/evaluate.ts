@@ -1,15 +1,18 @@
 import { Command } from 'commander';
 import { resolveCacheRoot } from '../core/cache.js';
-import type { CifarName } from '../datasets/cifar/cifar.js';
 import { EXIT, usageError } from '../core/errors.js';
-import { checkBaselineFits, parseAccuracy, parsePercentagePoints, readBaseline, runChecks } from '../checks/checks.js';
-import { evaluateCifar } from '../tasks/zero-shot/evaluate.js';
+import type { Logger } from '../core/log.js';
+import { checkBaselineData, checkBaselineFits, parseAccuracy, parsePercentagePoints, readBaseline, runChecks, type Baseline } from '../checks/checks.js';
+import { resolveClassNames } from '../datasets/class-names.js';
+import type { Dataset } from '../datasets/dataset.js';
+import { openDataset } from '../datasets/registry.js';
+import { evaluateDataset, resolveModels } from '../tasks/zero-shot/evaluate.js';
 import { parseDevice } from '../model/session.js';
 import { assertDistinctOutputs, assertWritableOutput, positiveInteger } from './options.js';
 import { formatJunit, formatStepSummary } from '../report/junit.js';
 import { formatPredictions } from '../report/predictions.js';
 import { formatSummary } from '../report/summary.js';
-import { resolveTemplates } from '../text/templates.js';
+import { resolveTemplates, validateTemplates, type TemplateSet } from '../text/templates.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
 import { appendStepSummary, stepSummaryPath, writeOutput } from './io.js';
@@ -19,7 +22,10 @@ interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
   deviceId?: number;
   threads?: number;
   batchSize: number;
-  templates: string;
+  templates?: string;
+  split?: string;
+  classnames?: string;
+  skipUnreadable?: boolean;
   cache: boolean;
   json?: string;
   predictions?: string;
@@ -32,7 +38,28 @@ interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
   junit?: string;
 }
 
-async function runEvaluation(dataset: CifarName, options: EvaluateOptions): Promise<number> {
+/** --templates: as given, else the data set's default; 'dataset' is the data set's own template file. */
+async function datasetTemplates(spec: string, dataset: Dataset): Promise<TemplateSet> {
+  if (spec !== 'dataset') return resolveTemplates(spec);
+  if (!dataset.templates) throw usageError(`--templates dataset: ${dataset.name} has no templates of its own; choose openai, imagenet, single or a file`);
+  validateTemplates(dataset.templates, `the templates of ${dataset.name}`);
+  return { name: 'dataset', templates: dataset.templates };
+}
+
+function baselineHooks(baseline: Baseline | undefined, label: string, templates: TemplateSet, logger: Logger) {
+  if (!baseline) return {};
+  return {
+    beforeEncoding: ({ dataset, bundles }: { dataset: { name: string; subset: Baseline['dataset']['subset']; sha256?: string }; bundles: readonly { id: string; variant: string }[] }) => {
+      for (const warning of checkBaselineFits(baseline, { dataset, templates, models: bundles }, label)) logger.warn(warning);
+    },
+    // A data set digested as it streams (and any subset's image count) is known only once the data has
+    // gone through the first model: its data check happens then, before any output is written.
+    afterStreaming: ({ dataset }: { dataset: { name: string; subset: Baseline['dataset']['subset']; images: number; sha256: string } }) =>
+      checkBaselineData(baseline, dataset, label),
+  };
+}
+
+async function runEvaluation(spec: string, options: EvaluateOptions): Promise<number> {
   const logger = loggerFor(options);
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
   if (models.length === 0) throw usageError('--variant with explicit model files takes one variant; the files are the variant');
@@ -43,13 +70,19 @@ async function runEvaluation(dataset: CifarName, options: EvaluateOptions): Prom
   await assertDistinctOutputs(outputs);
   const baselineLabel = `--baseline ${options.baseline}`;
   const baseline = options.baseline ? await readBaseline(options.baseline, '--baseline') : undefined;
-  const templates = await resolveTemplates(options.templates);
+  // Template and class-name files are read before anything is downloaded, so that a typo costs nothing.
+  const givenTemplates = options.templates !== undefined && options.templates !== 'dataset' ? await resolveTemplates(options.templates) : undefined;
+  const classNames = options.classnames !== undefined ? await resolveClassNames(options.classnames) : undefined;
   const stepSummary = await stepSummaryPath(logger);
-  const evaluation = await evaluateCifar({
+  const cacheRoot = resolveCacheRoot(options.cacheDir);
+  const quiet = options.quiet ?? false;
+  const bundles = await resolveModels(models, { cacheRoot, offline: options.offline, quiet, logger });
+  const dataset = await openDataset(spec, { ...dataOptions(options), cacheRoot, offline: options.offline, quiet, logger, split: options.split, classNames });
+  const templates = givenTemplates ?? (await datasetTemplates(options.templates ?? dataset.defaultTemplates, dataset));
+  const evaluation = await evaluateDataset({
     dataset,
-    data: dataOptions(options),
-    models,
-    cacheRoot: resolveCacheRoot(options.cacheDir),
+    bundles,
+    cacheRoot,
     device: parseDevice(options.device),
     deviceId: options.deviceId,
     threads: options.threads,
@@ -57,21 +90,23 @@ async function runEvaluation(dataset: CifarName, options: EvaluateOptions): Prom
     templates,
     textCache: options.cache,
     subset: { limit: options.limit, perClass: options.perClass },
-    offline: options.offline,
+    skipUnreadable: options.skipUnreadable,
+    // Pillow's Image.open, which the reference pipelines use, ignores the EXIF orientation.
+    decode: { autoOrient: false },
     logger,
-    quiet: options.quiet ?? false,
-    beforeEncoding: ({ dataset: data, bundles }) => {
-      if (!baseline) return;
-      for (const warning of checkBaselineFits(baseline, { dataset: data, templates, models: bundles }, baselineLabel)) logger.warn(warning);
-    },
+    quiet,
+    ...baselineHooks(baseline, baselineLabel, templates, logger),
   });
-  process.stdout.write(formatSummary(evaluation.report));
-  if (options.json) await writeOutput('--json', options.json, `${JSON.stringify(evaluation.report, null, 2)}\n`);
+  const { report } = evaluation;
+  process.stdout.write(formatSummary(report));
+  if (options.json) await writeOutput('--json', options.json, `${JSON.stringify(report, null, 2)}\n`);
   if (options.predictions) {
     if (evaluation.predictions.length > 1) logger.warn('--predictions holds the first model\'s predictions only');
-    await writeOutput('--predictions', options.predictions, formatPredictions(evaluation.indices, evaluation.labels, evaluation.predictions[0]!));
+    await writeOutput('--predictions', options.predictions, formatPredictions(evaluation.ids, evaluation.labels, evaluation.predictions[0]!));
   }
-  const { report } = evaluation;
+  if (options.minTop5 !== undefined && report.results.some((r) => r.metrics.top5 === null)) {
+    logger.warn(`--min-top5: ${dataset.name} has ${dataset.classNames.length} classes, fewer than 5, so top-5 is not measured and not checked`);
+  }
   const outcomes = runChecks(report, { minTop1: options.minTop1, minTop5: options.minTop5, baseline, baselineLabel, maxDrop: options.maxDrop });
   if (outcomes.length > 0) process.stdout.write(`\nchecks:\n${outcomes.map((o) => `  ${o.passed ? 'pass' : 'FAIL'}  ${o.message}`).join('\n')}\n`);
   if (options.junit) await writeOutput('--junit', options.junit, formatJunit(report, outcomes));
@@ -81,13 +116,15 @@ async function runEvaluation(dataset: CifarName, options: EvaluateOptions): Prom
   return failed.length > 0 ? EXIT.checkFailed : EXIT.ok;
 }
 
-export function evaluationCommand(name: CifarName, description: string, setExit: (code: number) => void): Command {
-  const command = new Command(name).description(description);
+function addEvaluationOptions(command: Command): Command {
   addModelOptions(command, true);
   addDataOptions(command);
   addInferenceOptions(command);
   command
-    .option('--templates <spec>', "prompt templates: 'openai' (18), 'single' or a file with one template per line", 'openai')
+    .option('--templates <spec>', "prompt templates: 'openai' (18), 'imagenet' (80), 'single', 'dataset' (the data set's own) or a file with one template per line (default: the data set's: openai for CIFAR)")
+    .option('--classnames <spec>', "class names for the prompts, in label order: 'imagenet1k', 'cifar100', 'cifar10' or a file with one name per line (default: the data set's)")
+    .option('--split <name>', 'the data set split (webdatasets; default test)')
+    .option('--skip-unreadable', 'skip and count images that cannot be read or decoded (default: the first one fails the run)')
     .option('--json <file>', 'write the full result as JSON')
     .option('--predictions <file>', 'write per-image top-5 predictions as JSON Lines')
     .option('--limit <n>', 'evaluate only the first N images', positiveInteger('--limit'))
@@ -97,8 +134,22 @@ export function evaluationCommand(name: CifarName, description: string, setExit:
     .option('--baseline <file>', 'compare with a previous --json result, metric by metric')
     .option('--max-drop <pp>', 'largest drop from --baseline allowed, in percentage points', parsePercentagePoints('--max-drop'), 0.5)
     .option('--junit <file>', 'write JUnit XML: one test case per model and metric');
-  addCommonOptions(command);
+  return addCommonOptions(command);
+}
+
+/** `clip-eval cifar100` / `clip-eval cifar10`: `eval` on a named data set. */
+export function evaluationCommand(name: string, description: string, setExit: (code: number) => void): Command {
+  const command = addEvaluationOptions(new Command(name).description(description));
   command.action(async (options: EvaluateOptions) => setExit(await runEvaluation(name, options)));
   return command;
 }
 
+/** `clip-eval eval <dataset>`: any data set the registry knows. */
+export function evalCommand(setExit: (code: number) => void): Command {
+  const command = new Command('eval')
+    .description('zero-shot top-1/top-5 accuracy on any data set: cifar100, cifar10, wds/NAME[@REV], wds:DIR-OR-URL, csv:FILE, or an image folder')
+    .argument('<dataset>', 'the data set: cifar100, cifar10, wds/NAME[@REVISION], wds:DIR-OR-URL, csv:FILE (or FILE.csv), folder:DIR (or DIR)');
+  addEvaluationOptions(command);
+  command.action(async (spec: string, options: EvaluateOptions) => setExit(await runEvaluation(spec, options)));
+  return command;
+}

@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ClipEvalError, EXIT, describeError, fileSystemError, isFileSystemError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
-import { evaluationCommand } from './evaluate.js';
+import { evalCommand, evaluationCommand } from './evaluate.js';
 import { fetchCommand } from './fetch.js';
 import { tokenizeCommand } from './tokenize.js';
 import { classifyCommand } from './classify.js';
@@ -12,6 +12,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .version(VERSION);
   program.addCommand(evaluationCommand('cifar100', 'zero-shot top-1/top-5 accuracy on the CIFAR-100 test set (10,000 images)', setExit));
   program.addCommand(evaluationCommand('cifar10', 'zero-shot top-1/top-5 accuracy on the CIFAR-10 test set (10,000 images)', setExit));
+  program.addCommand(evalCommand(setExit));
   program.addCommand(fetchCommand(setExit));
   program.addCommand(tokenizeCommand(setExit));
   program.addCommand(classifyCommand(setExit));

@@ -1,7 +1,7 @@
 import { CHECKED_METRICS, METRIC_LABELS, modelKey, type CheckOutcome } from '../checks/checks.js';
 import type { EvaluationReport } from '../tasks/zero-shot/result.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { percent } from '../core/format.js';
+import { percent, percentOrNa } from '../core/format.js';
 
 /** Text for an XML 1.0 attribute or element: always well-formed, whatever a model path holds. */
 function escapeXml(text: string): string {
@@ -24,7 +24,8 @@ export function formatJunit(report: EvaluationReport, outcomes: readonly CheckOu
     const key = modelKey(result);
     for (const metric of CHECKED_METRICS) {
       const value = result.metrics[metric];
-      if (value === undefined) continue;
+      // Not measured (top-5 of fewer than 5 classes): no test case.
+      if (value === undefined || value === null) continue;
       const checks = outcomes.filter((o) => o.modelKey === key && o.metric === metric);
       const failed = checks.filter((o) => !o.passed);
       // The name is the metric alone, so that CI dashboards can follow one case across runs; the
@@ -67,7 +68,7 @@ export function formatStepSummary(report: EvaluationReport, outcomes: readonly C
     '|---|---|---|---:|---:|---:|---:|',
     ...report.results.map(
       (r) =>
-        `| ${[r.model.id, r.model.variant, r.device, percent(r.metrics.top1), percent(r.metrics.top5), percent(r.metrics.meanPerClassRecall), r.timing.imagesPerSecond.toFixed(1)].map(markdownCell).join(' | ')} |`,
+        `| ${[r.model.id, r.model.variant, r.device, percent(r.metrics.top1), percentOrNa(r.metrics.top5), percent(r.metrics.meanPerClassRecall), r.timing.imagesPerSecond.toFixed(1)].map(markdownCell).join(' | ')} |`,
     ),
   ];
   if (outcomes.length > 0) {

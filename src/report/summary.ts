@@ -1,4 +1,4 @@
-import { percent } from '../core/format.js';
+import { percent, percentOrNa } from '../core/format.js';
 import type { EvaluationReport, ModelResult } from '../tasks/zero-shot/result.js';
 
 function formatSeconds(seconds: number): string {
@@ -12,15 +12,22 @@ function rows(pairs: [string, string][]): string[] {
   return pairs.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`);
 }
 
+/** "300", "50 of 300", and the images skipped as unreadable when there were any. */
+function imagesLine(report: EvaluationReport, images: number): string {
+  const { totalImages, skipped } = report.dataset;
+  const of = totalImages === undefined || totalImages === images ? '' : ` of ${totalImages}`;
+  return `${images}${of}${skipped ? ` (${skipped} unreadable, skipped)` : ''}`;
+}
+
 function modelSummary(report: EvaluationReport, result: ModelResult): string[] {
   const { metrics, timing, model } = result;
   const pairs: [string, string][] = [
     ['model', `${model.id} (${model.layout}, ${model.variant})`],
     ['device', result.device],
     ['templates', `${report.templates.name} (${report.templates.templates.length} per class)`],
-    ['images', `${metrics.images}${metrics.images === report.dataset.totalImages ? '' : ` of ${report.dataset.totalImages}`}`],
+    ['images', imagesLine(report, metrics.images)],
     ['top-1', percent(metrics.top1)],
-    ['top-5', percent(metrics.top5)],
+    ['top-5', percentOrNa(metrics.top5)],
     ['mean per-class recall', percent(metrics.meanPerClassRecall)],
   ];
   if (metrics.superclassTop1 !== undefined) pairs.push(['super-class top-1', percent(metrics.superclassTop1)]);
@@ -53,7 +60,7 @@ export function formatComparison(results: readonly ModelResult[]): string {
     r.model.id,
     r.model.variant,
     percent(r.metrics.top1),
-    percent(r.metrics.top5),
+    percentOrNa(r.metrics.top5),
     percent(r.metrics.meanPerClassRecall),
     r.timing.imagesPerSecond.toFixed(1),
   ]);

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { inputError } from '../../core/errors.js';
+import type { ClassNameList } from '../class-names.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource, Sample, Superclasses } from '../dataset.js';
 import { CIFAR_NAMES, loadCifarTestSet, type CifarName, type CifarTestSet } from './cifar.js';
 import { cleanClassName } from './class-names.js';
@@ -18,8 +20,11 @@ function superclassesOf(testSet: CifarTestSet): Superclasses | undefined {
   return { names: testSet.coarseClassNames.map(cleanClassName), of };
 }
 
-/** The test set as a Dataset; `classNames` replaces the names used in prompts (same count). */
-export function cifarDataset(testSet: CifarTestSet, classNames?: { spec: string; names: readonly string[] }): Dataset {
+/**
+ * The test set as a Dataset. `classNames` replaces the names used in prompts (same count); the digest
+ * then covers them too, so that a baseline measured with other names is not taken for this run's.
+ */
+export function cifarDataset(testSet: CifarTestSet, classNames?: ClassNameList): Dataset {
   if (classNames && classNames.names.length !== testSet.classNames.length) {
     throw inputError(`class names ${classNames.spec}: ${classNames.names.length} names, but ${testSet.name} has ${testSet.classNames.length} classes`);
   }
@@ -31,7 +36,9 @@ export function cifarDataset(testSet: CifarTestSet, classNames?: { spec: string;
     ...(superclasses ? { superclasses } : {}),
     defaultTemplates: 'openai',
     size: testSet.count,
-    sha256: testSet.source.sha256,
+    sha256: classNames
+      ? createHash('sha256').update(`${testSet.source.sha256}\n${JSON.stringify(classNames.names)}\n`).digest('hex')
+      : testSet.source.sha256,
     files: testSet.source.files,
     async *samples(): AsyncIterable<Sample> {
       for (let i = 0; i < testSet.count; i += 1) {
@@ -59,6 +66,6 @@ export const cifarSource: DatasetSource = {
       quiet: options.quiet,
       logger: options.logger,
     });
-    return cifarDataset(testSet);
+    return cifarDataset(testSet, options.classNames);
   },
 };

@@ -1,18 +1,22 @@
 import * as ort from 'onnxruntime-node';
-import { loadCifarTestSet, type CifarLoadOptions, type CifarName, type CifarTestSet } from '../../datasets/cifar/cifar.js';
-import { computeMetrics } from './metrics.js';
-import type { TopK } from './scores.js';
-import { selectSubset, type SubsetOptions } from './subset.js';
-import { runZeroShot } from './loop.js';
+import { inputError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { VERSION } from '../../core/version.js';
+import type { Dataset } from '../../datasets/dataset.js';
 import { resolveModelBundle, type ModelBundle, type Variant } from '../../model/bundle.js';
 import { boundedThreads, type Device } from '../../model/session.js';
-import { createCifarPreprocessor } from '../../preprocess/transform.js';
-import type { DatasetInfo, EvaluationReport, ModelResult } from './result.js';
+import type { DecodeOptions } from '../../preprocess/decode.js';
+import { MemoryBudget } from '../../preprocess/memory-budget.js';
 import { fileDigest } from '../../text/embedding-cache.js';
 import type { TemplateSet } from '../../text/templates.js';
-import { VERSION } from '../../core/version.js';
+import { DEFAULT_IMAGE_MEMORY_BYTES } from './classify.js';
+import { runZeroShotStream } from './loop.js';
+import { computeMetrics } from './metrics.js';
 import { openZeroShotModel } from './model-setup.js';
+import type { DatasetInfo, EvaluationReport, ModelResult } from './result.js';
+import { SampleBatches } from './sample-batches.js';
+import type { TopK } from './scores.js';
+import type { SubsetOptions } from './subset.js';
 
 /** Which model to evaluate: a bundle (folder or hub id) or explicit files, and a variant. */
 export interface ModelChoice {
@@ -23,10 +27,20 @@ export interface ModelChoice {
   tokenizer?: string;
 }
 
-export interface CifarEvaluationOptions {
-  dataset: CifarName;
-  data: Omit<CifarLoadOptions, 'logger' | 'quiet' | 'cacheRoot'>;
-  models: ModelChoice[];
+/** What is known of the data before the first image is encoded; the rest comes with the stream. */
+export interface DatasetPreview {
+  name: string;
+  split: string;
+  classes: number;
+  subset: SubsetOptions;
+  /** Known up front only when the data set says it (CIFAR: its files' digest). */
+  sha256?: string;
+}
+
+export interface DatasetEvaluationOptions {
+  dataset: Dataset;
+  /** The models, resolved (see resolveModels); each is evaluated on the same images. */
+  bundles: readonly ModelBundle[];
   cacheRoot: string;
   device: Device;
   deviceId?: number;
@@ -36,70 +50,94 @@ export interface CifarEvaluationOptions {
   /** False for --no-cache: always run the text encoder, never write the cache. */
   textCache: boolean;
   subset: SubsetOptions;
-  offline?: boolean;
+  /** Skip (and count) images that cannot be read or decoded; by default the first one fails the run. */
+  skipUnreadable?: boolean;
+  decode?: Omit<DecodeOptions, 'reserve'>;
+  /** Bytes the images being decoded may hold at once (default DEFAULT_IMAGE_MEMORY_BYTES). */
+  imageMemoryBytes?: number;
   logger: Logger;
   quiet: boolean;
   /**
-   * Called once the data set is loaded and the models resolved, before the first image is encoded:
-   * the place to refuse a run whose result could not be used (a baseline from other data).
+   * Called once the models are resolved, before the first image is encoded: the place to refuse a run
+   * whose result could not be used (a baseline from other data), as far as the data is known then.
    */
-  beforeEncoding?: (run: { dataset: DatasetInfo; bundles: readonly ModelBundle[] }) => void | Promise<void>;
+  beforeEncoding?: (run: { dataset: DatasetPreview; bundles: readonly ModelBundle[] }) => void | Promise<void>;
+  /**
+   * Called once the data has streamed through the first model, with all that describes it (the images
+   * evaluated and, for a data set without an up-front digest, the digest of what streamed), before any
+   * other model runs and before the report exists: the place for the checks that need the whole data.
+   */
+  afterStreaming?: (run: { dataset: DatasetInfo; bundles: readonly ModelBundle[] }) => void | Promise<void>;
 }
 
-export interface CifarEvaluation {
+export interface DatasetEvaluation {
   report: EvaluationReport;
-  testSet: CifarTestSet;
-  /** Data set indices of the evaluated images, in order. */
-  indices: Int32Array;
-  /** Fine labels of the evaluated images. */
-  labels: Uint8Array;
+  /** Sample ids of the evaluated images, in evaluation order. */
+  ids: readonly string[];
+  /** Labels of the evaluated images. */
+  labels: Int32Array;
   /** One per entry of report.results. */
   predictions: TopK[];
 }
 
-/** Fine class → super-class, read off the records (CIFAR-100 gives both labels on every image). */
-function superclassMap(testSet: CifarTestSet): Int32Array | undefined {
-  if (!testSet.coarseLabels) return undefined;
-  const map = new Int32Array(testSet.classNames.length).fill(-1);
-  for (let i = 0; i < testSet.count; i += 1) map[testSet.labels[i]!] = testSet.coarseLabels[i]!;
-  return map;
+/** Resolves (and fetches where needed) every model of a run, before any data is read. */
+export async function resolveModels(
+  choices: readonly ModelChoice[],
+  options: { cacheRoot: string; offline?: boolean; quiet: boolean; logger: Logger },
+): Promise<ModelBundle[]> {
+  const bundles: ModelBundle[] = [];
+  for (const choice of choices) bundles.push(await resolveModelBundle({ ...choice, ...options }));
+  return bundles;
 }
 
-async function evaluateModel(
-  bundle: ModelBundle,
-  testSet: CifarTestSet,
-  indices: Int32Array,
-  labels: Uint8Array,
-  options: CifarEvaluationOptions,
-): Promise<{ result: ModelResult; predictions: TopK }> {
+/** One model's pass over the data: what it scored and what streamed. */
+interface ModelPass {
+  result: ModelResult;
+  predictions: TopK;
+  stream: SampleBatches;
+  digest?: string;
+}
+
+async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOptions, first: boolean): Promise<ModelPass> {
   const start = performance.now();
-  const { logger } = options;
+  const { logger, dataset } = options;
   const { classifier, encoder } = await openZeroShotModel({
     bundle,
-    classNames: testSet.classNames,
+    classNames: dataset.classNames,
     templates: options.templates.templates,
     session: { device: options.device, deviceId: options.deviceId, threads: options.threads, logger },
     textCacheRoot: options.textCache ? options.cacheRoot : undefined,
     logger,
     quiet: options.quiet,
   });
+  const stream = new SampleBatches({
+    dataset,
+    preprocess: bundle.preprocess,
+    subset: options.subset,
+    memory: new MemoryBudget(options.imageMemoryBytes ?? DEFAULT_IMAGE_MEMORY_BYTES),
+    decode: options.decode,
+    skipUnreadable: options.skipUnreadable ?? false,
+    keepIds: first,
+    digest: dataset.sha256 === undefined,
+    // Every model sees the same images: say which were skipped once.
+    onSkipped: first ? (message) => logger.warn(`skipped: ${message}`) : undefined,
+  });
   try {
-    const preprocess = createCifarPreprocessor(bundle.preprocess);
-    const run = await runZeroShot({
+    const run = await runZeroShotStream({
       encoder,
       weights: classifier.weights,
-      count: indices.length,
-      fill: (i, out, offset) => preprocess(testSet.images, indices[i]!, out, offset),
+      source: stream,
+      expected: expectedImages(dataset, options.subset),
       batchSize: options.batchSize,
-      labels,
+      labelOf: (i) => stream.labels.values[i]!,
       quiet: options.quiet,
-      progressLabel: `${testSet.name} ${bundle.variant}`,
+      progressLabel: `${dataset.name} ${bundle.variant}`,
     });
     const metrics = computeMetrics({
-      labels,
+      labels: stream.labels.toArray(),
       predictions: run.predictions,
-      classNames: testSet.classNames,
-      superclassOf: superclassMap(testSet),
+      classNames: dataset.classNames,
+      superclassOf: dataset.superclasses?.of,
     });
     const files = await Promise.all(
       ([['vision', bundle.visionModelPath], ['text', bundle.textModelPath], ['tokenizer', bundle.tokenizerPath]] as const).map(
@@ -119,49 +157,97 @@ async function evaluateModel(
         ...(classifier.promptsPerSecond !== undefined ? { promptsPerSecond: classifier.promptsPerSecond } : {}),
       },
     };
-    return { result, predictions: run.predictions };
+    return { result, predictions: run.predictions, stream, digest: stream.digest() };
   } finally {
+    await stream.close();
     await encoder.release();
   }
 }
 
-/** The main job: zero-shot top-1/top-5 of one or more models on a CIFAR test set, from one data load. */
-export async function evaluateCifar(evaluationOptions: CifarEvaluationOptions): Promise<CifarEvaluation> {
-  const { logger } = evaluationOptions;
+/** The images a run will evaluate, as far as it can tell before streaming (for the progress line). */
+function expectedImages(dataset: Dataset, subset: SubsetOptions): number | undefined {
+  if (dataset.size === undefined) return subset.limit;
+  let expected = dataset.size;
+  if (subset.perClass !== undefined) expected = Math.min(expected, subset.perClass * dataset.classNames.length);
+  if (subset.limit !== undefined) expected = Math.min(expected, subset.limit);
+  return expected;
+}
+
+/** The data a pass evaluated, as the report describes it. */
+function describeData(dataset: Dataset, pass: ModelPass, subset: SubsetOptions): DatasetInfo {
+  const { stream } = pass;
+  const totalImages = dataset.size ?? (stream.exhausted ? stream.streamed : undefined);
+  return {
+    name: dataset.name,
+    split: dataset.split,
+    classes: dataset.classNames.length,
+    images: pass.result.metrics.images,
+    ...(totalImages !== undefined ? { totalImages } : {}),
+    skipped: stream.skipped,
+    sha256: dataset.sha256 ?? pass.digest!,
+    ...(dataset.files ? { files: { ...dataset.files } } : {}),
+    subset: { ...subset },
+  };
+}
+
+/**
+ * The main job: zero-shot top-1/top-5 of one or more models on any data set. The samples stream
+ * through once per model: each model has its own preprocessing (size, crop, normalisation), so its
+ * pixels cannot be shared, and one model's sessions in memory at a time keep the peak the same for
+ * any number of models. Every later pass must see the data the first one saw.
+ */
+export async function evaluateDataset(evaluationOptions: DatasetEvaluationOptions): Promise<DatasetEvaluation> {
+  const { logger, dataset } = evaluationOptions;
   // Once per run, not per model: one warning, and the report says how many threads ran.
   const options = { ...evaluationOptions, threads: boundedThreads(evaluationOptions.threads, logger) };
-  const bundles: ModelBundle[] = [];
-  for (const choice of options.models) {
-    bundles.push(await resolveModelBundle({ ...choice, cacheRoot: options.cacheRoot, offline: options.offline, quiet: options.quiet, logger }));
-  }
-  const testSet = await loadCifarTestSet(options.dataset, { ...options.data, cacheRoot: options.cacheRoot, offline: options.offline, quiet: options.quiet, logger });
-  const indices = selectSubset(testSet.labels, options.subset);
-  const labels = Uint8Array.from(indices, (i) => testSet.labels[i]!);
-  const dataset: DatasetInfo = {
-    name: options.dataset,
-    split: 'test',
-    images: indices.length,
-    totalImages: testSet.count,
-    sha256: testSet.source.sha256,
-    files: testSet.source.files,
+  const { bundles } = options;
+  const preview: DatasetPreview = {
+    name: dataset.name,
+    split: dataset.split,
+    classes: dataset.classNames.length,
     subset: { ...options.subset },
+    ...(dataset.sha256 !== undefined ? { sha256: dataset.sha256 } : {}),
   };
-  await options.beforeEncoding?.({ dataset, bundles });
+  await options.beforeEncoding?.({ dataset: preview, bundles });
   const results: ModelResult[] = [];
   const predictions: TopK[] = [];
+  let data: DatasetInfo | undefined;
+  let firstPass: ModelPass | undefined;
   for (const bundle of bundles) {
-    const evaluation = await evaluateModel(bundle, testSet, indices, labels, options);
-    results.push(evaluation.result);
-    predictions.push(evaluation.predictions);
+    const pass = await evaluateModel(bundle, options, firstPass === undefined);
+    if (firstPass === undefined) {
+      firstPass = pass;
+      if (pass.result.metrics.images === 0) throw noImagesError(dataset, pass.stream);
+      data = describeData(dataset, pass, options.subset);
+      await options.afterStreaming?.({ dataset: data, bundles });
+    } else if (!samePass(firstPass, pass)) {
+      throw inputError(`data set ${dataset.name}: changed while it was evaluated (${bundle.id} [${bundle.variant}] saw other images or labels than the first model); evaluate again`);
+    }
+    results.push(pass.result);
+    predictions.push(pass.predictions);
   }
   const report: EvaluationReport = {
     schema: 'clip-eval/evaluation@1',
     tool: { name: 'clip-eval', version: VERSION, node: process.version, onnxruntime: ort.env.versions.common },
     createdAt: new Date().toISOString(),
-    dataset,
+    dataset: data!,
     templates: { name: options.templates.name, templates: options.templates.templates },
     options: { batchSize: options.batchSize, threads: options.threads, device: options.device, deviceId: options.deviceId },
     results,
   };
-  return { report, testSet, indices, labels, predictions };
+  return { report, ids: firstPass!.stream.ids, labels: firstPass!.stream.labels.toArray(), predictions };
+}
+
+function noImagesError(dataset: Dataset, stream: SampleBatches): Error {
+  if (stream.skipped > 0) return inputError(`data set ${dataset.name}: none of the ${stream.skipped} chosen images could be read`);
+  return inputError(`data set ${dataset.name}: has no images${dataset.split !== 'test' ? ` in the ${dataset.split} split` : ''}`);
+}
+
+function samePass(a: ModelPass, b: ModelPass): boolean {
+  if (a.digest !== b.digest || a.stream.skipped !== b.stream.skipped) return false;
+  const x = a.stream.labels;
+  const y = b.stream.labels;
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i += 1) if (x.values[i] !== y.values[i]) return false;
+  return true;
 }

@@ -21,7 +21,8 @@ export interface Metrics {
   images: number;
   /** Fractions in [0, 1]. */
   top1: number;
-  top5: number;
+  /** Null when the data set has fewer than 5 classes (as CLIP_benchmark reports it). */
+  top5: number | null;
   meanPerClassRecall: number;
   /** CIFAR-100 only: how often the top-1 fine prediction lies in the right super-class. */
   superclassTop1?: number;
@@ -87,7 +88,7 @@ export function computeMetrics(input: MetricsInput): Metrics {
   const metrics: Metrics = {
     images: count,
     top1: count > 0 ? top1 / count : 0,
-    top5: count > 0 ? top5 / count : 0,
+    top5: classCount < 5 ? null : count > 0 ? top5 / count : 0,
     meanPerClassRecall: present.length > 0 ? present.reduce((sum, entry) => sum + entry.accuracy!, 0) / present.length : 0,
     perClass,
     mostConfused,

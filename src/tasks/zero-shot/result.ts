@@ -24,11 +24,18 @@ export interface ModelResult {
 }
 
 export interface DatasetInfo {
+  /** The spec as given ("cifar100", "wds/imagenet1k", a folder). */
   name: string;
-  split: 'test';
+  split: string;
+  /** The number of classes (absent in reports from before it was added). */
+  classes?: number;
+  /** Images evaluated. */
   images: number;
-  totalImages: number;
-  /** One digest of all the data files the run read (see CifarTestSet.source). */
+  /** Images in the data set, when known (its size, or every sample streamed). */
+  totalImages?: number;
+  /** Images chosen but skipped because they could not be read or decoded (absent in older reports). */
+  skipped?: number;
+  /** A digest of the data: of its files when the data set knows them, else of what the run streamed. */
   sha256: string;
   /** The sha256 of each data file read, by file name (absent in reports from before it was added). */
   files?: Record<string, string>;
