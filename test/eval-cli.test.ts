@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import * as tar from 'tar';
+import { writePatternCifarArchive, writePatternClip } from '../scripts/make-pattern-clip.js';
+import { runCli } from './support/cli.js';
+import { makeTempDir } from './support/paths.js';
+
+/** `clip-eval eval <dataset>` on the CIFAR fixture: the same run as `clip-eval cifar100`, and the new flags. */
+let dir: string;
+let model: string;
+let data: string;
+
+before(async () => {
+  dir = await makeTempDir('clip-eval-eval-cli-');
+  model = join(dir, 'model');
+  await writePatternClip(model, { variants: false });
+  await writePatternCifarArchive(join(dir, 'cifar-100-binary.tar.gz'), { name: 'cifar100', perClass: 2 });
+  await tar.x({ file: join(dir, 'cifar-100-binary.tar.gz'), cwd: dir });
+  data = join(dir, 'cifar-100-binary');
+});
+
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function args(command: string[], ...extra: string[]): string[] {
+  return [...command, '--model', model, '--data-dir', data, '--cache-dir', join(dir, 'cache'), '--quiet', ...extra];
+}
+
+interface Report {
+  dataset: { name: string; split: string; classes: number; images: number; skipped: number; sha256: string };
+  results: { metrics: Record<string, unknown> }[];
+}
+
+test('eval cifar100 is clip-eval cifar100: the same report fields and metrics', async () => {
+  const viaEval = await runCli(args(['eval', 'cifar100'], '--per-class', '1', '--json', join(dir, 'eval.json')));
+  assert.equal(viaEval.code, 0, viaEval.stderr);
+  const viaName = await runCli(args(['cifar100'], '--per-class', '1', '--json', join(dir, 'named.json')));
+  assert.equal(viaName.code, 0, viaName.stderr);
+  const a = JSON.parse(await readFile(join(dir, 'eval.json'), 'utf8')) as Report;
+  const b = JSON.parse(await readFile(join(dir, 'named.json'), 'utf8')) as Report;
+  assert.deepEqual(a.dataset, b.dataset);
+  assert.deepEqual(a.results[0]!.metrics, b.results[0]!.metrics);
+  assert.deepEqual({ name: a.dataset.name, split: a.dataset.split, classes: a.dataset.classes, images: a.dataset.images, skipped: a.dataset.skipped }, { name: 'cifar100', split: 'test', classes: 100, images: 100, skipped: 0 });
+  assert.equal(a.results[0]!.metrics.top1, 1);
+  assert.match(viaEval.stdout, /super-class top-1\s+100\.00 %/);
+  const timeless = (text: string) => text.replace(/(throughput|wall time|text embeddings) .*\n/g, '');
+  assert.equal(timeless(viaEval.stdout), timeless(viaName.stdout));
+});
+
+test('eval --classnames: shifted names score about chance, change the digest, and a baseline refuses them', async () => {
+  const names = (await readFile(join(data, 'fine_label_names.txt'), 'utf8')).trim().split('\n').map((n) => n.replace(/_/g, ' '));
+  const shifted = join(dir, 'shifted.txt');
+  await writeFile(shifted, `${[...names.slice(1), names[0]].join('\n')}\n`);
+  const baseline = join(dir, 'baseline.json');
+  const plain = await runCli(args(['eval', 'cifar100'], '--per-class', '1', '--templates', 'single', '--json', baseline));
+  assert.equal(plain.code, 0, plain.stderr);
+  const run = await runCli(args(['eval', 'cifar100'], '--per-class', '1', '--templates', 'single', '--classnames', shifted, '--json', join(dir, 'shifted.json')));
+  assert.equal(run.code, 0, run.stderr);
+  const report = JSON.parse(await readFile(join(dir, 'shifted.json'), 'utf8')) as Report;
+  assert.ok((report.results[0]!.metrics.top1 as number) <= 0.05, `top-1 ${String(report.results[0]!.metrics.top1)}`);
+  const before = JSON.parse(await readFile(baseline, 'utf8')) as Report;
+  assert.notEqual(report.dataset.sha256, before.dataset.sha256);
+  const refused = await runCli(args(['eval', 'cifar100'], '--per-class', '1', '--templates', 'single', '--classnames', shifted, '--baseline', baseline));
+  assert.equal(refused.code, 3, refused.stderr);
+  assert.match(refused.stderr, /^clip-eval: --baseline .*baseline\.json: was measured on a different copy of cifar100/);
+  const wrongCount = await runCli(args(['eval', 'cifar100'], '--classnames', 'cifar10'));
+  assert.equal(wrongCount.code, 3, wrongCount.stderr);
+  assert.match(wrongCount.stderr, /^clip-eval: class names cifar10: 10 names, but cifar100 has 100 classes\n$/);
+});
+
+test('eval: errors are one line with their exit codes', async () => {
+  const cases: [string[], number, RegExp][] = [
+    [args(['eval', 'cifar100'], '--split', 'train'), 3, /cifar100: has only the test split, not "train"/],
+    [args(['eval', 'cifar100'], '--templates', 'dataset'), 2, /--templates dataset: cifar100 has no templates of its own/],
+    [args(['eval', 'cifar100'], '--classnames', join(dir, 'no-such-names.txt')), 3, /no-such-names\.txt/],
+    [['eval'], 2, /missing required argument 'dataset'/],
+  ];
+  for (const [argv, code, message] of cases) {
+    const run = await runCli(argv);
+    assert.equal(run.code, code, `${argv.join(' ')}: ${run.stderr}`);
+    const lines = run.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, run.stderr);
+    assert.match(lines[0]!, /^clip-eval: /);
+    assert.match(lines[0]!, message);
+  }
+});
