@@ -87,3 +87,45 @@ test('eval: errors are one line with their exit codes', async () => {
     assert.match(lines[0]!, message);
   }
 });
+
+test('classify cifar100:N: the data set\'s class names, the true label beside the prediction, the logits of eval', async () => {
+  const run = await runCli(['classify', 'cifar100:137', '--model', model, '--data-dir', data, '--cache-dir', join(dir, 'cache'), '--quiet', '--templates', 'single']);
+  assert.equal(run.code, 0, run.stderr);
+  const [header, , first] = run.stdout.split('\n');
+  const names = (await readFile(join(data, 'fine_label_names.txt'), 'utf8')).trim().split('\n').map((n) => n.replace(/_/g, ' '));
+  const truth = /^cifar100:137 {2}\(truth: (.+)\)$/.exec(header!)?.[1];
+  assert.ok(truth && names.includes(truth), header);
+  assert.match(first!, new RegExp(`^\\s+1\\s+${truth}\\s`), 'the fixture classifies its own image');
+
+  const json = await runCli(['classify', 'cifar100:137', 'cifar100:5', '--model', model, '--data-dir', data, '--cache-dir', join(dir, 'cache'), '--quiet', '--templates', 'single', '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  const records = json.stdout.trim().split('\n').map((line) => JSON.parse(line) as { file: string; truth: string; top: { label: string; logit: number }[] });
+  assert.deepEqual(records.map((r) => Object.keys(r)), [['file', 'truth', 'top'], ['file', 'truth', 'top']]);
+  assert.equal(records[0]!.truth, truth);
+  assert.equal(records[0]!.top.length, 5);
+
+  const predictions = join(dir, 'predictions.jsonl');
+  const evaluated = await runCli(args(['eval', 'cifar100'], '--templates', 'single', '--predictions', predictions));
+  assert.equal(evaluated.code, 0, evaluated.stderr);
+  const rows = new Map((await readFile(predictions, 'utf8')).trim().split('\n').map((line) => {
+    const row = JSON.parse(line) as { id: string; label: number; top5: number[]; scores: number[] };
+    return [row.id, row];
+  }));
+  for (const [i, id] of ['137', '5'].entries()) {
+    const row = rows.get(id)!;
+    assert.equal(records[i]!.truth, names[row.label]);
+    assert.deepEqual(records[i]!.top.map((s) => s.label), row.top5.map((c) => names[c]), `sample ${id}`);
+    assert.deepEqual(records[i]!.top.map((s) => s.logit), row.scores, `sample ${id}: the planar fast path and the decoded PNG give the same logits`);
+  }
+
+  const cases: [string[], number, RegExp][] = [
+    [['classify', 'cifar100:5000', '--model', model, '--data-dir', data, '--cache-dir', join(dir, 'cache')], 3, /cifar100: has no sample 5000 \(it has 200, numbered from 0\)/],
+    [['classify', 'cifar100:5', join(dir, 'photo.png')], 2, /either image files or data set samples/],
+  ];
+  for (const [argv, code, message] of cases) {
+    const failed = await runCli(argv);
+    assert.equal(failed.code, code, failed.stderr);
+    assert.equal(failed.stderr.trim().split('\n').length, 1, failed.stderr);
+    assert.match(failed.stderr, message);
+  }
+});

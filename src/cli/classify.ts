@@ -1,9 +1,12 @@
+import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { resolveCacheRoot } from '../core/cache.js';
 import { classifyImages } from '../tasks/zero-shot/classify.js';
 import { EXIT, usageError } from '../core/errors.js';
-import { expandInputs } from '../datasets/image-files.js';
-import { defaultTemplateSpec, DEFAULT_LABELS, resolveLabels } from '../text/labels.js';
+import { expandInputs, type ImageInput } from '../datasets/image-files.js';
+import { openDataset } from '../datasets/registry.js';
+import { findSample, parseSampleReference } from '../datasets/sample-input.js';
+import { defaultTemplateSpec, DEFAULT_LABELS, resolveLabels, validateLabels, type LabelSet } from '../text/labels.js';
 import { parseDevice } from '../model/session.js';
 import { DEFAULT_MAX_PIXELS } from '../preprocess/decode.js';
 import { positiveInteger } from './options.js';
@@ -16,11 +19,11 @@ import {
 import { isFailure } from '../tasks/zero-shot/classification.js';
 import { resolveTemplates } from '../text/templates.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { addCommonOptions, addInferenceOptions, addModelOptions, loggerFor, modelChoices, type CommonOptions, type ModelOptions } from './flags.js';
+import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
 import { readStdinBytes } from './io.js';
 
-interface ClassifyOptions extends CommonOptions, ModelOptions {
-  labels: string;
+interface ClassifyOptions extends CommonOptions, ModelOptions, DataOptions {
+  labels?: string;
   templates?: string;
   top: number;
   json?: boolean;
@@ -34,13 +37,41 @@ interface ClassifyOptions extends CommonOptions, ModelOptions {
   cache: boolean;
 }
 
+/**
+ * Arguments that name data set samples (`cifar100:3637`): their images, their true class names, and
+ * the data set's class names and templates as the defaults. Undefined when the arguments are files.
+ */
+async function datasetSamples(args: readonly string[], options: ClassifyOptions) {
+  const references = args.map((arg) => (existsSync(arg) ? undefined : parseSampleReference(arg)));
+  if (references.every((reference) => reference === undefined)) return undefined;
+  if (references.some((reference) => reference === undefined)) throw usageError('give either image files or data set samples (DATASET:INDEX), not both');
+  const specs = new Set(references.map((reference) => reference!.spec));
+  if (specs.size > 1) throw usageError(`samples of one data set at a time: ${[...specs].join(', ')}`);
+  const logger = loggerFor(options);
+  const dataset = await openDataset(references[0]!.spec, { ...dataOptions(options), cacheRoot: resolveCacheRoot(options.cacheDir), offline: options.offline, quiet: options.quiet, logger });
+  validateLabels(dataset.classNames, `the class names of ${dataset.name}`);
+  const images: ImageInput[] = [];
+  const truths: string[] = [];
+  for (const [i, reference] of references.entries()) {
+    const found = await findSample(dataset, reference!.key);
+    images.push({ file: args[i]!, ...found.image });
+    truths.push(dataset.classNames[found.label]!);
+  }
+  const labels: LabelSet = { source: dataset.name, labels: dataset.classNames, builtIn: true };
+  return { images, truths, labels, dataset };
+}
+
 async function runClassify(files: string[], options: ClassifyOptions): Promise<number> {
   const logger = loggerFor(options);
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
   if (models.length !== 1) throw usageError('classify uses one model: give at most one --model and one --variant');
-  const labelSet = await resolveLabels(options.labels);
-  const templates = await resolveTemplates(options.templates ?? defaultTemplateSpec(labelSet));
-  const images = await expandInputs(files, { recursive: options.recursive, readStdin: readStdinBytes });
+  const samples = await datasetSamples(files, options);
+  const labelSet: LabelSet = options.labels === undefined && samples ? samples.labels : await resolveLabels(options.labels ?? DEFAULT_LABELS);
+  const templateSpec = options.templates ?? (options.labels === undefined && samples ? samples.dataset.defaultTemplates : defaultTemplateSpec(labelSet));
+  const ownTemplates = templateSpec === 'dataset' ? samples?.dataset.templates : undefined;
+  const templates = ownTemplates ? { name: 'dataset', templates: ownTemplates } : await resolveTemplates(templateSpec);
+  const images = samples?.images ?? (await expandInputs(files, { recursive: options.recursive, readStdin: readStdinBytes }));
+  const truthOf = (index: number) => samples?.truths[index];
   const labelWidth = labelColumnWidth(labelSet.labels);
   let blocks = 0;
   const run = await classifyImages({
@@ -61,10 +92,10 @@ async function runClassify(files: string[], options: ClassifyOptions): Promise<n
     quiet: options.quiet ?? false,
     // Results streaming to a terminal are progress enough; a bar would tangle with them.
     imageProgress: !process.stdout.isTTY && images.length > options.batchSize,
-    onResult: (result) => {
+    onResult: (result, index) => {
       if (isFailure(result)) process.stderr.write(`clip-eval: ${showUnprintable(result.error)}\n`);
-      if (options.json) process.stdout.write(formatClassificationJson(result));
-      else if (!isFailure(result)) process.stdout.write(`${blocks++ > 0 ? '\n' : ''}${formatClassificationBlock(result, labelWidth)}`);
+      if (options.json) process.stdout.write(formatClassificationJson(result, truthOf(index)));
+      else if (!isFailure(result)) process.stdout.write(`${blocks++ > 0 ? '\n' : ''}${formatClassificationBlock(result, labelWidth, truthOf(index))}`);
     },
   });
   const totals = formatClassificationTotals({ images: images.length, failed: run.failed, seconds: run.seconds });
@@ -78,8 +109,8 @@ async function runClassify(files: string[], options: ClassifyOptions): Promise<n
 export function classifyCommand(setExit: (code: number) => void): Command {
   const command = new Command('classify')
     .description('zero-shot classify image files against labels: top-k labels with softmax probabilities per image')
-    .argument('<file...>', 'image files, folders of images, or - for standard input')
-    .option('-l, --labels <spec>', "'cifar100', 'cifar10', 'imagenet1k', a comma-separated list (\"cat,dog,a red car\") or @FILE with one label per line", DEFAULT_LABELS)
+    .argument('<file...>', 'image files, folders of images, - for standard input, or data set samples DATASET:INDEX-OR-ID (cifar100:3637)')
+    .option('-l, --labels <spec>', "'cifar100', 'cifar10', 'imagenet1k', a comma-separated list (\"cat,dog,a red car\") or @FILE with one label per line (default: the data set's class names for samples, else cifar100)")
     .option('--templates <spec>', "prompt templates: 'openai' (18), 'imagenet' (80), 'single' or a file with one template per line (default: openai for cifar100/cifar10, imagenet for imagenet1k, single for your own labels)")
     .option('-k, --top <n>', 'labels to show per image (at most the number of labels)', positiveInteger('--top'), 5)
     .option('--json', 'print JSON Lines, one object per image in input order, instead of the table')
@@ -87,6 +118,7 @@ export function classifyCommand(setExit: (code: number) => void): Command {
     .option('--no-auto-orient', 'ignore the EXIF orientation tag (default: rotate photos upright first)')
     .option('--max-pixels <n>', 'refuse images with more pixels than this (16383² by default), a guard against decompression bombs', positiveInteger('--max-pixels'), DEFAULT_MAX_PIXELS);
   addModelOptions(command, false);
+  addDataOptions(command);
   addInferenceOptions(command);
   addCommonOptions(command);
   command.action(async (files: string[], options: ClassifyOptions) => setExit(await runClassify(files, options)));

@@ -30,7 +30,7 @@ export function formatLogit(logit: number): string {
  *       #  label   probability  logit
  *       1  cat          96.50%  28.31
  */
-export function formatClassificationBlock(result: { file: string; top: readonly LabelScore[] }, labelWidth: number): string {
+export function formatClassificationBlock(result: { file: string; top: readonly LabelScore[] }, labelWidth: number, truth?: string): string {
   const rankWidth = Math.max(1, String(result.top.length).length);
   const probabilities = result.top.map((score) => formatProbability(score.probability));
   const logits = result.top.map((score) => formatLogit(score.logit));
@@ -38,16 +38,21 @@ export function formatClassificationBlock(result: { file: string; top: readonly 
   const logitWidth = Math.max('logit'.length, ...logits.map((text) => text.length));
   const row = (rank: string, label: string, probability: string, logit: string) =>
     `  ${rank.padStart(rankWidth)}  ${label.padEnd(labelWidth)}  ${probability.padStart(probabilityWidth)}  ${logit.padStart(logitWidth)}`;
-  const lines = [showUnprintable(result.file), row('#', 'label', 'probability', 'logit')];
+  const name = truth === undefined ? showUnprintable(result.file) : `${showUnprintable(result.file)}  (truth: ${showUnprintable(truth)})`;
+  const lines = [name, row('#', 'label', 'probability', 'logit')];
   result.top.forEach((score, i) => lines.push(row(String(i + 1), showUnprintable(score.label), probabilities[i]!, logits[i]!)));
   return `${lines.join('\n')}\n`;
 }
 
-/** One JSON Lines record: {"file", "top": [{"label", "probability", "logit"}]} or {"file", "error"}. */
-export function formatClassificationJson(result: ImageClassification): string {
+/**
+ * One JSON Lines record: {"file", "top": [{"label", "probability", "logit"}]} or {"file", "error"},
+ * with "truth" (the true class name) after "file" for a data set sample.
+ */
+export function formatClassificationJson(result: ImageClassification, truth?: string): string {
+  const named = truth === undefined ? { file: result.file } : { file: result.file, truth };
   const record = isFailure(result)
-    ? { file: result.file, error: result.error }
-    : { file: result.file, top: result.top.map(({ label, probability, logit }) => ({ label, probability, logit })) };
+    ? { ...named, error: result.error }
+    : { ...named, top: result.top.map(({ label, probability, logit }) => ({ label, probability, logit })) };
   return `${JSON.stringify(record)}\n`;
 }
 
