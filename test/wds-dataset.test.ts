@@ -4,7 +4,7 @@ import { readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tar from 'tar';
-import { CIFAR10_NAMES } from '../src/datasets/cifar/class-names.js';
+import { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from '../src/datasets/cifar/class-names.js';
 import type { Dataset, DatasetOpenOptions } from '../src/datasets/dataset.js';
 import { datasetSourceFor, openDataset } from '../src/datasets/registry.js';
 import { hubCacheFolder } from '../src/net/hub.js';
@@ -244,5 +244,17 @@ test('errors: a truncated shard is one line, not a silent short data set', async
 
 test('wds:<folder> that does not exist is one line (exit 3)', async () => {
   const error = await rejectsWithOneLine(openDataset(`wds:${join(dir, 'nowhere')}`, { cacheRoot: freshCache() }), /the folder .*nowhere does not exist/);
+  assert.equal(error.exitCode, 3);
+});
+
+test('chosen class names replace classnames.txt, and must be as many', async () => {
+  const names = CIFAR10_NAMES.map((name) => `${name} picture`);
+  const dataset = await openDataset(`wds:${layout}`, { cacheRoot: freshCache(), classNames: { spec: 'names.txt', names } });
+  assert.deepEqual(dataset.classNames, names);
+  assert.deepEqual((await collect(dataset)).map((sample) => sample.label), samples.map((sample) => sample.label));
+  const error = await rejectsWithOneLine(
+    openDataset(`wds:${layout}`, { cacheRoot: freshCache(), classNames: { spec: 'cifar100', names: CIFAR100_CLEAN_NAMES } }),
+    /the class names cifar100 are 100, but classnames\.txt lists 10; give one name per label/,
+  );
   assert.equal(error.exitCode, 3);
 });

@@ -6,6 +6,7 @@ import { ClipEvalError, describeError, fileSystemError, inputError, isFileSystem
 import { downloadFile } from '../../net/download.js';
 import { httpRequest } from '../../net/http.js';
 import { hubIdProblem, openHubRepo, type HubRepoId } from '../../net/hub.js';
+import type { ClassNameList } from '../class-names.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource, Sample } from '../dataset.js';
 import { shardSamples } from './shards.js';
 
@@ -187,6 +188,15 @@ async function readClassNames(files: WebdatasetFiles, spec: string): Promise<str
   return names;
 }
 
+/** The user's class names in place of classnames.txt: one per label, so the count must match. */
+function chosenClassNames(spec: string, own: readonly string[], chosen: ClassNameList | undefined): readonly string[] {
+  if (chosen === undefined) return own;
+  if (chosen.names.length !== own.length) {
+    throw inputError(`webdataset ${spec}: the class names ${chosen.spec} are ${chosen.names.length}, but ${CLASS_NAMES_FILE} lists ${own.length}; give one name per label`);
+  }
+  return chosen.names;
+}
+
 /** CLIP_benchmark's templates use `{c}` for the class name; this tool's use `{}`. */
 async function readTemplates(files: WebdatasetFiles, spec: string): Promise<string[]> {
   const templates = (await readLines(files, spec, TEMPLATES_FILE)).filter((line) => line !== '').map((line) => line.replaceAll('{c}', '{}'));
@@ -213,7 +223,7 @@ async function openWebdataset(spec: string, options: DatasetOpenOptions): Promis
   checkSplit(spec, split);
   const files = await filesFor(spec, options);
   const shardCount = await readShardCount(files, spec, split);
-  const classNames = await readClassNames(files, spec);
+  const classNames = chosenClassNames(spec, await readClassNames(files, spec), options.classNames);
   const templates = await readTemplates(files, spec);
   const shards = shardPaths(split, shardCount);
   await requireAll(files, shards);
