@@ -8,6 +8,7 @@ import { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from '../src/datasets/cifar/class
 import type { Dataset, DatasetOpenOptions } from '../src/datasets/dataset.js';
 import { datasetSourceFor, openDataset } from '../src/datasets/registry.js';
 import { hubCacheFolder } from '../src/net/hub.js';
+import { runCli } from './support/cli.js';
 import { rejectsWithOneLine } from './support/errors.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { makeTempDir } from './support/paths.js';
@@ -257,4 +258,19 @@ test('chosen class names replace classnames.txt, and must be as many', async () 
     /the class names cifar100 are 100, but classnames\.txt lists 10; give one name per label/,
   );
   assert.equal(error.exitCode, 3);
+});
+
+test('clip-eval fetch wds/<name> fills the cache for offline runs; a missing split is one line, exit 3', async () => {
+  const cacheRoot = freshCache();
+  const run = await runCli(['fetch', 'wds/pattern10', '--cache-dir', cacheRoot, '--quiet'], { env: { HF_ENDPOINT: hub.origin } });
+  assert.equal(run.code, 0, run.stderr);
+  const folder = join(cacheRoot, 'datasets', 'hub', 'clip-benchmark--wds_pattern10', 'main');
+  assert.equal(run.stdout, `wds/pattern10 (test, 2 shards): ${folder}\n`);
+  const requests = hub.requests.length;
+  await assertFixture(await openDataset('wds/pattern10', { cacheRoot, offline: true, quiet: true }), 'wds/pattern10');
+  assert.equal(hub.requests.length, requests);
+
+  const missing = await runCli(['fetch', 'wds/pattern10', '--split', 'train', '--cache-dir', cacheRoot, '--quiet'], { env: { HF_ENDPOINT: hub.origin } });
+  assert.equal(missing.code, 3);
+  assert.match(missing.stderr, /^clip-eval: webdataset wds\/pattern10: train\/nshards\.txt is missing in the hub's dataset repo clip-benchmark\/wds_pattern10@main; check the split name \(train\) and the data set's layout\n$/);
 });

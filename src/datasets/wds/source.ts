@@ -43,6 +43,8 @@ const SPLIT_PATTERN = /^[A-Za-z0-9_][\w.-]*$/;
 interface WebdatasetFiles {
   /** The root, for messages: a folder, a URL. */
   readonly where: string;
+  /** The folder that holds the local copies: the data set's own folder, or its folder in the cache. */
+  readonly folder: string;
   /** Fails with one line when the file is absent (or, offline, not cached). */
   require(path: string): Promise<void>;
   /** A local copy of the file, fetched into the cache when remote. */
@@ -67,6 +69,7 @@ function localFiles(spec: string, root: string): WebdatasetFiles {
   };
   return {
     where,
+    folder: root,
     require,
     async fetch(path) {
       await require(path);
@@ -80,6 +83,7 @@ function hubFiles(spec: string, id: HubRepoId, options: DatasetOpenOptions): Web
   const where = `the hub's dataset repo ${id.repo}@${id.revision}`;
   return {
     where,
+    folder: repo.folder,
     async require(path) {
       if (repo.cached(path)) return;
       if (options.offline) throw repo.notCachedError(path);
@@ -97,6 +101,7 @@ function urlFiles(spec: string, root: URL, options: DatasetOpenOptions): Webdata
   const fileUrl = (path: string) => new URL(path.split('/').map(encodeURIComponent).join('/'), root);
   return {
     where,
+    folder,
     async require(path) {
       const cached = await stat(localPath(path)).then((info) => info.isFile(), () => false);
       if (cached) return;
@@ -246,10 +251,10 @@ async function openWebdataset(spec: string, options: DatasetOpenOptions): Promis
 }
 
 /**
- * Fetches every file of a remote webdataset split into the cache (for later offline runs) and returns
- * the number of shards; a local folder is only checked.
+ * Fetches every file of a remote webdataset split into the cache (for later offline runs) and says how
+ * many shards it has and where the copies are; a local folder is only checked.
  */
-export async function fetchWebdataset(spec: string, options: DatasetOpenOptions): Promise<{ shards: number; where: string }> {
+export async function fetchWebdataset(spec: string, options: DatasetOpenOptions): Promise<{ shards: number; folder: string }> {
   const split = options.split ?? DEFAULT_SPLIT;
   checkSplit(spec, split);
   const files = await filesFor(spec, options);
@@ -259,11 +264,15 @@ export async function fetchWebdataset(spec: string, options: DatasetOpenOptions)
   const shards = shardPaths(split, shardCount);
   await requireAll(files, shards);
   for (const shard of shards) await files.fetch(shard);
-  return { shards: shardCount, where: files.where };
+  return { shards: shardCount, folder: files.folder };
+}
+
+export function isWebdatasetSpec(spec: string): boolean {
+  return spec.startsWith(HUB_PREFIX) || spec.startsWith(LOCATION_PREFIX);
 }
 
 export const webdatasetSource: DatasetSource = {
   title: 'webdataset',
-  matches: (spec) => spec.startsWith(HUB_PREFIX) || spec.startsWith(LOCATION_PREFIX),
+  matches: isWebdatasetSpec,
   open: openWebdataset,
 };
