@@ -51,7 +51,7 @@ async function collect(dataset: Dataset) {
   for await (const sample of dataset.samples()) {
     assert.equal(sample.image.kind, 'encoded');
     if (sample.image.kind !== 'encoded') continue;
-    read.push({ id: sample.id, label: sample.label, format: sample.image.format, bytes: Buffer.from(sample.image.bytes) });
+    read.push({ id: sample.id, label: sample.label, format: sample.image.format, origin: sample.image.origin, bytes: Buffer.from(sample.image.bytes) });
   }
   return read;
 }
@@ -66,6 +66,8 @@ async function assertFixture(dataset: Dataset, name: string): Promise<void> {
   assert.deepEqual(read.map((sample) => sample.id), expectedIds(samples));
   assert.deepEqual(read.map((sample) => sample.label), samples.map((sample) => sample.label));
   assert.deepEqual(read.map((sample) => sample.format), samples.map((sample) => sample.format));
+  assert.equal(read[0]!.origin, `test/0.tar: ${samples[0]!.key}.png`);
+  assert.equal(read[6]!.origin, `test/1.tar: part1/${samples[6]!.key}.${samples[6]!.format}`);
   for (const [index, sample] of read.entries()) assert.ok(sample.bytes.equals(samples[index]!.bytes), `sample ${sample.id}: bytes differ from what was written`);
   // A second pass starts again from the first sample.
   assert.deepEqual((await collect(dataset)).map((sample) => sample.id), expectedIds(samples));

@@ -31,6 +31,8 @@ export interface ShardSample {
   label: number;
   bytes: Uint8Array;
   format: string;
+  /** The image member's path in the shard. */
+  member: string;
 }
 
 interface Member {
@@ -156,6 +158,7 @@ function completeSample(pending: PendingSample, shard: string, classCount: numbe
     label: parseLabel(pending.label, shard, classCount),
     bytes: pending.image.bytes,
     format: IMAGE_FORMATS.get(pending.image.extension)!,
+    member: pending.image.path,
   };
 }
 

@@ -243,7 +243,7 @@ async function openWebdataset(spec: string, options: DatasetOpenOptions): Promis
       for (const shard of shards) {
         const local = await files.fetch(shard);
         for await (const sample of shardSamples(local, shard, classNames.length, seenKeys)) {
-          yield { id: sample.key, label: sample.label, image: { kind: 'encoded', bytes: sample.bytes, format: sample.format } };
+          yield { id: sample.key, label: sample.label, image: { kind: 'encoded', bytes: sample.bytes, format: sample.format, origin: `${shard}: ${sample.member}` } };
         }
       }
     },
