@@ -107,3 +107,12 @@ test('eval wds:<dir> with a shard missing fails with one line, exit 3', { skip }
   assert.equal(run.code, 3, run.stderr);
   assert.match(run.stderr, /^clip-eval: .*test\/1\.tar is missing in .*broken\n$/);
 });
+
+test('eval wds:<dir> with an image that does not decode fails with one line naming shard and member, exit 3', { skip }, async () => {
+  const damaged = join(dir, 'damaged');
+  const members = samples.flatMap(sampleMembers).map((member) => (member.name === `${samples[4]!.key}.${samples[4]!.format}` ? { ...member, bytes: Buffer.from('not an image') } : member));
+  await writeLayout(damaged, { classNames: CIFAR10_NAMES, templates: TEMPLATES, shards: [members] });
+  const run = await runCli(['eval', `wds:${damaged}`, '--model', model, '--cache-dir', join(dir, 'damaged-cache'), '--quiet']);
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(run.stderr, new RegExp(`^clip-eval: .*test/0\\.tar: ${samples[4]!.key}\\.${samples[4]!.format}.*\\n$`));
+});
