@@ -276,3 +276,12 @@ test('clip-eval fetch wds/<name> fills the cache for offline runs; a missing spl
   assert.equal(missing.code, 3);
   assert.match(missing.stderr, /^clip-eval: webdataset wds\/pattern10: train\/nshards\.txt is missing in the hub's dataset repo clip-benchmark\/wds_pattern10@main; check the split name \(train\) and the data set's layout\n$/);
 });
+
+test('wds/<name> of a repo the hub does not show is one line saying so, with the token hint (exit 3)', async () => {
+  await hub.route('/datasets/clip-benchmark/wds_private/resolve/main/test/nshards.txt', { status: 401, headers: { 'X-Error-Code': 'RepoNotFound' } });
+  const error = await rejectsWithOneLine(
+    openDataset('wds/private', { cacheRoot: freshCache(), quiet: true }),
+    /clip-benchmark\/wds_private@main: no such dataset repo on http:\/\/127\.0\.0\.1:\d+ \(if it is private or gated, set HF_TOKEN/,
+  );
+  assert.equal(error.exitCode, 3);
+});

@@ -19,7 +19,7 @@ const IMAGE_FORMATS: ReadonlyMap<string, string> = new Map([
 ]);
 const LABEL_EXTENSION = 'cls';
 /** Far above any photo in a benchmark shard; a larger member is refused before it is read. */
-export const MAX_IMAGE_MEMBER_BYTES = 64 * 2 ** 20;
+const MAX_IMAGE_MEMBER_BYTES = 64 * 2 ** 20;
 /** A .cls member holds one decimal number. */
 const MAX_LABEL_MEMBER_BYTES = 1024;
 /** Entry types that carry plain data; links, devices and FIFOs are refused. */
@@ -117,9 +117,9 @@ async function* shardMembers(path: string, shard: string): AsyncGenerator<Member
       while (ready.length > 0) yield ready.shift()!;
       if (finished) break;
       if (position >= info.size) {
+        // Ending the parser hands over its last members, and reports a truncated archive as an error.
         parser.end();
-        // A parser that ends without an end marker or its 'end' has flagged the truncation as an error.
-        if (!finished && failure === undefined) finished = true;
+        finished = true;
         continue;
       }
       const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, info.size - position));
