@@ -281,7 +281,7 @@ test('wds/<name> of a repo the hub does not show is one line saying so, with the
   await hub.route('/datasets/clip-benchmark/wds_private/resolve/main/test/nshards.txt', { status: 401, headers: { 'X-Error-Code': 'RepoNotFound' } });
   const error = await rejectsWithOneLine(
     openDataset('wds/private', { cacheRoot: freshCache(), quiet: true }),
-    /clip-benchmark\/wds_private@main: no such dataset repo on http:\/\/127\.0\.0\.1:\d+ \(if it is private or gated, set HF_TOKEN/,
+    /clip-benchmark\/wds_private@main: no such dataset repo on http:\/\/127\.0\.0\.1:\d+ \((if it is private or gated, set HF_TOKEN|check that HF_TOKEN grants access)/,
   );
   assert.equal(error.exitCode, 3);
 });
