@@ -1,12 +1,16 @@
 import { inputError } from '../core/errors.js';
 import { cifarSource } from './cifar/source.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource } from './dataset.js';
+import { webdatasetSource } from './wds/source.js';
 
 /**
  * Every kind of data set, in the order specs are tried: named data sets first, then prefixed forms
  * (wds/, wds:, csv:, folder:), then plain paths. A new kind of data set is one file and one line here.
  */
-const SOURCES: readonly DatasetSource[] = [cifarSource];
+const SOURCES: readonly DatasetSource[] = [
+  cifarSource,
+  webdatasetSource,
+];
 
 /** The source that takes a spec, or undefined. */
 export function datasetSourceFor(spec: string): DatasetSource | undefined {
