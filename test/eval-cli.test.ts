@@ -6,6 +6,8 @@ import * as tar from 'tar';
 import { writePatternCifarArchive, writePatternClip } from '../scripts/make-pattern-clip.js';
 import { runCli } from './support/cli.js';
 import { makeTempDir } from './support/paths.js';
+import { makeSamples, sampleMembers, writeLayout } from './support/webdataset.js';
+import { CIFAR10_NAMES } from '../src/datasets/cifar/class-names.js';
 
 /** `clip-eval eval <dataset>` on the CIFAR fixture: the same run as `clip-eval cifar100`, and the new flags. */
 let dir: string;
@@ -128,4 +130,19 @@ test('classify cifar100:N: the data set\'s class names, the true label beside th
     assert.equal(failed.stderr.trim().split('\n').length, 1, failed.stderr);
     assert.match(failed.stderr, message);
   }
+});
+
+test('classify wds:DIR:KEY: a shard sample by key, the data set\'s names and own templates by default', async () => {
+  const samples = await makeSamples(CIFAR10_NAMES, 2);
+  const layout = join(dir, 'wds-layout');
+  await writeLayout(layout, { classNames: CIFAR10_NAMES, templates: ['a photo of a {c}.', 'a picture of a {c}.'], shards: [samples.flatMap(sampleMembers)] });
+  const sample = samples[13]!;
+  const run = await runCli(['classify', `wds:${layout}:${sample.key}`, `wds:${layout}:4`, '--model', model, '--cache-dir', join(dir, 'cache'), '--quiet', '--json', '--verbose']);
+  assert.equal(run.code, 0, run.stderr);
+  const records = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { file: string; truth: string; top: { label: string }[] });
+  assert.deepEqual(records.map((r) => r.truth), [CIFAR10_NAMES[sample.label], CIFAR10_NAMES[samples[4]!.label]]);
+  assert.deepEqual(records.map((r) => r.top[0]!.label), records.map((r) => r.truth), 'the fixture classifies its own images');
+  const missing = await runCli(['classify', `wds:${layout}:s9999999`, '--model', model, '--cache-dir', join(dir, 'cache'), '--quiet']);
+  assert.equal(missing.code, 3, missing.stderr);
+  assert.match(missing.stderr, /^clip-eval: wds:.*: has no sample with id s9999999\n$/);
 });
