@@ -3,7 +3,8 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
-import { runChecks } from '../src/checks/checks.js';
+import { runChecks, validateBaseline } from '../src/checks/checks.js';
+import { formatJunit, formatStepSummary } from '../src/report/junit.js';
 import { silentLogger } from '../src/core/log.js';
 import { CIFAR100_CLEAN_NAMES } from '../src/datasets/cifar/class-names.js';
 import type { Dataset, Sample } from '../src/datasets/dataset.js';
@@ -191,6 +192,15 @@ test('fewer than 5 classes: top-5 is null, shown as n/a and not checked', async 
   assert.match(formatSummary(evaluation.report), /top-5\s+n\/a/);
   const outcomes = runChecks(evaluation.report, { minTop1: 0.9, minTop5: 0.9, maxDrop: 0.5 });
   assert.deepEqual(outcomes.map((o) => o.metric), ['top1']);
+  const junit = formatJunit(evaluation.report, outcomes);
+  assert.match(junit, /name="top-1"/);
+  assert.doesNotMatch(junit, /name="top-5"/);
+  assert.match(formatStepSummary(evaluation.report, outcomes), /\| 100\.00 % \| n\/a \|/);
+  // A report with a null top-5 is a baseline like any other; top-5 is then not compared.
+  const baseline = validateBaseline(JSON.parse(JSON.stringify(evaluation.report)), 'baseline');
+  const compared = runChecks(evaluation.report, { baseline, maxDrop: 0.5 });
+  assert.deepEqual(compared.map((o) => o.metric), ['top1', 'meanPerClassRecall']);
+  assert.ok(compared.every((o) => o.passed));
 });
 
 test('several models: each streams the data, and data that changes between them is refused', async () => {
