@@ -124,7 +124,11 @@ export class SampleBatches implements BatchSource {
       const offset = slots.length * imageFloats;
       slots.push(slot);
       const filled = this.fill(sample, slot, target, offset);
-      if (filled) pending.push(filled);
+      if (filled) {
+        // Settled through `ready`; should a later sample end this batch with an error, not unhandled.
+        filled.catch(() => undefined);
+        pending.push(filled);
+      }
     }
     if (slots.length === 0) return undefined;
     if (pending.length === 0) return { started: this.record(slots, target, imageFloats) };
