@@ -1,4 +1,5 @@
 import type { Logger } from '../core/log.js';
+import type { ClassNameList } from './class-names.js';
 
 /**
  * The one seam between data sets and the tasks that use them. CIFAR, image folders, CSV manifests
@@ -59,6 +60,8 @@ export interface DatasetOpenOptions {
   offline?: boolean;
   quiet?: boolean;
   logger?: Logger;
+  /** The user's class names, resolved; when absent a source uses its own. */
+  classNames?: ClassNameList;
   /** Webdataset split (default "test"). */
   split?: string;
   /** CIFAR's sources: an extracted copy, a mirror URL and its md5. */

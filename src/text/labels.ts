@@ -1,13 +1,14 @@
 import { readTextFile } from '../core/bounded-read.js';
 import { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from '../datasets/cifar/class-names.js';
+import { IMAGENET_CLASSNAMES } from '../datasets/imagenet/class-names.js';
 import { usageError } from '../core/errors.js';
 
 /** The labels `classify` chooses among, and where they came from. */
 export interface LabelSet {
-  /** 'cifar100', 'cifar10', 'list' (comma-separated on the command line) or the @file's path. */
+  /** 'imagenet1k', 'cifar100', 'cifar10', 'list' (comma-separated on the command line) or the @file's path. */
   source: string;
   labels: readonly string[];
-  /** True for the CIFAR class names, whose prompts default to OpenAI's 18-template ensemble. */
+  /** True for the published class names, whose prompts default to OpenAI's template ensembles. */
   builtIn: boolean;
 }
 
@@ -38,10 +39,11 @@ async function readLabelFile(path: string): Promise<string[]> {
 }
 
 /**
- * Resolves --labels: 'cifar100', 'cifar10', '@FILE' (one label per line, blank lines ignored) or a
+ * Resolves --labels: 'imagenet1k', 'cifar100', 'cifar10', '@FILE' (one label per line, blank lines ignored) or a
  * comma-separated list.
  */
 export async function resolveLabels(spec: string): Promise<LabelSet> {
+  if (spec === 'imagenet1k') return { source: spec, labels: IMAGENET_CLASSNAMES, builtIn: true };
   if (spec === 'cifar100') return { source: spec, labels: CIFAR100_CLEAN_NAMES, builtIn: true };
   if (spec === 'cifar10') return { source: spec, labels: CIFAR10_NAMES, builtIn: true };
   if (spec.startsWith('@')) {
@@ -56,7 +58,8 @@ export async function resolveLabels(spec: string): Promise<LabelSet> {
   return { source: 'list', labels, builtIn: false };
 }
 
-/** --templates when not given: OpenAI's ensemble for the CIFAR names, its single prompt for free-form labels. */
-export function defaultTemplateSpec(labels: LabelSet): 'openai' | 'single' {
+/** --templates when not given: OpenAI's ensembles for the published names (80 for ImageNet), its single prompt for free-form labels. */
+export function defaultTemplateSpec(labels: LabelSet): 'openai' | 'imagenet' | 'single' {
+  if (labels.source === 'imagenet1k') return 'imagenet';
   return labels.builtIn ? 'openai' : 'single';
 }

@@ -1,5 +1,6 @@
 import { readTextFile } from '../core/bounded-read.js';
 import { usageError } from '../core/errors.js';
+import { IMAGENET_TEMPLATES } from './imagenet-templates.js';
 
 /** OpenAI's 18 CIFAR prompt templates (CLIP's notebook and CLIP_benchmark), "{}" standing for the class name. */
 export const OPENAI_CIFAR_TEMPLATES: readonly string[] = [
@@ -26,7 +27,7 @@ export const OPENAI_CIFAR_TEMPLATES: readonly string[] = [
 export const SINGLE_TEMPLATE: readonly string[] = ['a photo of a {}.'];
 
 export interface TemplateSet {
-  /** 'openai', 'single' or the file the templates came from. */
+  /** 'openai', 'imagenet', 'single', 'dataset' or the file the templates came from. */
   name: string;
   templates: readonly string[];
 }
@@ -42,12 +43,14 @@ export function validateTemplates(templates: readonly string[], origin: string):
   }
 }
 
-/** Resolves --templates: 'openai', 'single', or a file with one template per line. */
+/** Resolves a template spec: 'openai' (18, CIFAR), 'imagenet' (80), 'single', or a file with one template per line. */
 export async function resolveTemplates(spec: string): Promise<TemplateSet> {
   if (spec === 'openai') return { name: 'openai', templates: OPENAI_CIFAR_TEMPLATES };
+  if (spec === 'imagenet') return { name: 'imagenet', templates: IMAGENET_TEMPLATES };
   if (spec === 'single') return { name: 'single', templates: SINGLE_TEMPLATE };
   const text = await readTextFile(spec, `--templates ${spec}`, "give 'openai', 'single' or a file with one template per line");
-  const templates = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0);
+  // CLIP_benchmark's template files write the class name as {c}; the project's placeholder is {}.
+  const templates = text.split(/\r?\n/).map((line) => line.trim().replaceAll('{c}', '{}')).filter((line) => line.length > 0);
   validateTemplates(templates, `--templates ${spec}`);
   return { name: spec, templates };
 }
