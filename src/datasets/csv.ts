@@ -102,10 +102,8 @@ function isIndex(label: string): boolean {
  */
 function resolveLabels(label: string, rows: readonly Row[], given: ClassNameList | undefined): { names: readonly string[]; labels: number[] } {
   if (given) {
-    const indexOf = new Map<string, number>();
-    given.names.forEach((name, index) => {
-      if (!indexOf.has(name)) indexOf.set(name, index);
-    });
+    const indicesOf = new Map<string, number[]>();
+    given.names.forEach((name, index) => indicesOf.set(name, [...(indicesOf.get(name) ?? []), index]));
     const labels = rows.map((row) => {
       if (isIndex(row.label)) {
         const index = Number(row.label);
@@ -114,9 +112,12 @@ function resolveLabels(label: string, rows: readonly Row[], given: ClassNameList
         }
         return index;
       }
-      const index = indexOf.get(row.label);
-      if (index === undefined) throw inputError(`${label} line ${row.line}: label "${row.label}" is not one of the ${given.names.length} class names in ${given.spec}`);
-      return index;
+      const indices = indicesOf.get(row.label);
+      if (!indices) throw inputError(`${label} line ${row.line}: label "${row.label}" is not one of the ${given.names.length} class names in ${given.spec}`);
+      if (indices.length > 1) {
+        throw inputError(`${label} line ${row.line}: label "${row.label}" names ${indices.length} classes in ${given.spec} (indices ${indices.join(', ')}); write the index instead`);
+      }
+      return indices[0]!;
     });
     return { names: given.names, labels };
   }

@@ -1,11 +1,17 @@
 import { inputError } from '../core/errors.js';
+import { csvSource } from './csv.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource } from './dataset.js';
+import { folderSource } from './folder.js';
 
 /**
  * Every kind of data set, in the order specs are tried: named data sets first, then prefixed forms
  * (wds/, wds:, csv:, folder:), then plain paths. A new kind of data set is one file and one line here.
  */
-const SOURCES: readonly DatasetSource[] = [];
+const SOURCES: readonly DatasetSource[] = [
+  csvSource,
+  // Last: it takes any path to a folder.
+  folderSource,
+];
 
 /** The source that takes a spec, or undefined. */
 export function datasetSourceFor(spec: string): DatasetSource | undefined {
