@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { readTextFile } from '../core/bounded-read.js';
 import { inputError, isFileSystemError } from '../core/errors.js';
+import { showUnprintable } from '../core/unprintable.js';
 import { cleanClassName } from './cifar/class-names.js';
 import type { ClassNameList } from './class-names.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource, Sample } from './dataset.js';
@@ -113,9 +114,9 @@ function resolveLabels(label: string, rows: readonly Row[], given: ClassNameList
         return index;
       }
       const indices = indicesOf.get(row.label);
-      if (!indices) throw inputError(`${label} line ${row.line}: label "${row.label}" is not one of the ${given.names.length} class names in ${given.spec}`);
+      if (!indices) throw inputError(`${label} line ${row.line}: label "${showUnprintable(row.label)}" is not one of the ${given.names.length} class names in ${given.spec}`);
       if (indices.length > 1) {
-        throw inputError(`${label} line ${row.line}: label "${row.label}" names ${indices.length} classes in ${given.spec} (indices ${indices.join(', ')}); write the index instead`);
+        throw inputError(`${label} line ${row.line}: label "${showUnprintable(row.label)}" names ${indices.length} classes in ${given.spec} (indices ${indices.join(', ')}); write the index instead`);
       }
       return indices[0]!;
     });
@@ -149,7 +150,7 @@ async function checkFiles(label: string, rows: readonly Row[], paths: readonly s
     const first = problems.findIndex((problem) => problem !== undefined);
     if (first !== -1) {
       const row = rows[start + first]!;
-      throw inputError(`${label} line ${row.line}: ${row.path} ${problems[first]} (${paths[start + first]}); fix the row or the file`);
+      throw inputError(`${label} line ${row.line}: ${showUnprintable(row.path)} ${problems[first]} (${showUnprintable(paths[start + first]!)}); fix the row or the file`);
     }
   }
 }
@@ -172,7 +173,7 @@ export async function openCsvManifest(spec: string, options: DatasetOpenOptions)
     if (path === '') throw inputError(`${label} line ${line}: the path is empty`);
     if (rowLabel === '') throw inputError(`${label} line ${line}: the label is empty`);
     const earlier = firstLine.get(path);
-    if (earlier !== undefined) throw inputError(`${label} line ${line}: ${path} is listed again (first on line ${earlier}); list each image once`);
+    if (earlier !== undefined) throw inputError(`${label} line ${line}: ${showUnprintable(path)} is listed again (first on line ${earlier}); list each image once`);
     firstLine.set(path, line);
     return { line, path, label: rowLabel };
   });

@@ -2,6 +2,7 @@ import { statSync, type Dirent } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { basename, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ClipEvalError, fileSystemError, inputError, isFileSystemError } from '../core/errors.js';
+import { showUnprintable } from '../core/unprintable.js';
 import { cleanClassName } from './cifar/class-names.js';
 import type { ClassNameList } from './class-names.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource, Sample } from './dataset.js';
@@ -56,7 +57,7 @@ function hasImageExtension(name: string): boolean {
 
 /** "a, b, c" and how many more: for messages that name a few of many. */
 export function nameSome(names: readonly string[], most = 3): string {
-  const shown = names.slice(0, most).join(', ');
+  const shown = names.slice(0, most).map(showUnprintable).join(', ');
   return names.length > most ? `${shown} and ${names.length - most} more` : shown;
 }
 
@@ -72,6 +73,11 @@ interface ImageFile {
 /** The id of a path below the root: forward slashes on every system. */
 function idOf(root: string, path: string): string {
   return relative(root, path).split(sep).join('/');
+}
+
+/** A path below the root as messages show it: its id, with control characters made visible. */
+function shownId(root: FolderRoot, path: string): string {
+  return showUnprintable(idOf(root.path, path));
 }
 
 /** A data set's folder: as resolved, as the system resolves its links, and as the user named it (for messages). */
@@ -97,13 +103,13 @@ async function followLink(root: FolderRoot, path: string): Promise<LinkTarget> {
     real = await realpath(path);
   } catch (error) {
     if (isFileSystemError(error) && (error.code === 'ENOENT' || error.code === 'ELOOP')) {
-      throw inputError(`image folder ${root.label}: ${idOf(root.path, path)} is a symbolic link to nothing (${error.code}); remove it or fix its target`, error);
+      throw inputError(`image folder ${root.label}: ${shownId(root, path)} is a symbolic link to nothing (${error.code}); remove it or fix its target`, error);
     }
     throw error;
   }
   const inside = relative(root.real, real);
   if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) {
-    throw inputError(`image folder ${root.label}: ${idOf(root.path, path)} is a symbolic link to ${real}, outside the folder; copy the files in or remove the link`);
+    throw inputError(`image folder ${root.label}: ${shownId(root, path)} is a symbolic link to ${showUnprintable(real)}, outside the folder; copy the files in or remove the link`);
   }
   const info = await stat(real);
   return { real, isDirectory: info.isDirectory(), isFile: info.isFile() };
@@ -132,12 +138,12 @@ class FolderWalk {
       if (isDirectory) {
         if (!entry.isSymbolicLink()) real = await realpath(path);
         if (ancestors.has(real)) {
-          throw inputError(`image folder ${this.root.label}: ${idOf(this.root.path, path)} links back to a folder that contains it; remove the link`);
+          throw inputError(`image folder ${this.root.label}: ${shownId(this.root, path)} links back to a folder that contains it; remove the link`);
         }
         await this.walk(path, below ? `${below}/${entry.name}` : entry.name, new Set([...ancestors, real]));
       } else if (hasImageExtension(entry.name)) {
         if (!isFile) {
-          throw inputError(`image folder ${this.root.label}: ${idOf(this.root.path, path)} is not a regular file (a FIFO, socket or device); remove it`);
+          throw inputError(`image folder ${this.root.label}: ${shownId(this.root, path)} is not a regular file (a FIFO, socket or device); remove it`);
         }
         if (UNDECODABLE_EXTENSIONS.has(extname(entry.name).toLowerCase())) this.undecodable.push(idOf(this.root.path, path));
         this.images.push({ id: idOf(this.root.path, path), path, folder: below, name: entry.name });
