@@ -262,7 +262,7 @@ export async function openImageFolder(spec: string, options: DatasetOpenOptions)
     if (empty.length > 0) {
       throw inputError(
         `image folder ${given}: class folder${empty.length === 1 ? '' : 's'} ${nameSome(empty)} ${empty.length === 1 ? 'has' : 'have'} no images ` +
-          `(${[...FOLDER_IMAGE_EXTENSIONS].join(' ')}); add images or remove the folder`,
+          '(JPEG, PNG, TIFF, WebP, AVIF or GIF files); add images or remove the folder',
       );
     }
     if (undecodable.length > 0) {
