@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { EXIT } from '../src/core/errors.js';
+import { silentLogger } from '../src/core/log.js';
 import { resolveClassNames } from '../src/datasets/class-names.js';
 import type { Dataset, DatasetOpenOptions, Sample } from '../src/datasets/dataset.js';
 import { IMAGENET_CLASSNAMES, IMAGENET_SYNSETS } from '../src/datasets/imagenet/class-names.js';
@@ -161,8 +162,8 @@ test('folder: links inside the folder are followed; links out of it, dangling li
 
 test('folder: an image name on a FIFO is refused before anything is read; BMP, PPM and PGM are refused as undecodable', async () => {
   const fifo = await tinyFolder('fifo', ['cat/1.png']);
-  const made = spawnSync('mkfifo', [join(fifo, 'cat', 'pipe.png')]);
-  if (made.status === 0) await refuses(fifo, /cat\/pipe\.png is not a regular file/);
+  assert.equal(spawnSync('mkfifo', [join(fifo, 'cat', 'pipe.png')]).status, 0, 'mkfifo makes a FIFO');
+  await refuses(fifo, /cat\/pipe\.png is not a regular file/);
   const bmp = await tinyFolder('bmp', ['cat/1.png', 'cat/2.bmp', 'dog/3.PPM']);
   await refuses(bmp, /2 images in BMP, PPM or PGM \(cat\/2\.bmp, dog\/3\.PPM\).*convert them to PNG/);
 });
@@ -197,7 +198,9 @@ test('ImageNet-1k: the 1,000 synset folders map in sorted order to the ImageNet 
   // Created in reverse so that the order comes from sorting, not from the file system.
   for (const synset of [...IMAGENET_SYNSETS].reverse()) await put(join(root, synset, `ILSVRC2012_val_${synset}.png`), tinyPng);
   const imagenet = await resolveClassNames('imagenet1k');
-  for (const openOptions of [{ ...options, classNames: imagenet }, options]) {
+  const said: string[] = [];
+  const logger = { ...silentLogger, info: (message: string) => said.push(message) };
+  for (const openOptions of [{ ...options, classNames: imagenet }, { ...options, logger }]) {
     const dataset = await openDataset(root, openOptions);
     assert.deepEqual(dataset.classNames, IMAGENET_CLASSNAMES);
     assert.equal(dataset.defaultTemplates, 'imagenet');
@@ -207,6 +210,7 @@ test('ImageNet-1k: the 1,000 synset folders map in sorted order to the ImageNet 
     assert.equal(samples[0]!.id, 'n01440764/ILSVRC2012_val_n01440764.png');
     assert.equal(samples[999]!.id, 'n15075141/ILSVRC2012_val_n15075141.png');
   }
+  assert.deepEqual(said, [`image folder ${root}: its class folders are the 1,000 ImageNet-1k synsets; using the ImageNet-1k class names and templates`]);
 
   await rm(join(root, IMAGENET_SYNSETS[5]!), { recursive: true });
   await rm(join(root, IMAGENET_SYNSETS[7]!), { recursive: true });

@@ -246,6 +246,9 @@ export async function openImageFolder(spec: string, options: DatasetOpenOptions)
       throw inputError(`image folder ${given}: no class subfolders; put each class's images in a subfolder named after the class`);
     }
     const classes = chooseClassNames(given, folders, options.classNames);
+    if (!options.classNames && classes.names === IMAGENET_CLASSNAMES) {
+      options.logger?.info(`image folder ${given}: its class folders are the 1,000 ImageNet-1k synsets; using the ImageNet-1k class names and templates`);
+    }
     const samples: Sample[] = [];
     const empty: string[] = [];
     const undecodable: string[] = [];
