@@ -11,8 +11,11 @@ import type { ClassNameList } from './class-names.js';
 export type SampleImage =
   /** Channel-major RGB, 3 × height × width bytes (a view: valid until the next sample is read). */
   | { kind: 'planar'; pixels: Uint8Array; width: number; height: number }
-  /** An encoded image (a shard member), with the format its name says when known (png, jpg, webp). */
-  | { kind: 'encoded'; bytes: Uint8Array; format?: string }
+  /**
+   * An encoded image (a shard member), with the format its name says when known (png, jpg, webp), and
+   * where it came from for messages ("3.tar: s0000042.webp"; default the data set and sample id).
+   */
+  | { kind: 'encoded'; bytes: Uint8Array; format?: string; origin?: string }
   /** An image file, read (bounded) and decoded by the preprocessing stage. */
   | { kind: 'file'; path: string };
 

@@ -2,12 +2,14 @@ import { inputError } from '../core/errors.js';
 import { csvSource } from './csv.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource } from './dataset.js';
 import { folderSource } from './folder.js';
+import { webdatasetSource } from './wds/source.js';
 
 /**
  * Every kind of data set, in the order specs are tried: named data sets first, then prefixed forms
  * (wds/, wds:, csv:, folder:), then plain paths. A new kind of data set is one file and one line here.
  */
 const SOURCES: readonly DatasetSource[] = [
+  webdatasetSource,
   csvSource,
   // Last: it takes any path to a folder.
   folderSource,

@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { describeError, inputError, usageError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { OPENAI_PREPROCESS, preprocessConfigFromHf, preprocessConfigFromOpenClip, type PreprocessConfig } from '../preprocess/config.js';
-import { openHubRepo, parseHubModelId, type HubModelId } from '../net/hub.js';
+import { openHubRepo, parseHubModelId, type HubRepoId } from '../net/hub.js';
 
 export type Variant = 'fp32' | 'fp16' | 'int8';
 export type BundleLayout = 'huggingface' | 'immich' | 'files';
@@ -181,7 +181,7 @@ function folderSource(folder: string): FileSource {
   };
 }
 
-function hubSource(id: HubModelId, options: ResolveBundleOptions): FileSource {
+function hubSource(id: HubRepoId, options: ResolveBundleOptions): FileSource {
   const hub = openHubRepo(id, { cacheRoot: options.cacheRoot, offline: options.offline, quiet: options.quiet, logger: options.logger ?? silentLogger });
   return {
     name: `${id.repo}@${id.revision}`,

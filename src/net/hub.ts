@@ -8,10 +8,14 @@ import { silentLogger, type Logger } from '../core/log.js';
 
 export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
 
-/** A Hugging Face model repository at one revision (branch, tag or commit). */
-export interface HubModelId {
+/** The two kinds of hub repository this tool reads; their URLs and cache folders differ. */
+export type HubRepoType = 'model' | 'dataset';
+
+/** A Hugging Face repository at one revision (branch, tag or commit); a model repo unless `type` says otherwise. */
+export interface HubRepoId {
   repo: string;
   revision: string;
+  type?: HubRepoType;
 }
 
 /** What can be a hub id at all: `org/name`, not a path (those start with '.' or have more '/'). */
@@ -24,13 +28,13 @@ const COMMIT_PATTERN = /^[0-9a-f]{40}$/;
  * `org/name` or `org/name@revision`, or undefined when `value` does not have that shape. An id of that
  * shape that the hub would refuse is a usage error: its rules also keep the cache folders apart.
  */
-export function parseHubModelId(value: string): HubModelId | undefined {
+export function parseHubModelId(value: string): HubRepoId | undefined {
   const at = value.indexOf('@');
   const repo = at === -1 ? value : value.slice(0, at);
   const revision = at === -1 ? 'main' : value.slice(at + 1);
   if (!HUB_ID_SHAPE.test(repo)) return undefined;
   const id = { repo, revision };
-  const problem = idProblem(id);
+  const problem = hubIdProblem(id);
   if (problem !== undefined) throw usageError(`--model ${value}: ${problem}`);
   return id;
 }
@@ -41,7 +45,7 @@ export function parseHubModelId(value: string): HubModelId | undefined {
  * ending with ".git"; so `org--name` names one repo only. Revisions are git ref names (no '.'-led,
  * empty or `.lock` parts, no "..", none of ~^:?*[\@, spaces or control characters) or commits.
  */
-function idProblem({ repo, revision }: HubModelId): string | undefined {
+export function hubIdProblem({ repo, revision }: HubRepoId): string | undefined {
   const parts = repo.split('/');
   const invalid = (rule: string) => `not a valid hub repo id: ${rule}`;
   if (parts.length !== 2 || parts.some((part) => !/^[\w.-]+$/.test(part))) return invalid('expected org/name of letters, digits, "_", "-" and "."');
@@ -63,13 +67,22 @@ function idProblem({ repo, revision }: HubModelId): string | undefined {
 }
 
 /**
- * `<cacheRoot>/models/<org>--<name>/<revision>`; a revision with '/' (refs/pr/1) is URL-encoded into one
- * folder. Ids the hub refuses are refused here too, since two of them could share a folder.
+ * `<cacheRoot>/models/<org>--<name>/<revision>` for a model repo, `<cacheRoot>/datasets/hub/<org>--<name>/<revision>`
+ * for a dataset repo (beside, never inside, CIFAR's `datasets/cifar*` folders); a revision with '/'
+ * (refs/pr/1) is URL-encoded into one folder. Ids the hub refuses are refused here too, since two of
+ * them could share a folder.
  */
-export function hubCacheFolder(cacheRoot: string, id: HubModelId): string {
-  const problem = idProblem(id);
+export function hubCacheFolder(cacheRoot: string, id: HubRepoId): string {
+  const problem = hubIdProblem(id);
   if (problem !== undefined) throw usageError(`${id.repo}@${id.revision}: ${problem}`);
-  return join(cacheRoot, 'models', id.repo.replace('/', '--'), encodeURIComponent(id.revision));
+  const repoFolder = id.repo.replace('/', '--');
+  const revisionFolder = encodeURIComponent(id.revision);
+  return id.type === 'dataset' ? join(cacheRoot, 'datasets', 'hub', repoFolder, revisionFolder) : join(cacheRoot, 'models', repoFolder, revisionFolder);
+}
+
+/** What a repo of this type holds, for messages. */
+function contentWord(type: HubRepoType | undefined): string {
+  return type === 'dataset' ? 'data set' : 'model';
 }
 
 export interface HubRepoOptions {
@@ -87,7 +100,7 @@ export interface HubRepoOptions {
  * cache is used without asking the hub: cached files are complete, because downloads land by rename.
  */
 export interface HubRepo {
-  readonly id: HubModelId;
+  readonly id: HubRepoId;
   /** The local folder mirroring the repo. */
   readonly folder: string;
   /** The cached copy of `path`, if there is one. */
@@ -113,7 +126,7 @@ const HEAD_TIMEOUT_MS = 30_000;
 /** How long a 404 on a branch or tag is believed: files appear on a moving revision. */
 const ABSENCE_TTL_MS = 24 * 3_600_000;
 
-export function openHubRepo(id: HubModelId, options: HubRepoOptions): HubRepo {
+export function openHubRepo(id: HubRepoId, options: HubRepoOptions): HubRepo {
   const logger = options.logger ?? silentLogger;
   const endpoint = (options.endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_HUB_ENDPOINT).replace(/\/+$/, '');
   const token = options.token ?? process.env.HF_TOKEN;
@@ -124,14 +137,17 @@ export function openHubRepo(id: HubModelId, options: HubRepoOptions): HubRepo {
   const localPath = (path: string) => join(folder, ...path.split('/'));
   const absenceMarker = (path: string) => `${localPath(path)}.absent`;
   const knownAbsent = (path: string) => isRememberedAbsence(absenceMarker(path), COMMIT_PATTERN.test(id.revision));
+  const what = contentWord(id.type);
+  // The hub serves dataset repos under /datasets/, model repos at the top level.
+  const repoUrl = `${endpoint}/${id.type === 'dataset' ? 'datasets/' : ''}${id.repo}`;
   const fileUrl = (path: string) =>
-    `${endpoint}/${id.repo}/resolve/${encodeURIComponent(id.revision)}/${path.split('/').map(encodeURIComponent).join('/')}`;
+    `${repoUrl}/resolve/${encodeURIComponent(id.revision)}/${path.split('/').map(encodeURIComponent).join('/')}`;
   const authHeaders = (): Record<string, string> => (token ? { Authorization: `Bearer ${token}` } : {});
 
   const info = (path: string): Promise<HubFileInfo> => {
     let pending = infos.get(path);
     if (!pending) {
-      pending = headFile(fileUrl(path), authHeaders(), { label, revision: id.revision, endpoint, tokenSet: Boolean(token) });
+      pending = headFile(fileUrl(path), authHeaders(), { label, revision: id.revision, endpoint, tokenSet: Boolean(token), what });
       infos.set(path, pending);
     }
     return pending;
@@ -154,7 +170,7 @@ export function openHubRepo(id: HubModelId, options: HubRepoOptions): HubRepo {
       quiet: options.quiet,
       label: `${id.repo} ${path}`,
       logger,
-      hint: token ? undefined : 'if the model is private or gated, set HF_TOKEN',
+      hint: token ? undefined : `if the ${what} is private or gated, set HF_TOKEN`,
     });
     return result.path;
   };
@@ -196,6 +212,8 @@ export function openHubRepo(id: HubModelId, options: HubRepoOptions): HubRepo {
 
 interface HeadContext {
   label: string;
+  /** "model" or "data set". */
+  what: string;
   revision: string;
   endpoint: string;
   tokenSet: boolean;
@@ -235,7 +253,7 @@ async function headFile(url: string, auth: Record<string, string>, context: Head
   } catch (error) {
     if (error instanceof ClipEvalError) throw error;
     throw inputError(
-      `cannot reach ${context.endpoint} for ${context.label} (${describeError(error)}); check the connection, HF_ENDPOINT or the proxy settings (HTTPS_PROXY, NO_PROXY), or use --offline with a cached model`,
+      `cannot reach ${context.endpoint} for ${context.label} (${describeError(error)}); check the connection, HF_ENDPOINT or the proxy settings (HTTPS_PROXY, NO_PROXY), or use --offline with a cached ${context.what}`,
       error,
     );
   }
@@ -277,14 +295,14 @@ function hubStatusError(response: HttpResponse, context: HeadContext): Error {
   const tokenHint = context.tokenSet
     ? 'check that HF_TOKEN grants access to it'
     : 'if it is private or gated, set HF_TOKEN to a token with access';
-  if (code === 'RepoNotFound') return inputError(`${context.label}: no such model repo on ${context.endpoint} (${tokenHint})`);
+  if (code === 'RepoNotFound') return inputError(`${context.label}: no such ${context.what === 'model' ? 'model' : 'dataset'} repo on ${context.endpoint} (${tokenHint})`);
   if (code === 'RevisionNotFound') return inputError(`${context.label}: the repo has no revision "${context.revision}" on ${context.endpoint}`);
   switch (response.status) {
     case 401:
       return inputError(`${context.label}: the hub refused ${url} with 401 Unauthorized; ${tokenHint}`);
     case 403:
       return inputError(
-        `${context.label}: the hub refused ${url} with 403 Forbidden; the model may be gated: accept its terms on the hub and ${context.tokenSet ? 'check HF_TOKEN' : 'set HF_TOKEN'}`,
+        `${context.label}: the hub refused ${url} with 403 Forbidden; the ${context.what} may be gated: accept its terms on the hub and ${context.tokenSet ? 'check HF_TOKEN' : 'set HF_TOKEN'}`,
       );
     default:
       return inputError(`${context.label}: the hub answered ${response.statusLine} for ${url}; try again later`);
