@@ -133,13 +133,13 @@ export function decodeUtf8(bytes: Uint8Array, label: string): string {
 export const MAX_TEXT_FILE_BYTES = 16 * 2 ** 20;
 
 /**
- * A UTF-8 text file (labels, templates): regular, at most MAX_TEXT_FILE_BYTES, strictly decoded.
+ * A UTF-8 text file (labels, templates, manifests): regular, at most maxBytes, strictly decoded.
  * `hint` says what the file should be, after a system error.
  */
-export async function readTextFile(path: string, label: string, hint: string): Promise<string> {
+export async function readTextFile(path: string, label: string, hint: string, maxBytes = MAX_TEXT_FILE_BYTES): Promise<string> {
   let bytes: Buffer;
   try {
-    bytes = await readRegularFile(path, { maxBytes: MAX_TEXT_FILE_BYTES, label });
+    bytes = await readRegularFile(path, { maxBytes, label });
   } catch (error) {
     if (error instanceof ClipEvalError) throw error;
     throw inputError(`${label}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? describeError(error)}); ${hint}`, error);

@@ -1,6 +1,8 @@
 import { inputError } from '../core/errors.js';
 import { cifarSource } from './cifar/source.js';
+import { csvSource } from './csv.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource } from './dataset.js';
+import { folderSource } from './folder.js';
 import { webdatasetSource } from './wds/source.js';
 
 /**
@@ -10,6 +12,9 @@ import { webdatasetSource } from './wds/source.js';
 const SOURCES: readonly DatasetSource[] = [
   cifarSource,
   webdatasetSource,
+  csvSource,
+  // Last: it takes any path to a folder.
+  folderSource,
 ];
 
 /** The source that takes a spec, or undefined. */
