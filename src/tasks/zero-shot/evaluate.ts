@@ -240,7 +240,7 @@ export async function evaluateDataset(evaluationOptions: DatasetEvaluationOption
 
 function noImagesError(dataset: Dataset, stream: SampleBatches): Error {
   if (stream.skipped > 0) return inputError(`data set ${dataset.name}: none of the ${stream.skipped} chosen images could be read`);
-  return inputError(`data set ${dataset.name}: has no images${dataset.split !== 'test' ? ` in the ${dataset.split} split` : ''}`);
+  return inputError(`data set ${dataset.name}: has no images (split ${dataset.split})`);
 }
 
 function samePass(a: ModelPass, b: ModelPass): boolean {
