@@ -1,3 +1,6 @@
+/** 512 MiB: a few dozen megapixels of photos at a time, however large the batch. */
+export const DEFAULT_IMAGE_MEMORY_BYTES = 512 * 2 ** 20;
+
 /**
  * Bytes that images being prepared (read, decoded, preprocessed) may hold at once, across a batch and
  * the next one prepared beside it. Each image takes a lease, reserves what it is about to hold (its

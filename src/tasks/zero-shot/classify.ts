@@ -8,7 +8,7 @@ import type { Logger } from '../../core/log.js';
 import { resolveModelBundle, type ModelBundle } from '../../model/bundle.js';
 import type { Device } from '../../model/session.js';
 import { decodeImage, type DecodeOptions } from '../../preprocess/decode.js';
-import { MemoryBudget } from '../../preprocess/memory-budget.js';
+import { DEFAULT_IMAGE_MEMORY_BYTES, MemoryBudget } from '../../preprocess/memory-budget.js';
 import { preprocessDecoded } from '../../preprocess/transform.js';
 import type { ImageClassification, LabelScore } from './classification.js';
 import { validateTemplates } from '../../text/templates.js';
@@ -59,9 +59,6 @@ export interface ClassificationRun {
   /** The most bytes images being prepared held at once (see imageMemoryBytes). */
   peakImageBytes: number;
 }
-
-/** 512 MiB: a few dozen megapixels of photos at a time, however large the batch. */
-export const DEFAULT_IMAGE_MEMORY_BYTES = 512 * 2 ** 20;
 
 function checkOptions(options: ClassifyOptions): void {
   validateLabels(options.labels, 'labels');
