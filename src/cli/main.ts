@@ -8,7 +8,7 @@ import { classifyCommand } from './classify.js';
 
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('clip-eval')
-    .description('Zero-shot evaluation of CLIP models (ONNX) on CIFAR-100 and CIFAR-10')
+    .description('Zero-shot evaluation of CLIP models (ONNX): CIFAR-100, CIFAR-10, ImageNet-1k, image folders, CSV manifests and webdatasets')
     .version(VERSION);
   program.addCommand(evaluationCommand('cifar100', 'zero-shot top-1/top-5 accuracy on the CIFAR-100 test set (10,000 images)', setExit));
   program.addCommand(evaluationCommand('cifar10', 'zero-shot top-1/top-5 accuracy on the CIFAR-10 test set (10,000 images)', setExit));
