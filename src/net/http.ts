@@ -98,27 +98,26 @@ function lowerCaseNames(headers: Record<string, string>): Record<string, string>
   return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
 }
 
-/** At most this much of a body waits in memory for its reader before the connection is paused. */
-const MAX_QUEUED_BYTES = 1 << 20;
-
 /**
  * A body as it arrives. Unlike a stream, a failure is raised only after every byte received before it was
  * read, so that a download cut off half-way keeps what it got.
+ *
+ * The connection is never paused for a slow reader: undici 7 crashes the process (an uncatchable
+ * assertion, undici issue 5360, fixed only in undici 8, which needs Node 22) when a server closes the
+ * connection while its parser is paused, as HTTP/1.0 and `Connection: close` mirrors do. Every reader
+ * here writes to a local file, which keeps up with the network, so the queue stays short.
  */
 class BodyQueue {
   controller?: Dispatcher.DispatchController;
   received = 0;
   private readonly chunks: Buffer[] = [];
-  private queued = 0;
   private ended = false;
   private failure: unknown;
   private wake?: () => void;
 
   push(chunk: Buffer): void {
     this.chunks.push(chunk);
-    this.queued += chunk.length;
     this.received += chunk.length;
-    if (this.queued > MAX_QUEUED_BYTES) this.controller?.pause();
     this.notify();
   }
 
@@ -140,8 +139,6 @@ class BodyQueue {
     while (this.chunks.length === 0 && !this.ended) await new Promise<void>((resolve) => (this.wake = resolve));
     const chunk = this.chunks.shift();
     if (chunk !== undefined) {
-      this.queued -= chunk.length;
-      if (this.queued <= MAX_QUEUED_BYTES / 2) this.controller?.resume();
       return chunk;
     }
     if (this.failure !== undefined) throw this.failure;
