@@ -71,7 +71,7 @@ export interface Wording {
 }
 
 const PLAIN_HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => string } = {
-  useCpu: () => 'or use the cpu device',
+  useCpu: () => 'use the cpu device',
   runOnline: (hint) => `run once online to download ${hint.download}`,
   useOffline: (hint) => `or work offline with a cached ${hint.cached}`,
   modelOrFiles: () => 'give either a model or its files',
@@ -130,9 +130,15 @@ export function inputError(detail: string, cause?: unknown, facts: Omit<ErrorFac
   return new ClipEvalError(detail, 'input', { ...facts, cause });
 }
 
-/** An input error about `subject`: a user input (worded by whoever shows it) or a plain label such as a file name. */
-export function subjectError(subject: string | InputFact, detail: string, cause?: unknown): ClipEvalError {
-  return typeof subject === 'string' ? inputError(`${subject}: ${detail}`, cause) : inputError(detail, cause, { input: subject });
+/** What an error is about: a plain label such as a file name, or a user input (worded by whoever shows it). */
+export type Subject = string | InputFact;
+
+/** An error about `subject` (an input error unless `kind` says otherwise). */
+export function subjectError(subject: Subject, detail: string, options: { kind?: ErrorKind; cause?: unknown } = {}): ClipEvalError {
+  const kind = options.kind ?? 'input';
+  return typeof subject === 'string'
+    ? new ClipEvalError(`${subject}: ${detail}`, kind, { cause: options.cause })
+    : new ClipEvalError(detail, kind, { input: subject, cause: options.cause });
 }
 
 /** The message of an unknown thrown value (a ClipEvalError in `wording`), on one line, with no control character left to reach a terminal. */
