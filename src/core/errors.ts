@@ -35,7 +35,7 @@ export const INPUT_NAMES = {
   dataDir: 'data folder',
   datasetUrl: 'data set URL',
   datasetMd5: 'data set MD5',
-  offline: 'offline',
+  offline: 'offline mode',
 } as const;
 
 export type InputName = keyof typeof INPUT_NAMES;
