@@ -22,6 +22,8 @@ const FLAGS: Record<InputName, string> = {
   datasetUrl: '--dataset-url',
   datasetMd5: '--dataset-md5',
   offline: '--offline',
+  classnames: '--classnames',
+  split: '--split',
 };
 
 const HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => string } = {
@@ -32,6 +34,7 @@ const HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => string
   giveModelFiles: (hint) => (hint.tokenizerOnly ? 'or give the file with --tokenizer' : 'or give the files with --vision-model, --text-model and --tokenizer'),
   recursive: (hint) => `add --recursive to look in its ${hint.subfolders} subfolder${hint.subfolders === 1 ? '' : 's'}`,
   fetchDataset: (hint) => `run \`clip-eval fetch ${hint.dataset}\` where ${hint.url} is reachable, or pass --data-dir`,
+  giveClassNames: () => 'give them with --classnames',
   workWithoutNetwork: () => 'to work without the network pass --data-dir DIR (an extracted copy) or --offline with a filled cache, or download from a mirror with --dataset-url URL',
 };
 

@@ -36,6 +36,8 @@ export const INPUT_NAMES = {
   datasetUrl: 'data set URL',
   datasetMd5: 'data set MD5',
   offline: 'offline mode',
+  classnames: 'class names',
+  split: 'split',
 } as const;
 
 export type InputName = keyof typeof INPUT_NAMES;
@@ -55,7 +57,8 @@ export type Hint =
   | { kind: 'giveModelFiles'; tokenizerOnly: boolean }
   | { kind: 'recursive'; subfolders: number }
   | { kind: 'fetchDataset'; dataset: string; url: string }
-  | { kind: 'workWithoutNetwork' };
+  | { kind: 'workWithoutNetwork' }
+  | { kind: 'giveClassNames' };
 
 /** What a message says: what is wrong or noteworthy (detail), about which input, and which fix. */
 export interface Statement {
@@ -78,6 +81,7 @@ const PLAIN_HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => 
   giveModelFiles: (hint) => (hint.tokenizerOnly ? 'or give the tokenizer file' : 'or give the model files one by one (vision model, text model, tokenizer)'),
   recursive: (hint) => `list it recursively to look in its ${hint.subfolders} subfolder${hint.subfolders === 1 ? '' : 's'}`,
   fetchDataset: (hint) => `fetch ${hint.dataset} where ${hint.url} is reachable, or give a data folder`,
+  giveClassNames: () => 'give the class names',
   workWithoutNetwork: () => 'to work without the network give a data folder (an extracted copy), work offline with a filled cache, or download from a mirror URL',
 };
 
