@@ -14,8 +14,9 @@ import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { loadCifarTestSet } from '../src/datasets/cifar/cifar.js';
-import { ClipEvalError, EXIT, describeError, usageError } from '../src/core/errors.js';
+import { ClipEvalError, EXIT, usageError } from '../src/core/errors.js';
 import { createLogger, type Logger } from '../src/core/log.js';
+import { wordError } from '../src/cli/wording.js';
 import { resolveModelBundle, type ModelBundle, type Variant } from '../src/model/bundle.js';
 import type { SessionOptions } from '../src/model/session.js';
 import { assertWritableOutput } from '../src/cli/options.js';
@@ -104,7 +105,7 @@ async function benchVariants(options: BenchOptions, spec: Omit<EndToEndSpec, 'va
       await resolveModelBundle({ model: options.model, variant, cacheRoot: join(work, 'cache-stages'), offline: true, quiet: true });
     } catch (error) {
       if (!(error instanceof ClipEvalError)) throw error;
-      results.push({ variant, skipped: error.message });
+      results.push({ variant, skipped: wordError(error) });
       continue;
     }
     logger.info(`variant ${variant}: end to end, cold …`);
@@ -324,7 +325,7 @@ if (runAsScript) {
     (code) => (process.exitCode = code),
     (error: unknown) => {
       const known = error instanceof ClipEvalError;
-      process.stderr.write(`bench: ${known ? error.message : describeError(error)}\n`);
+      process.stderr.write(`bench: ${wordError(error)}\n`);
       process.exitCode = known ? error.exitCode : EXIT.internal;
     },
   );

@@ -4,7 +4,7 @@ export { classifyImages, type ClassifyOptions, type ClassificationRun } from './
 export { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from './datasets/cifar/class-names.js';
 export { fetchCifar, loadCifarTestSet, type CifarName, type CifarTestSet } from './datasets/cifar/cifar.js';
 export { downloadFile, type DownloadOptions } from './net/download.js';
-export { ClipEvalError, EXIT } from './core/errors.js';
+export { ClipEvalError, EXIT, word, type Hint, type InputFact, type InputName, type Statement, type Wording } from './core/errors.js';
 export { runChecks, type CheckOutcome } from './checks/checks.js';
 export { computeMetrics, type Metrics } from './tasks/zero-shot/metrics.js';
 export { runZeroShot } from './tasks/zero-shot/loop.js';

@@ -53,7 +53,7 @@ test('options: defaults match the issue (500 images, batch 64), and every bad fl
     [['--model', 'm', '--images', '0'], /--images 0: expected a whole number from 1/],
     [['--model', 'm', '--images', '2.5'], /--images 2\.5/],
     [['--model', 'm', '--batch-size', 'x'], /--batch-size x/],
-    [['--model', 'm', '--device', 'tpu'], /--device: unknown device "tpu"/],
+    [['--model', 'm', '--device', 'tpu'], /device: unknown device "tpu"/],
     [['--model', 'm', '--device-id', '1'], /--device-id applies to --device cuda or webgpu only/],
     [['--model', 'm', '--peer-text-length', 'longest'], /--peer-text-length applies to the PyTorch peer only; add --vs-torch/],
     [['--model', 'm', '--vs-torch', '--peer-text-length', 'short'], /--peer-text-length short: expected context/],

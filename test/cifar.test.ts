@@ -201,7 +201,7 @@ test('a mirror without md5 is fetched with a warning into a cache folder of its 
   const logger = createLogger({ stream: { write: (line: string) => lines.push(line) > 0 } as unknown as NodeJS.WritableStream });
   const directory = await fetchCifar('cifar100', { cacheRoot, url, logger, quiet: true });
   assert.match(directory, /cifar100-url-[0-9a-f]{12}$/);
-  assert.ok(lines.some((line) => /warning: no --dataset-md5 for .*checked for layout only/.test(line)), lines.join(''));
+  assert.ok(lines.some((line) => /warning: data set MD5: not given for .*, so its archive is checked for layout only/.test(line)), lines.join(''));
   const withMd5 = await fetchCifar('cifar100', quietOptions(cacheRoot, { url, md5: md5Of(goodArchive) }));
   assert.notEqual(withMd5, directory);
   assert.notEqual(directory, join(cacheRoot, 'datasets', 'cifar100'), 'never the official folder');
@@ -289,15 +289,15 @@ test('--data-dir takes the files or the release folder and never downloads', asy
   const fromNested = await loadCifarTestSet('cifar100', quietOptions(cacheRoot, { dataDir: nested, url }));
   assert.equal(fromNested.source.path, join(nested, 'cifar-100-binary', 'test.bin'));
   assert.deepEqual(fromNested.labels, fromFlat.labels);
-  await rejectsWithOneLine(fetchCifar('cifar10', quietOptions(cacheRoot, { dataDir: flat })), /^--data-dir .*: expected test_batch\.bin, batches\.meta\.txt there or in/);
-  await rejectsWithOneLine(fetchCifar('cifar100', quietOptions(cacheRoot, { dataDir: join(work, 'missing') })), /^--data-dir .*missing: no such folder$/);
+  await rejectsWithOneLine(fetchCifar('cifar10', quietOptions(cacheRoot, { dataDir: flat })), /^data folder .*: expected test_batch\.bin, batches\.meta\.txt there or in/);
+  await rejectsWithOneLine(fetchCifar('cifar100', quietOptions(cacheRoot, { dataDir: join(work, 'missing') })), /^data folder .*missing: no such folder$/);
   assert.equal(server.count(path), 0);
   assert.deepEqual(await cacheEntries(cacheRoot), []);
 });
 
 test('--offline with an empty cache fails clearly without a request', async () => {
   const { url, path, cacheRoot } = await serve(goodArchive);
-  await rejectsWithOneLine(fetchCifar('cifar100', quietOptions(cacheRoot, { url, offline: true })), /^--offline: CIFAR-100 is not in the cache \(.*\); run `clip-eval fetch cifar100`/);
+  await rejectsWithOneLine(fetchCifar('cifar100', quietOptions(cacheRoot, { url, offline: true })), /^offline mode: CIFAR-100 is not in the cache \(.*\); fetch cifar100 where .* is reachable, or give a data folder$/);
   await rejectsWithOneLine(fetchCifar('cifar100', quietOptions(cacheRoot, { offline: true })), /cache \(.*datasets\/cifar100\)/);
   assert.equal(server.count(path), 0);
 });

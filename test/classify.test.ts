@@ -137,7 +137,7 @@ test('inputs: files as given, folders sorted naturally, --recursive, "-" read on
   await mkdir(join(root, 'albums', '2023'), { recursive: true });
   await mkdir(join(root, 'albums', '2024'));
   const [onlySubfolders] = await expandInputs([join(root, 'albums')]);
-  assert.ok(onlySubfolders && 'error' in onlySubfolders && /add --recursive to look in its 2 subfolders/.test(onlySubfolders.error), JSON.stringify(onlySubfolders));
+  assert.ok(onlySubfolders && 'error' in onlySubfolders && /; list it recursively to look in its 2 subfolders$/.test(onlySubfolders.error), JSON.stringify(onlySubfolders));
 
   await assert.rejects(expandInputs([]), /no images given/);
   await assert.rejects(expandInputs(['-', '-'], { readStdin: async () => new Uint8Array() }), /given more than once/);
@@ -305,5 +305,5 @@ test('classify: bad options are usage errors before any model is loaded', async 
   await assert.rejects(classifyImages(options([], { ...noModel, labels: [] })), usage(/no labels given/));
   await assert.rejects(classifyImages(options([], { ...noModel, labels: ['cat', 'cat'] })), usage(/listed twice/));
   await assert.rejects(classifyImages(options([], { ...noModel, templates: ['a photo of a cat'] })), usage(/has no \{\}/));
-  await assert.rejects(classifyImages(options([], { ...noModel, top: 0 })), usage(/--top 0/));
+  await assert.rejects(classifyImages(options([], { ...noModel, top: 0 })), usage(/^top 0: expected a positive whole number$/));
 });

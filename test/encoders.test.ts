@@ -369,7 +369,7 @@ test('session: --device cuda without the CUDA provider is an error naming what i
   );
   if (result === undefined) return; // a machine with CUDA set up: the session really is on the GPU
   assert.ok(result instanceof ClipEvalError, String(result));
-  assert.match(result.message, /^--device cuda: /);
+  assert.match(result.message, /^device cuda: /);
   assert.match(result.message, /libonnxruntime_providers_\w+\.so is missing\); run "npm run setup:cuda"|CUDA\/cuDNN library lib\w+|no usable CUDA GPU|CUDA provider failed to load/);
   assert.doesNotMatch(result.message, /\n/);
 });
@@ -385,14 +385,14 @@ test('session: --device webgpu without a GPU adapter is a one-line error', async
   );
   if (result === undefined) return; // a machine with a WebGPU adapter
   assert.ok(result instanceof ClipEvalError, String(result));
-  assert.match(result.message, /^--device webgpu: .*; use --device cpu$/);
+  assert.match(result.message, /^device webgpu: .*; use the cpu device$/);
   assert.doesNotMatch(result.message, /\n/);
 });
 
 test('session: device and thread options are validated', async () => {
   assert.equal(parseDevice('cuda'), 'cuda');
-  assert.throws(() => parseDevice('gpu'), /--device: unknown device "gpu"; use cpu, cuda or webgpu/);
+  assert.throws(() => parseDevice('gpu'), /: device: unknown device "gpu"; use cpu, cuda or webgpu$/);
   const model = await writeModel(imageGraph());
-  await assert.rejects(createSession(model, { device: 'cpu', threads: 0 }), /--threads: expected a whole number of at least 1/);
-  await assert.rejects(createSession(model, { device: 'webgpu', deviceId: 1 }), /--device-id applies to --device cuda only/);
+  await assert.rejects(createSession(model, { device: 'cpu', threads: 0 }), /: threads: expected a whole number of at least 1/);
+  await assert.rejects(createSession(model, { device: 'webgpu', deviceId: 1 }), /: device id: applies to the cuda device only/);
 });

@@ -70,7 +70,7 @@ test('eval --classnames: shifted names score about chance, change the digest, an
   assert.match(refused.stderr, /^clip-eval: --baseline .*baseline\.json: was measured on a different copy of cifar100/);
   const wrongCount = await runCli(args(['eval', 'cifar100'], '--classnames', 'cifar10'));
   assert.equal(wrongCount.code, 3, wrongCount.stderr);
-  assert.match(wrongCount.stderr, /^clip-eval: class names cifar10: 10 names, but cifar100 has 100 classes\n$/);
+  assert.match(wrongCount.stderr, /^clip-eval: --classnames cifar10: 10 names, but cifar100 has 100 classes\n$/);
 });
 
 test('eval: errors are one line with their exit codes', async () => {

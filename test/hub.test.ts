@@ -113,7 +113,7 @@ test('repo ids follow the hub rules, so that two repos never share a cache folde
     ['org/name.git', /end with "\.git"/],
     [`org/${'n'.repeat(97)}`, /longer than 96/],
   ] as const) {
-    assert.throws(() => parseHubModelId(id), isClipEvalError(new RegExp(`^--model ${id.replace(/\./g, '\\.')}: not a valid hub repo id: .*${rule.source}`)), id);
+    assert.throws(() => parseHubModelId(id), isClipEvalError(new RegExp(`^model ${id.replace(/\./g, '\\.')}: not a valid hub repo id: .*${rule.source}`)), id);
     assert.throws(() => parseHubModelId(id), (error: { exitCode?: number }) => error.exitCode === 2);
     assert.throws(() => hubCacheFolder('/c', { repo: id, revision: 'main' }), isClipEvalError(/not a valid hub repo id/), id);
   }
@@ -178,7 +178,7 @@ test('--offline: the cache only, with the missing file named', async () => {
   const start = mark();
   await assert.rejects(
     resolveModelBundle({ model: 'acme/pattern-clip', cacheRoot, offline: true }),
-    isClipEvalError(/^--offline: .*cache-\d+\/models\/acme--pattern-clip\/main\/onnx\/vision_model\.onnx is not cached; run once without --offline to download acme\/pattern-clip@main$/),
+    isClipEvalError(/^offline mode: .*cache-\d+\/models\/acme--pattern-clip\/main\/onnx\/vision_model\.onnx is not cached; run once online to download acme\/pattern-clip@main$/),
   );
   const online = await resolveModelBundle({ model: 'acme/pattern-clip', cacheRoot, quiet: true, needVision: false });
   // The text files are now cached, the vision model is not.
@@ -232,7 +232,7 @@ test('hub refusals and misses are one-line errors with a hint', async () => {
   await assert.rejects(resolveModelBundle({ model: 'acme/nothing', cacheRoot }), isClipEvalError(/^acme\/nothing@main: no recognised model layout \(looked for onnx\/vision_model\.onnx/));
   await assert.rejects(
     resolveModelBundle({ model: 'acme/pattern-clip', variant: 'fp16', cacheRoot }),
-    isClipEvalError(/^--variant fp16: acme\/pattern-clip@main has no onnx\/vision_model_fp16\.onnx \(variants there: fp32, int8\)$/),
+    isClipEvalError(/^variant fp16: acme\/pattern-clip@main has no onnx\/vision_model_fp16\.onnx \(variants there: fp32, int8\)$/),
   );
 });
 

@@ -70,14 +70,14 @@ test('variants: int8 picks the _quantized files; a missing variant names the fil
 
   await assert.rejects(
     resolveModelBundle({ model: hf, variant: 'fp16', cacheRoot }),
-    isClipEvalError(/^--variant fp16: .*\/hf has no onnx\/vision_model_fp16\.onnx \(variants there: fp32, int8\)$/),
+    isClipEvalError(/^variant fp16: .*\/hf has no onnx\/vision_model_fp16\.onnx \(variants there: fp32, int8\)$/),
   );
   await assert.rejects(
     resolveModelBundle({ model: immich, variant: 'int8', cacheRoot }),
-    isClipEvalError(/^--variant int8: .*\/immich has the immich layout, which has fp32 models only$/),
+    isClipEvalError(/^variant int8: .*\/immich has the immich layout, which has fp32 models only$/),
   );
   assert.equal(parseVariant('fp16'), 'fp16');
-  assert.throws(() => parseVariant('q4'), isClipEvalError(/^--variant: unknown variant "q4"; use fp32, fp16 or int8$/));
+  assert.throws(() => parseVariant('q4'), isClipEvalError(/^variant: unknown variant "q4"; use fp32, fp16 or int8$/));
 });
 
 test('only what the run needs: a text-only run of a folder without vision files', async () => {
@@ -101,7 +101,7 @@ test('a folder without a known layout lists what was looked for', async () => {
   await assert.rejects(
     resolveModelBundle({ model: empty, cacheRoot }),
     isClipEvalError(
-      /empty: no recognised model layout \(looked for onnx\/vision_model\.onnx \(Hugging Face\) and visual\/model\.onnx \(immich\)\); or give the files with --vision-model, --text-model and --tokenizer$/,
+      /empty: no recognised model layout \(looked for onnx\/vision_model\.onnx \(Hugging Face\) and visual\/model\.onnx \(immich\)\); or give the model files one by one \(vision model, text model, tokenizer\)$/,
     ),
   );
   await assert.rejects(resolveModelBundle({ model: join(hf, 'config.json'), cacheRoot }), isClipEvalError(/config\.json: is a file; give a model folder or hub id/));
@@ -138,7 +138,7 @@ test('explicit files: OpenAI preprocessing, the tokenizer config beside tokenize
   const textOnly = await resolveModelBundle({ textModel: files.textModel, tokenizer: files.tokenizer, cacheRoot, needVision: false });
   assert.equal(textOnly.visionModelPath, '');
 
-  await assert.rejects(resolveModelBundle({ textModel: files.textModel, tokenizer: files.tokenizer, cacheRoot }), isClipEvalError(/^--vision-model FILE is needed for the image encoder/));
-  await assert.rejects(resolveModelBundle({ ...files, textModel: join(dir, 'nope.onnx'), cacheRoot }), isClipEvalError(/^--text-model .*nope\.onnx: no such file$/));
-  await assert.rejects(resolveModelBundle({ ...files, model: hf, cacheRoot }), isClipEvalError(/^--model cannot be combined with --vision-model/));
+  await assert.rejects(resolveModelBundle({ textModel: files.textModel, tokenizer: files.tokenizer, cacheRoot }), isClipEvalError(/^vision model file: is needed for the image encoder/));
+  await assert.rejects(resolveModelBundle({ ...files, textModel: join(dir, 'nope.onnx'), cacheRoot }), isClipEvalError(/^text model file .*nope\.onnx: no such file$/));
+  await assert.rejects(resolveModelBundle({ ...files, model: hf, cacheRoot }), isClipEvalError(/^model: a model and its files are both given; give either a model or its files$/));
 });

@@ -43,9 +43,9 @@ test('a misspelt relative model path beside an existing folder says the path doe
 
 test('--model \'\' is a usage error, not the current folder', async () => {
   const classify = await runCli(['classify', image, '--model', '', '--labels', 'apple,bus', '--cache-dir', join(dir, 'cache'), '--quiet'], { cwd: join(dir, 'fx', 'model') });
-  assertOneLine(classify, 2, /^clip-eval: --model is empty; give a model folder or a hub id org\/name$/);
+  assertOneLine(classify, 2, /^clip-eval: --model: is empty; give a model folder or a hub id org\/name$/);
   const tokenize = await runCli(['tokenize', '--model', '', '--cache-dir', join(dir, 'cache'), 'apple'], { cwd: join(dir, 'fx', 'model') });
-  assertOneLine(tokenize, 2, /^clip-eval: --model is empty/);
+  assertOneLine(tokenize, 2, /^clip-eval: --model: is empty/);
 });
 
 test('--variant given twice is a usage error, never the same model run twice', async () => {

@@ -39,7 +39,7 @@ test('templates: OpenAI has 18, files are validated, {} is filled', async () => 
     await writeFile(join(dir, 't.txt'), 'itap of a {}.\n\n  a {} in the wild. \n');
     const set = await resolveTemplates(join(dir, 't.txt'));
     assert.deepEqual(set.templates, ['itap of a {}.', 'a {} in the wild.']);
-    await assert.rejects(resolveTemplates(join(dir, 'missing.txt')), /--templates .*missing\.txt: cannot read the file/);
+    await assert.rejects(resolveTemplates(join(dir, 'missing.txt')), /: templates .*missing\.txt: cannot read the file/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -21,6 +21,7 @@ import { resolveTemplates } from '../text/templates.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
 import { readStdinBytes } from './io.js';
+import { FLAG_WORDING } from './wording.js';
 
 interface ClassifyOptions extends CommonOptions, ModelOptions, DataOptions {
   labels?: string;
@@ -70,7 +71,7 @@ async function runClassify(files: string[], options: ClassifyOptions): Promise<n
   const templateSpec = options.templates ?? (options.labels === undefined && samples ? samples.dataset.defaultTemplates : defaultTemplateSpec(labelSet));
   const ownTemplates = templateSpec === 'dataset' ? samples?.dataset.templates : undefined;
   const templates = ownTemplates ? { name: 'dataset', templates: ownTemplates } : await resolveTemplates(templateSpec);
-  const images = samples?.images ?? (await expandInputs(files, { recursive: options.recursive, readStdin: readStdinBytes }));
+  const images = samples?.images ?? (await expandInputs(files, { recursive: options.recursive, readStdin: readStdinBytes, wording: FLAG_WORDING }));
   const truthOf = (index: number) => samples?.truths[index];
   const labelWidth = labelColumnWidth(labelSet.labels);
   let blocks = 0;

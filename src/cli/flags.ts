@@ -4,6 +4,7 @@ import type { ModelChoice } from '../tasks/zero-shot/evaluate.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { DEFAULT_MODEL, parseVariant, type Variant } from '../model/bundle.js';
 import { MAX_BATCH_SIZE } from '../model/encoders.js';
+import { FLAG_WORDING } from './wording.js';
 import { md5Hex, nonNegativeInteger, positiveInteger } from './options.js';
 
 export const DEFAULT_BATCH_SIZE = 32;
@@ -79,7 +80,7 @@ export function addDataOptions(command: Command): Command {
 }
 
 export function loggerFor(options: CommonOptions): Logger {
-  return createLogger({ quiet: options.quiet, verbose: options.verbose });
+  return createLogger({ quiet: options.quiet, verbose: options.verbose, wording: FLAG_WORDING });
 }
 
 export function modelChoices(options: ModelOptions): ModelChoice[] {

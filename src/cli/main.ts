@@ -5,6 +5,7 @@ import { evalCommand, evaluationCommand } from './evaluate.js';
 import { fetchCommand } from './fetch.js';
 import { tokenizeCommand } from './tokenize.js';
 import { classifyCommand } from './classify.js';
+import { wordError } from './wording.js';
 
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('clip-eval')
@@ -41,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (error instanceof ClipEvalError) {
-      process.stderr.write(`clip-eval: ${describeError(error)}\n`);
+      process.stderr.write(`clip-eval: ${wordError(error)}\n`);
       return error.exitCode;
     }
     // A filesystem condition met where no stage gave it context is still the environment, not a bug.

@@ -1,11 +1,11 @@
 import { constants, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { ClipEvalError, describeError, inputError } from './errors.js';
+import { ClipEvalError, describeError, subjectError, type Subject } from './errors.js';
 
 /**
  * Reads of files and streams a user names, bounded in size: a FIFO, a device such as /dev/zero or a
  * file that keeps growing is refused or cut off with a one-line error instead of blocking or filling
- * memory. `label` names the input in the errors ("photo.jpg", "--labels @names.txt").
+ * memory. `label` names the input in the errors (a file such as "photo.jpg", or a user input).
  */
 
 /** Bytes read at a time. */
@@ -25,20 +25,20 @@ function formatBytes(bytes: number): string {
   return bytes >= 1 << 20 ? `${bytes / (1 << 20)} MiB` : `${bytes} bytes`;
 }
 
-function tooLarge(label: string, maxBytes: number): Error {
-  return inputError(`${label}: more than the limit of ${formatBytes(maxBytes)} (${maxBytes} bytes); a larger input is refused`);
+function tooLarge(label: Subject, maxBytes: number): Error {
+  return subjectError(label, `more than the limit of ${formatBytes(maxBytes)} (${maxBytes} bytes); a larger input is refused`);
 }
 
 export interface RegularFileRead {
   maxBytes: number;
-  /** Names the input in errors: "photo.jpg", "--labels @names.txt". */
-  label: string;
+  /** Names the input in errors: a file ("photo.jpg") or a user input (the labels file @names.txt). */
+  label: Subject;
   /** Called with the file's size before it is read (a memory budget may wait there). */
   beforeRead?: (bytes: number) => Promise<void>;
 }
 
 /** Reads from `handle` until its end, refusing more than maxBytes (the file may grow while it is read). */
-async function readAll(handle: FileHandle, expected: number, maxBytes: number, label: string): Promise<Buffer> {
+async function readAll(handle: FileHandle, expected: number, maxBytes: number, label: Subject): Promise<Buffer> {
   let buffer = Buffer.allocUnsafe(Math.min(expected, maxBytes) + 1);
   let length = 0;
   for (;;) {
@@ -67,7 +67,7 @@ export async function readRegularFile(path: string, read: RegularFileRead): Prom
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const info = await handle.stat();
-    if (!info.isFile()) throw inputError(`${label}: is ${fileKind(info)}, not a regular file; give a file`);
+    if (!info.isFile()) throw subjectError(label, `is ${fileKind(info)}, not a regular file; give a file`);
     if (info.size > maxBytes) throw tooLarge(label, maxBytes);
     await read.beforeRead?.(info.size);
     return await readAll(handle, info.size, maxBytes, label);
@@ -77,7 +77,7 @@ export async function readRegularFile(path: string, read: RegularFileRead): Prom
 }
 
 /** All of a stream (standard input), at most maxBytes; reading stops as soon as the limit is passed. */
-export async function readStreamBounded(stream: AsyncIterable<unknown>, maxBytes: number, label: string): Promise<Buffer> {
+export async function readStreamBounded(stream: AsyncIterable<unknown>, maxBytes: number, label: Subject): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of stream) {
@@ -118,14 +118,14 @@ function firstInvalidUtf8Offset(bytes: Uint8Array): number {
  * Text that must be UTF-8 (label and template files): invalid bytes are an error naming the byte
  * offset and line, never silently replaced by U+FFFD. A leading byte order mark is dropped.
  */
-export function decodeUtf8(bytes: Uint8Array, label: string): string {
+export function decodeUtf8(bytes: Uint8Array, label: Subject): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     const offset = firstInvalidUtf8Offset(bytes);
     let line = 1;
     for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line += 1;
-    throw inputError(`${label}: not valid UTF-8 (byte ${offset}, line ${line}); save the file as UTF-8`);
+    throw subjectError(label, `not valid UTF-8 (byte ${offset}, line ${line}); save the file as UTF-8`);
   }
 }
 
@@ -136,13 +136,13 @@ export const MAX_TEXT_FILE_BYTES = 16 * 2 ** 20;
  * A UTF-8 text file (labels, templates, manifests): regular, at most maxBytes, strictly decoded.
  * `hint` says what the file should be, after a system error.
  */
-export async function readTextFile(path: string, label: string, hint: string, maxBytes = MAX_TEXT_FILE_BYTES): Promise<string> {
+export async function readTextFile(path: string, label: Subject, hint: string, maxBytes = MAX_TEXT_FILE_BYTES): Promise<string> {
   let bytes: Buffer;
   try {
     bytes = await readRegularFile(path, { maxBytes, label });
   } catch (error) {
     if (error instanceof ClipEvalError) throw error;
-    throw inputError(`${label}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? describeError(error)}); ${hint}`, error);
+    throw subjectError(label, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? describeError(error)}); ${hint}`, { cause: error });
   }
   return decodeUtf8(bytes, label);
 }

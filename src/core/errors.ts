@@ -14,13 +14,111 @@ export const EXIT = {
 
 export type ErrorKind = 'usage' | 'input' | 'checkFailed';
 
-export class ClipEvalError extends Error {
-  readonly kind: ErrorKind;
+/**
+ * The user inputs a message can be about. Library code names them by these keys and never by a CLI flag;
+ * the CLI words each as its flag (src/cli/wording.ts), library callers get the plain name here.
+ */
+export const INPUT_NAMES = {
+  model: 'model',
+  visionModel: 'vision model file',
+  textModel: 'text model file',
+  tokenizer: 'tokenizer file',
+  variant: 'variant',
+  device: 'device',
+  deviceId: 'device id',
+  threads: 'threads',
+  batchSize: 'batch size',
+  top: 'top',
+  subset: 'subset (limit, per class)',
+  templates: 'templates',
+  labels: 'labels',
+  dataDir: 'data folder',
+  datasetUrl: 'data set URL',
+  datasetMd5: 'data set MD5',
+  offline: 'offline mode',
+  classnames: 'class names',
+  split: 'split',
+} as const;
 
-  constructor(message: string, kind: ErrorKind = 'input', options?: { cause?: unknown }) {
-    super(message, options);
+export type InputName = keyof typeof INPUT_NAMES;
+
+/** Which user input a message is about, and the value given (when it helps to repeat it). */
+export interface InputFact {
+  name: InputName;
+  value?: string;
+}
+
+/** A fix a message suggests, by kind: the library words it plainly, the CLI with the flags that do it. */
+export type Hint =
+  | { kind: 'useCpu' }
+  | { kind: 'runOnline'; download: string }
+  | { kind: 'useOffline'; cached: string }
+  | { kind: 'modelOrFiles' }
+  | { kind: 'giveModelFiles'; tokenizerOnly: boolean }
+  | { kind: 'recursive'; subfolders: number }
+  | { kind: 'fetchDataset'; dataset: string; url: string }
+  | { kind: 'workWithoutNetwork' }
+  | { kind: 'giveClassNames' };
+
+/** What a message says: what is wrong or noteworthy (detail), about which input, and which fix. */
+export interface Statement {
+  detail: string;
+  input?: InputFact;
+  hint?: Hint;
+}
+
+/** How inputs and hints are put into words: plainly for library callers, with flags by the CLI. */
+export interface Wording {
+  input(fact: InputFact): string;
+  hint(hint: Hint): string;
+}
+
+const PLAIN_HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => string } = {
+  useCpu: () => 'use the cpu device',
+  runOnline: (hint) => `run once online to download ${hint.download}`,
+  useOffline: (hint) => `or work offline with a cached ${hint.cached}`,
+  modelOrFiles: () => 'give either a model or its files',
+  giveModelFiles: (hint) => (hint.tokenizerOnly ? 'or give the tokenizer file' : 'or give the model files one by one (vision model, text model, tokenizer)'),
+  recursive: (hint) => `list it recursively to look in its ${hint.subfolders} subfolder${hint.subfolders === 1 ? '' : 's'}`,
+  fetchDataset: (hint) => `fetch ${hint.dataset} where ${hint.url} is reachable, or give a data folder`,
+  giveClassNames: () => 'give the class names',
+  workWithoutNetwork: () => 'to work without the network give a data folder (an extracted copy), work offline with a filled cache, or download from a mirror URL',
+};
+
+/** Plain words for library callers: input names, not flags. */
+export const PLAIN_WORDING: Wording = {
+  input: (fact) => (fact.value === undefined ? INPUT_NAMES[fact.name] : `${INPUT_NAMES[fact.name]} ${fact.value}`),
+  hint: (hint) => (PLAIN_HINTS[hint.kind] as (hint: Hint) => string)(hint),
+};
+
+/** A statement as one sentence: "INPUT: detail; hint". */
+export function word(statement: Statement, wording: Wording = PLAIN_WORDING): string {
+  const subject = statement.input ? `${wording.input(statement.input)}: ` : '';
+  const hint = statement.hint ? `; ${wording.hint(statement.hint)}` : '';
+  return `${subject}${statement.detail}${hint}`;
+}
+
+/** The facts an error can carry besides its detail. */
+export interface ErrorFacts {
+  input?: InputFact;
+  hint?: Hint;
+  cause?: unknown;
+}
+
+export class ClipEvalError extends Error implements Statement {
+  readonly kind: ErrorKind;
+  /** What is wrong, without naming the input. */
+  readonly detail: string;
+  readonly input?: InputFact;
+  readonly hint?: Hint;
+
+  constructor(detail: string, kind: ErrorKind = 'input', facts: ErrorFacts = {}) {
+    super(word({ detail, input: facts.input, hint: facts.hint }), facts.cause === undefined ? undefined : { cause: facts.cause });
     this.name = 'ClipEvalError';
     this.kind = kind;
+    this.detail = detail;
+    if (facts.input) this.input = facts.input;
+    if (facts.hint) this.hint = facts.hint;
   }
 
   get exitCode(): number {
@@ -28,17 +126,28 @@ export class ClipEvalError extends Error {
   }
 }
 
-export function usageError(message: string): ClipEvalError {
-  return new ClipEvalError(message, 'usage');
+export function usageError(detail: string, facts: Omit<ErrorFacts, 'cause'> = {}): ClipEvalError {
+  return new ClipEvalError(detail, 'usage', facts);
 }
 
-export function inputError(message: string, cause?: unknown): ClipEvalError {
-  return new ClipEvalError(message, 'input', cause === undefined ? undefined : { cause });
+export function inputError(detail: string, cause?: unknown, facts: Omit<ErrorFacts, 'cause'> = {}): ClipEvalError {
+  return new ClipEvalError(detail, 'input', { ...facts, cause });
 }
 
-/** The message of an unknown thrown value, on one line, with no control character left to reach a terminal. */
-export function describeError(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
+/** What an error is about: a plain label such as a file name, or a user input (worded by whoever shows it). */
+export type Subject = string | InputFact;
+
+/** An error about `subject` (an input error unless `kind` says otherwise). */
+export function subjectError(subject: Subject, detail: string, options: { kind?: ErrorKind; cause?: unknown } = {}): ClipEvalError {
+  const kind = options.kind ?? 'input';
+  return typeof subject === 'string'
+    ? new ClipEvalError(`${subject}: ${detail}`, kind, { cause: options.cause })
+    : new ClipEvalError(detail, kind, { input: subject, cause: options.cause });
+}
+
+/** The message of an unknown thrown value (a ClipEvalError in `wording`), on one line, with no control character left to reach a terminal. */
+export function describeError(error: unknown, wording: Wording = PLAIN_WORDING): string {
+  const text = error instanceof ClipEvalError ? word(error, wording) : error instanceof Error ? error.message : String(error);
   return showUnprintable(text.replace(/\s*\n\s*/g, ' ').trim());
 }
 

@@ -1,3 +1,4 @@
+import { PLAIN_WORDING, word, type Statement, type Wording } from './errors.js';
 import { showUnprintable } from './unprintable.js';
 
 /**
@@ -7,7 +8,8 @@ export interface Logger {
   readonly quiet: boolean;
   readonly verbose: boolean;
   info(message: string): void;
-  warn(message: string): void;
+  /** A warning: text, or a statement about a user input that the logger's wording puts into words. */
+  warn(message: string | Statement): void;
   debug(message: string): void;
 }
 
@@ -15,12 +17,15 @@ export interface LoggerOptions {
   quiet?: boolean;
   verbose?: boolean;
   stream?: NodeJS.WritableStream;
+  /** How warnings name user inputs (default: plainly; the CLI names its flags). */
+  wording?: Wording;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const stream = options.stream ?? process.stderr;
   const quiet = options.quiet ?? false;
   const verbose = !quiet && (options.verbose ?? false);
+  const wording = options.wording ?? PLAIN_WORDING;
   return {
     quiet,
     verbose,
@@ -28,7 +33,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       if (!quiet) stream.write(`${message}\n`);
     },
     warn(message) {
-      stream.write(`clip-eval: warning: ${showUnprintable(message)}\n`);
+      stream.write(`clip-eval: warning: ${showUnprintable(typeof message === 'string' ? message : word(message, wording))}\n`);
     },
     debug(message) {
       if (verbose) stream.write(`${message}\n`);

@@ -1,5 +1,5 @@
 import { readTextFile } from '../core/bounded-read.js';
-import { usageError } from '../core/errors.js';
+import { subjectError, type InputFact } from '../core/errors.js';
 import { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from './cifar/class-names.js';
 import { IMAGENET_CLASSNAMES, IMAGENET_SYNSETS } from './imagenet/class-names.js';
 
@@ -20,12 +20,13 @@ export async function resolveClassNames(spec: string): Promise<ClassNameList> {
   if (spec === 'imagenet1k') return { spec, names: IMAGENET_CLASSNAMES, synsets: IMAGENET_SYNSETS };
   if (spec === 'cifar100') return { spec, names: CIFAR100_CLEAN_NAMES };
   if (spec === 'cifar10') return { spec, names: CIFAR10_NAMES };
-  const text = await readTextFile(spec, `class names ${spec}`, `give ${BUILT_IN_CLASS_NAMES.join(', ')} or a file with one class name per line`);
+  const origin: InputFact = { name: 'classnames', value: spec };
+  const text = await readTextFile(spec, origin, `give ${BUILT_IN_CLASS_NAMES.join(', ')} or a file with one class name per line`);
   const lines = text.split(/\r?\n/);
   if (lines.at(-1) === '') lines.pop();
   const names = lines.map((line) => line.trim());
   const blank = names.findIndex((name) => name === '');
-  if (names.length === 0) throw usageError(`class names ${spec}: the file is empty; write one class name per line, in label order`);
-  if (blank !== -1) throw usageError(`class names ${spec}: line ${blank + 1} is blank; every line is one class name, in label order`);
+  if (names.length === 0) throw subjectError(origin, 'the file is empty; write one class name per line, in label order', { kind: 'usage' });
+  if (blank !== -1) throw subjectError(origin, `line ${blank + 1} is blank; every line is one class name, in label order`, { kind: 'usage' });
   return { spec, names };
 }

@@ -124,7 +124,7 @@ function resolveLabels(label: string, rows: readonly Row[], given: ClassNameList
   }
   const numeric = rows.find((row) => isIndex(row.label));
   if (numeric) {
-    throw inputError(`${label} line ${numeric.line}: label ${numeric.label} is an index, but no class names are given to index; give the class names`);
+    throw inputError(`${label} line ${numeric.line}: label ${numeric.label} is an index, but no class names are given to index`, undefined, { hint: { kind: 'giveClassNames' } });
   }
   const distinct = [...new Set(rows.map((row) => row.label))].sort(compareCodePoints);
   const indexOf = new Map(distinct.map((name, index) => [name, index]));

@@ -1,6 +1,6 @@
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { describeError, usageError } from '../core/errors.js';
+import { PLAIN_WORDING, describeError, usageError, word, type Wording } from '../core/errors.js';
 
 /**
  * One image to classify, in output order. `file` is what results name it by: the path as given
@@ -17,6 +17,8 @@ export interface ExpandOptions {
   recursive?: boolean;
   /** Reads all of standard input, for the argument "-". */
   readStdin?: () => Promise<Uint8Array>;
+  /** How an input's error names a suggested fix (default: plainly; the CLI names its flags). */
+  wording?: Wording;
 }
 
 export const STDIN_ARGUMENT = '-';
@@ -63,7 +65,7 @@ async function listFolder(folder: string, recursive: boolean, visited: Set<strin
   return { images, skippedFolders };
 }
 
-async function expandFolder(folder: string, recursive: boolean): Promise<ImageInput[]> {
+async function expandFolder(folder: string, recursive: boolean, wording: Wording): Promise<ImageInput[]> {
   let listing: FolderListing;
   try {
     listing = await listFolder(folder, recursive, new Set());
@@ -71,11 +73,10 @@ async function expandFolder(folder: string, recursive: boolean): Promise<ImageIn
     return [{ file: folder, error: `${folder}: cannot list the folder (${describeError(error)})` }];
   }
   if (listing.images.length > 0) return listing.images;
-  const hint = listing.skippedFolders > 0
-    ? `; add --recursive to look in its ${listing.skippedFolders} subfolder${listing.skippedFolders === 1 ? '' : 's'}`
-    : '';
   const where = recursive ? 'this folder or its subfolders' : 'this folder';
-  return [{ file: folder, error: `${folder}: no image files (JPEG, PNG, WebP, AVIF, GIF, TIFF, HEIF) in ${where}${hint}` }];
+  const detail = `${folder}: no image files (JPEG, PNG, WebP, AVIF, GIF, TIFF, HEIF) in ${where}`;
+  const hint = listing.skippedFolders > 0 ? { kind: 'recursive', subfolders: listing.skippedFolders } as const : undefined;
+  return [{ file: folder, error: word({ detail, hint }, wording) }];
 }
 
 /**
@@ -95,7 +96,7 @@ export async function expandInputs(args: readonly string[], options: ExpandOptio
       continue;
     }
     const info = await stat(arg).catch(() => undefined);
-    if (info?.isDirectory()) inputs.push(...(await expandFolder(arg, options.recursive ?? false)));
+    if (info?.isDirectory()) inputs.push(...(await expandFolder(arg, options.recursive ?? false, options.wording ?? PLAIN_WORDING)));
     else inputs.push({ file: arg, path: arg });
   }
   return inputs;

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { describeError, inputError, usageError } from '../core/errors.js';
+import { describeError, inputError, usageError, type ClipEvalError, type InputName } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { OPENAI_PREPROCESS, preprocessConfigFromHf, preprocessConfigFromOpenClip, type PreprocessConfig } from '../preprocess/config.js';
 import { openHubRepo, parseHubModelId, type HubRepoId } from '../net/hub.js';
@@ -52,7 +52,7 @@ export interface ResolveBundleOptions {
 
 export function parseVariant(value: string): Variant {
   const variant = VARIANTS.find((candidate) => candidate === value);
-  if (!variant) throw usageError(`--variant: unknown variant "${value}"; use fp32, fp16 or int8`);
+  if (!variant) throw usageError(`unknown variant "${value}"; use fp32, fp16 or int8`, { input: { name: 'variant' } });
   return variant;
 }
 
@@ -113,7 +113,7 @@ interface FileSource {
   require(path: string): Promise<string>;
   optional(path: string): Promise<string | undefined>;
   /** The error for a model file that could not be found, given what was searched; offline, that it is not cached. */
-  missingError(path: string, message: string): Error;
+  missingError(path: string, error: ClipEvalError): Error;
 }
 
 interface Needs {
@@ -123,8 +123,8 @@ interface Needs {
 }
 
 /**
- * Turns --model (a folder, or a hub id `org/name[@revision]`) or explicit --vision-model/--text-model/
- * --tokenizer files into the files of one model, fetching from the hub only what the run needs.
+ * Turns a model (a folder, or a hub id `org/name[@revision]`) or its explicit vision model, text model and
+ * tokenizer files into the files of one model, fetching from the hub only what the run needs.
  */
 export async function resolveModelBundle(options: ResolveBundleOptions): Promise<ModelBundle> {
   const vision = options.needVision ?? true;
@@ -133,7 +133,7 @@ export async function resolveModelBundle(options: ResolveBundleOptions): Promise
   const explicit = options.visionModel !== undefined || options.textModel !== undefined || options.tokenizer !== undefined;
   if (explicit) {
     if (options.model !== undefined) {
-      throw usageError('--model cannot be combined with --vision-model, --text-model or --tokenizer; give either a model or its files');
+      throw usageError('a model and its files are both given', { input: { name: 'model' }, hint: { kind: 'modelOrFiles' } });
     }
     return explicitFilesBundle(options, needs);
   }
@@ -146,21 +146,25 @@ export async function resolveModelBundle(options: ResolveBundleOptions): Promise
 }
 
 async function modelSource(model: string, options: ResolveBundleOptions): Promise<FileSource> {
-  // resolve('') is the current folder, which no one means by an empty --model.
-  if (model.trim() === '') throw usageError('--model is empty; give a model folder or a hub id org/name');
+  // resolve('') is the current folder, which no one means by an empty model.
+  if (model.trim() === '') throw usageError('is empty; give a model folder or a hub id org/name', { input: { name: 'model' } });
   const folder = resolve(model);
   if (existsSync(folder)) {
     if (!statSync(folder).isDirectory()) {
-      throw usageError(`--model ${model}: is a file; give a model folder or hub id, or the files with --vision-model, --text-model and --tokenizer`);
+      throw usageError('is a file; give a model folder or hub id', { input: { name: 'model', value: model }, hint: { kind: 'giveModelFiles', tokenizerOnly: false } });
     }
     return folderSource(folder);
   }
   const hubId = parseHubModelId(model);
-  if (!hubId) throw inputError(`--model ${model}: no such folder, and not a hub id of the form org/name[@revision]`);
+  if (!hubId) throw inputError('no such folder, and not a hub id of the form org/name[@revision]', undefined, { input: { name: 'model', value: model } });
   // `fx/modle` beside a folder fx is a misspelt path far more often than a hub repo of an org named fx.
   const org = hubId.repo.split('/')[0]!;
   if (existsSync(org) && statSync(org).isDirectory()) {
-    throw inputError(`--model ${model}: no such folder (${org} is a folder here, so this is read as a path; hub ids org/name are looked up only when no folder org exists)`);
+    throw inputError(
+      `no such folder (${org} is a folder here, so this is read as a path; hub ids org/name are looked up only when no folder org exists)`,
+      undefined,
+      { input: { name: 'model', value: model } },
+    );
   }
   return hubSource(hubId, options);
 }
@@ -177,7 +181,7 @@ function folderSource(folder: string): FileSource {
       return local(path);
     },
     optional: async (path) => (existsSync(local(path)) ? local(path) : undefined),
-    missingError: (_path, message) => inputError(message),
+    missingError: (_path, error) => error,
   };
 }
 
@@ -189,7 +193,7 @@ function hubSource(id: HubRepoId, options: ResolveBundleOptions): FileSource {
     has: (path) => hub.has(path),
     require: (path) => hub.fetch(path),
     optional: (path) => hub.fetchOptional(path),
-    missingError: (path, message) => (options.offline ? hub.notCachedError(path) : inputError(message)),
+    missingError: (path, error) => (options.offline ? hub.notCachedError(path) : error),
   };
 }
 
@@ -212,7 +216,7 @@ async function detectLayout(source: FileSource, variant: Variant, needs: Needs):
     for (const [spec, file] of candidates) {
       if (!(await check(file))) continue;
       if (spec.visionModel(variant) === undefined) {
-        throw inputError(`--variant ${variant}: ${source.name} has the ${spec.title} layout, which has fp32 models only`);
+        throw inputError(`${source.name} has the ${spec.title} layout, which has fp32 models only`, undefined, { input: { name: 'variant', value: variant } });
       }
       return spec;
     }
@@ -221,13 +225,17 @@ async function detectLayout(source: FileSource, variant: Variant, needs: Needs):
     const available: Variant[] = [];
     for (const other of VARIANTS) if (other !== variant && (await source.has(primary(HUGGING_FACE, other)!))) available.push(other);
     if (available.length > 0) {
-      throw source.missingError(hfFile, `--variant ${variant}: ${source.name} has no ${hfFile} (variants there: ${available.join(', ')})`);
+      throw source.missingError(
+        hfFile,
+        inputError(`${source.name} has no ${hfFile} (variants there: ${available.join(', ')})`, undefined, { input: { name: 'variant', value: variant } }),
+      );
     }
   }
-  const explicitFiles = needs.vision || needs.text ? 'the files with --vision-model, --text-model and --tokenizer' : 'the file with --tokenizer';
   throw source.missingError(
     hfFile,
-    `${source.name}: no recognised model layout (looked for ${hfFile} (${HUGGING_FACE.title}) and ${immichFile} (${IMMICH.title})); or give ${explicitFiles}`,
+    inputError(`${source.name}: no recognised model layout (looked for ${hfFile} (${HUGGING_FACE.title}) and ${immichFile} (${IMMICH.title}))`, undefined, {
+      hint: { kind: 'giveModelFiles', tokenizerOnly: !needs.vision && !needs.text },
+    }),
   );
 }
 
@@ -278,9 +286,9 @@ async function readJsonFile(path: string): Promise<unknown> {
  * a tokenizer_config.json beside a tokenizer.json is used for its pad token.
  */
 async function explicitFilesBundle(options: ResolveBundleOptions, needs: Needs): Promise<ModelBundle> {
-  const visionModelPath = needs.vision ? existingFile('--vision-model', options.visionModel, 'the image encoder') : '';
-  const textModelPath = needs.text ? existingFile('--text-model', options.textModel, 'the text encoder') : '';
-  const tokenizerPath = needs.tokenizer ? existingFile('--tokenizer', options.tokenizer, 'the text encoder') : '';
+  const visionModelPath = needs.vision ? existingFile('visionModel', options.visionModel, 'the image encoder') : '';
+  const textModelPath = needs.text ? existingFile('textModel', options.textModel, 'the text encoder') : '';
+  const tokenizerPath = needs.tokenizer ? existingFile('tokenizer', options.tokenizer, 'the text encoder') : '';
   const siblingConfig = join(dirname(tokenizerPath), 'tokenizer_config.json');
   const tokenizerConfigPath = tokenizerPath && basename(tokenizerPath) === 'tokenizer.json' && existsSync(siblingConfig) ? siblingConfig : undefined;
   return {
@@ -297,9 +305,9 @@ async function explicitFilesBundle(options: ResolveBundleOptions, needs: Needs):
   };
 }
 
-function existingFile(flag: string, path: string | undefined, purpose: string): string {
-  if (path === undefined) throw usageError(`${flag} FILE is needed for ${purpose} when the model is given as files`);
+function existingFile(name: InputName, path: string | undefined, purpose: string): string {
+  if (path === undefined) throw usageError(`is needed for ${purpose} when the model is given as files`, { input: { name } });
   const absolute = resolve(path);
-  if (!existsSync(absolute) || !statSync(absolute).isFile()) throw inputError(`${flag} ${path}: no such file`);
+  if (!existsSync(absolute) || !statSync(absolute).isFile()) throw inputError('no such file', undefined, { input: { name, value: path } });
   return absolute;
 }

@@ -18,7 +18,7 @@ export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
 
 export interface SessionOptions {
   device: Device;
-  /** GPU ordinal for --device cuda. */
+  /** GPU ordinal for the cuda device. */
   deviceId?: number;
   /** Intra-op threads; onnxruntime's default (one per core) when absent. */
   threads?: number;
@@ -27,7 +27,7 @@ export interface SessionOptions {
 
 export function parseDevice(value: string): Device {
   const device = DEVICES.find((candidate) => candidate === value);
-  if (!device) throw usageError(`--device: unknown device "${value}"; use cpu, cuda or webgpu`);
+  if (!device) throw usageError(`unknown device "${value}"; use cpu, cuda or webgpu`, { input: { name: 'device' } });
   return device;
 }
 
@@ -49,7 +49,7 @@ export async function createSession(modelPath: string, options: SessionOptions):
   };
   if (options.threads !== undefined) {
     if (!Number.isInteger(options.threads) || options.threads < 1) {
-      throw usageError(`--threads: expected a whole number of at least 1, got ${options.threads}`);
+      throw usageError(`expected a whole number of at least 1, got ${options.threads}`, { input: { name: 'threads' } });
     }
     sessionOptions.intraOpNumThreads = options.threads;
   }
@@ -72,7 +72,10 @@ export async function createSession(modelPath: string, options: SessionOptions):
 export function boundedThreads(threads: number | undefined, logger: Logger): number | undefined {
   const cores = availableParallelism();
   if (threads === undefined || threads <= cores) return threads;
-  logger.warn(`--threads ${threads}: this machine has ${cores} cores; using ${cores}, since more threads than cores only slow inference down`);
+  logger.warn({
+    input: { name: 'threads', value: String(threads) },
+    detail: `this machine has ${cores} cores; using ${cores}, since more threads than cores only slow inference down`,
+  });
   return cores;
 }
 
@@ -96,16 +99,16 @@ function describeDevice(options: SessionOptions): string {
 function executionProvider(options: SessionOptions): ort.InferenceSession.ExecutionProviderConfig {
   const deviceId = options.deviceId;
   if (deviceId !== undefined && (!Number.isInteger(deviceId) || deviceId < 0)) {
-    throw usageError(`--device-id: expected a whole number of at least 0, got ${deviceId}`);
+    throw usageError(`expected a whole number of at least 0, got ${deviceId}`, { input: { name: 'deviceId' } });
   }
   switch (options.device) {
     case 'cpu':
-      if (deviceId !== undefined && deviceId !== 0) throw usageError('--device-id applies to --device cuda only');
+      if (deviceId !== undefined && deviceId !== 0) throw usageError('applies to the cuda device only', { input: { name: 'deviceId' } });
       return 'cpu';
     case 'webgpu':
       // onnxruntime-node's WebGPU provider picks the adapter itself and rejects a deviceId option.
       if (deviceId !== undefined && deviceId !== 0) {
-        throw usageError('--device-id applies to --device cuda only (the WebGPU provider chooses its own adapter)');
+        throw usageError('applies to the cuda device only (the WebGPU provider chooses its own adapter)', { input: { name: 'deviceId' } });
       }
       return { name: 'webgpu' };
     case 'cuda':
@@ -120,6 +123,9 @@ export function ortBinaryFolder(): string {
   return join(dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch);
 }
 
+/** A CUDA provider that cannot start: about the cuda device, and the CPU still works. */
+const CUDA_FAILURE = { input: { name: 'device', value: 'cuda' }, hint: { kind: 'useCpu' } } as const;
+
 /** What `npm run setup:cuda` (onnxruntime-node's install script, cuda12 manifest) puts there. */
 export const CUDA_PROVIDER_LIBRARIES = ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so'];
 
@@ -132,14 +138,12 @@ function assertCudaProviderInstalled(): void {
   const platform = `${process.platform}/${process.arch}`;
   const backend = ort.listSupportedBackends().find((candidate) => candidate.name === 'cuda');
   if (!backend || platform !== 'linux/x64') {
-    throw inputError(`--device cuda: onnxruntime-node has no CUDA provider for ${platform} (only linux/x64); use --device cpu`);
+    throw inputError(`onnxruntime-node has no CUDA provider for ${platform} (only linux/x64)`, undefined, { input: { name: 'device', value: 'cuda' }, hint: { kind: 'useCpu' } });
   }
   if (backend.bundled) return;
   const missing = CUDA_PROVIDER_LIBRARIES.map((name) => join(ortBinaryFolder(), name)).find((path) => !existsSync(path));
   if (missing) {
-    throw inputError(
-      `--device cuda: the CUDA provider is not installed (${missing} is missing); run "npm run setup:cuda" (needs CUDA 12 and cuDNN 9) or use --device cpu`,
-    );
+    throw inputError(`the CUDA provider is not installed (${missing} is missing); run "npm run setup:cuda" (needs CUDA 12 and cuDNN 9)`, undefined, CUDA_FAILURE);
   }
 }
 
@@ -195,21 +199,18 @@ function sessionError(modelPath: string, options: SessionOptions, message: strin
   if (options.device === 'cuda') {
     const library = CUDA_LIBRARY_PATTERN.exec(message)?.[1];
     if (library) {
-      return inputError(
-        `--device cuda: CUDA/cuDNN library ${library} not found; install CUDA 12 and cuDNN 9 and put their lib folders on LD_LIBRARY_PATH, or use --device cpu`,
-        cause,
-      );
+      return inputError(`CUDA/cuDNN library ${library} not found; install CUDA 12 and cuDNN 9 and put their lib folders on LD_LIBRARY_PATH`, cause, CUDA_FAILURE);
     }
     if (/no CUDA-capable device|CUDA driver version is insufficient|cudaErrorNoDevice|invalid device ordinal/i.test(message)) {
-      return inputError(`--device cuda: no usable CUDA GPU${options.deviceId ? ` with id ${options.deviceId}` : ''} (${message}); use --device cpu`, cause);
+      return inputError(`no usable CUDA GPU${options.deviceId ? ` with id ${options.deviceId}` : ''} (${message})`, cause, CUDA_FAILURE);
     }
     if (/providers_cuda|providers_shared|Failed to load shared library|AppendExecutionProvider_Cuda/i.test(message)) {
-      return inputError(`--device cuda: the CUDA provider failed to load (${message}); check CUDA 12 and cuDNN 9 are installed, or use --device cpu`, cause);
+      return inputError(`the CUDA provider failed to load (${message}); check CUDA 12 and cuDNN 9 are installed`, cause, CUDA_FAILURE);
     }
   }
   if (options.device === 'webgpu' && /webgpu|adapter|dawn/i.test(message)) {
     const reason = /No supported adapters/i.test(message) ? 'no WebGPU adapter found (needs a GPU with Vulkan drivers on Linux)' : message;
-    return inputError(`--device webgpu: ${reason}; use --device cpu`, cause);
+    return inputError(reason, cause, { input: { name: 'device', value: 'webgpu' }, hint: { kind: 'useCpu' } });
   }
   return inputError(`${modelPath}: cannot load this ONNX model (${message})`, cause);
 }

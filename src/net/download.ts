@@ -3,7 +3,7 @@ import { lstat, open, rename, rm, stat, type FileHandle } from 'node:fs/promises
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hashFile } from '../core/cache.js';
-import { ClipEvalError, describeError, inputError, usageError } from '../core/errors.js';
+import { ClipEvalError, describeError, inputError, usageError, type Hint } from '../core/errors.js';
 import { withFileLock } from './file-lock.js';
 import { HttpError, httpRequest, type MinimumRate } from './http.js';
 import { silentLogger, type Logger } from '../core/log.js';
@@ -47,8 +47,8 @@ export interface DownloadOptions {
   lockWaitMs?: number;
   /** Wait before the first retry, doubled for each next one; default 1,000. */
   retryDelayMs?: number;
-  /** Appended to network and HTTP errors: what the user can do instead. */
-  hint?: string;
+  /** Appended to network and HTTP errors: what the user can do instead (text, or a fix the caller words). */
+  hint?: string | Hint;
 }
 
 export interface DownloadResult {
@@ -81,7 +81,7 @@ interface Settings {
   retryDelayMs: number;
   minRate: MinimumRate;
   lockWaitMs?: number;
-  hint?: string;
+  hint?: string | Hint;
   quiet: boolean;
   logger: Logger;
 }
@@ -292,8 +292,9 @@ async function fetchWithRetries(settings: Settings, progress: LazyProgress): Pro
         // A refused .part file or a full disk says what it is; only network failures get the URL and hint.
         if (error instanceof ClipEvalError) throw error;
         const attempts = attempt + 1 > 1 ? ` (${attempt + 1} attempts)` : '';
-        const hint = settings.hint ? `; ${settings.hint}` : '';
-        throw inputError(`could not download ${settings.url.href}: ${failure.message}${attempts}${hint}`, error);
+        const { hint } = settings;
+        const text = typeof hint === 'string' ? `; ${hint}` : '';
+        throw inputError(`could not download ${settings.url.href}: ${failure.message}${attempts}${text}`, error, typeof hint === 'object' ? { hint } : {});
       }
       const delay = settings.retryDelayMs * 2 ** attempt;
       settings.logger.info(`${settings.label}: ${failure.message}; retrying in ${(delay / 1000).toFixed(1)} s`);

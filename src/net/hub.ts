@@ -35,7 +35,7 @@ export function parseHubModelId(value: string): HubRepoId | undefined {
   if (!HUB_ID_SHAPE.test(repo)) return undefined;
   const id = { repo, revision };
   const problem = hubIdProblem(id);
-  if (problem !== undefined) throw usageError(`--model ${value}: ${problem}`);
+  if (problem !== undefined) throw usageError(problem, { input: { name: 'model', value } });
   return id;
 }
 
@@ -111,7 +111,7 @@ export interface HubRepo {
   fetch(path: string): Promise<string>;
   /** Like fetch, but undefined when the repo has no such file; the absence is remembered in the cache. */
   fetchOptional(path: string): Promise<string | undefined>;
-  /** The --offline error for a file that is not cached. */
+  /** The error for a file that is not cached, when offline. */
   notCachedError(path: string): Error;
 }
 
@@ -176,7 +176,7 @@ export function openHubRepo(id: HubRepoId, options: HubRepoOptions): HubRepo {
   };
 
   const notCachedError = (path: string) =>
-    inputError(`--offline: ${localPath(path)} is not cached; run once without --offline to download ${label}`);
+    inputError(`${localPath(path)} is not cached`, undefined, { input: { name: 'offline' }, hint: { kind: 'runOnline', download: label } });
 
   return {
     id,
@@ -253,8 +253,9 @@ async function headFile(url: string, auth: Record<string, string>, context: Head
   } catch (error) {
     if (error instanceof ClipEvalError) throw error;
     throw inputError(
-      `cannot reach ${context.endpoint} for ${context.label} (${describeError(error)}); check the connection, HF_ENDPOINT or the proxy settings (HTTPS_PROXY, NO_PROXY), or use --offline with a cached ${context.what}`,
+      `cannot reach ${context.endpoint} for ${context.label} (${describeError(error)}); check the connection, HF_ENDPOINT or the proxy settings (HTTPS_PROXY, NO_PROXY)`,
       error,
+      { hint: { kind: 'useOffline', cached: context.what } },
     );
   }
   await response.discard();

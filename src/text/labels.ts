@@ -1,7 +1,7 @@
 import { readTextFile } from '../core/bounded-read.js';
 import { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from '../datasets/cifar/class-names.js';
 import { IMAGENET_CLASSNAMES } from '../datasets/imagenet/class-names.js';
-import { usageError } from '../core/errors.js';
+import { subjectError, usageError, type Subject } from '../core/errors.js';
 
 /** The labels `classify` chooses among, and where they came from. */
 export interface LabelSet {
@@ -19,27 +19,29 @@ function promptKey(label: string): string {
   return label.toLowerCase().replace(/\s+/g, ' ');
 }
 
-/** Rejects an empty list and labels that are the same to CLIP. `origin` names the flag or file. */
-export function validateLabels(labels: readonly string[], origin: string): void {
-  if (labels.length === 0) throw usageError(`${origin}: no labels given; list at least one, e.g. --labels "cat,dog"`);
+const USAGE = { kind: 'usage' } as const;
+
+/** Rejects an empty list and labels that are the same to CLIP. `origin` names the input or file. */
+export function validateLabels(labels: readonly string[], origin: Subject): void {
+  if (labels.length === 0) throw subjectError(origin, `no labels given; list at least one, e.g. "cat,dog"`, USAGE);
   const seen = new Map<string, string>();
   for (const label of labels) {
-    if (label.trim() === '') throw usageError(`${origin}: a label is empty; remove the stray comma or blank entry`);
+    if (label.trim() === '') throw subjectError(origin, `a label is empty; remove the stray comma or blank entry`, USAGE);
     const key = promptKey(label);
     const earlier = seen.get(key);
-    if (earlier === label) throw usageError(`${origin}: label "${label}" is listed twice`);
-    if (earlier !== undefined) throw usageError(`${origin}: labels "${earlier}" and "${label}" are the same to CLIP (its tokenizer lowercases); keep one`);
+    if (earlier === label) throw subjectError(origin, `label "${label}" is listed twice`, USAGE);
+    if (earlier !== undefined) throw subjectError(origin, `labels "${earlier}" and "${label}" are the same to CLIP (its tokenizer lowercases); keep one`, USAGE);
     seen.set(key, label);
   }
 }
 
 async function readLabelFile(path: string): Promise<string[]> {
-  const text = await readTextFile(path, `--labels @${path}`, 'give a file with one label per line');
+  const text = await readTextFile(path, { name: 'labels', value: `@${path}` }, 'give a file with one label per line');
   return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0);
 }
 
 /**
- * Resolves --labels: 'imagenet1k', 'cifar100', 'cifar10', '@FILE' (one label per line, blank lines ignored) or a
+ * Resolves a labels spec: 'imagenet1k', 'cifar100', 'cifar10', '@FILE' (one label per line, blank lines ignored) or a
  * comma-separated list.
  */
 export async function resolveLabels(spec: string): Promise<LabelSet> {
@@ -48,17 +50,17 @@ export async function resolveLabels(spec: string): Promise<LabelSet> {
   if (spec === 'cifar10') return { source: spec, labels: CIFAR10_NAMES, builtIn: true };
   if (spec.startsWith('@')) {
     const path = spec.slice(1);
-    if (path === '') throw usageError('--labels @: give a file name after @, e.g. --labels @labels.txt');
+    if (path === '') throw usageError('give a file name after @, e.g. @labels.txt', { input: { name: 'labels', value: '@' } });
     const labels = await readLabelFile(path);
-    validateLabels(labels, `--labels @${path}`);
+    validateLabels(labels, { name: 'labels', value: `@${path}` });
     return { source: path, labels, builtIn: false };
   }
   const labels = spec.trim() === '' ? [] : spec.split(',').map((label) => label.trim());
-  validateLabels(labels, `--labels "${spec}"`);
+  validateLabels(labels, { name: 'labels', value: `"${spec}"` });
   return { source: 'list', labels, builtIn: false };
 }
 
-/** --templates when not given: OpenAI's ensembles for the published names (80 for ImageNet), its single prompt for free-form labels. */
+/** The templates when none are given: OpenAI's ensembles for the published names (80 for ImageNet), its single prompt for free-form labels. */
 export function defaultTemplateSpec(labels: LabelSet): 'openai' | 'imagenet' | 'single' {
   if (labels.source === 'imagenet1k') return 'imagenet';
   return labels.builtIn ? 'openai' : 'single';

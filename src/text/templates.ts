@@ -1,5 +1,5 @@
 import { readTextFile } from '../core/bounded-read.js';
-import { usageError } from '../core/errors.js';
+import { subjectError, type InputFact, type Subject } from '../core/errors.js';
 import { IMAGENET_TEMPLATES } from './imagenet-templates.js';
 
 /** OpenAI's 18 CIFAR prompt templates (CLIP's notebook and CLIP_benchmark), "{}" standing for the class name. */
@@ -32,13 +32,15 @@ export interface TemplateSet {
   templates: readonly string[];
 }
 
-/** Checks user templates: each must contain "{}" and they must be distinct. `origin` names the flag or file. */
-export function validateTemplates(templates: readonly string[], origin: string): void {
-  if (templates.length === 0) throw usageError(`${origin}: no templates given; write one template per line, each containing {}`);
+const USAGE = { kind: 'usage' } as const;
+
+/** Checks user templates: each must contain "{}" and they must be distinct. `origin` names the input or file. */
+export function validateTemplates(templates: readonly string[], origin: Subject): void {
+  if (templates.length === 0) throw subjectError(origin, `no templates given; write one template per line, each containing {}`, USAGE);
   const seen = new Set<string>();
   for (const template of templates) {
-    if (!template.includes('{}')) throw usageError(`${origin}: template "${template}" has no {} where the class name goes`);
-    if (seen.has(template)) throw usageError(`${origin}: template "${template}" is listed twice`);
+    if (!template.includes('{}')) throw subjectError(origin, `template "${template}" has no {} where the class name goes`, USAGE);
+    if (seen.has(template)) throw subjectError(origin, `template "${template}" is listed twice`, USAGE);
     seen.add(template);
   }
 }
@@ -48,10 +50,11 @@ export async function resolveTemplates(spec: string): Promise<TemplateSet> {
   if (spec === 'openai') return { name: 'openai', templates: OPENAI_CIFAR_TEMPLATES };
   if (spec === 'imagenet') return { name: 'imagenet', templates: IMAGENET_TEMPLATES };
   if (spec === 'single') return { name: 'single', templates: SINGLE_TEMPLATE };
-  const text = await readTextFile(spec, `--templates ${spec}`, "give 'openai', 'single' or a file with one template per line");
+  const origin: InputFact = { name: 'templates', value: spec };
+  const text = await readTextFile(spec, origin, "give 'openai', 'single' or a file with one template per line");
   // CLIP_benchmark's template files write the class name as {c}; the project's placeholder is {}.
   const templates = text.split(/\r?\n/).map((line) => line.trim().replaceAll('{c}', '{}')).filter((line) => line.length > 0);
-  validateTemplates(templates, `--templates ${spec}`);
+  validateTemplates(templates, origin);
   return { name: spec, templates };
 }
 

@@ -134,8 +134,6 @@ const MAX_MARKER_BYTES = 64 * 1024;
  * cannot be asked (another host) is a leftover.
  */
 const STAGING_STALE_MS = 60 * 60 * 1000;
-const NETWORK_HINT =
-  'to work without the network pass --data-dir DIR (an extracted copy) or --offline with a filled cache, or download from a mirror with --dataset-url URL';
 
 interface CacheMarker {
   url: string;
@@ -191,11 +189,14 @@ async function prepareCifar(spec: CifarSpec, options: CifarLoadOptions): Promise
   const cached = await readMarker(spec, source.directory);
   if (cached !== undefined) return { directory: source.directory, recorded: cached.files };
   if (options.offline) {
-    throw inputError(
-      `--offline: ${spec.title} is not in the cache (${source.directory}); run \`clip-eval fetch ${spec.name}\` where ${source.url} is reachable, or pass --data-dir`,
-    );
+    throw inputError(`${spec.title} is not in the cache (${source.directory})`, undefined, {
+      input: { name: 'offline' },
+      hint: { kind: 'fetchDataset', dataset: spec.name, url: source.url },
+    });
   }
-  if (source.md5 === undefined) logger.warn(`no --dataset-md5 for ${source.url}: its archive is checked for layout only`);
+  if (source.md5 === undefined) {
+    logger.warn({ input: { name: 'datasetMd5' }, detail: `not given for ${source.url}, so its archive is checked for layout only` });
+  }
   const marker = await withFileLock(
     `${source.directory}.lock`,
     async () => (await readMarker(spec, source.directory)) ?? fillCache(spec, source, options, logger),
@@ -221,7 +222,7 @@ interface Source {
 function resolveSource(spec: CifarSpec, options: CifarLoadOptions): Source {
   if (!options.cacheRoot) throw usageError('a cache folder is needed to fetch data sets');
   const url = options.url ?? spec.url;
-  if (!/^https?:\/\/[^/]/i.test(url)) throw usageError(`--dataset-url ${url}: expected an http:// or https:// URL`);
+  if (!/^https?:\/\/[^/]/i.test(url)) throw usageError('expected an http:// or https:// URL', { input: { name: 'datasetUrl', value: url } });
   const md5 = options.md5?.toLowerCase() ?? (url === spec.url ? spec.md5 : undefined);
   const root = join(resolve(options.cacheRoot), 'datasets');
   if (md5 === spec.md5) return { url, md5, expectedSize: spec.archiveBytes, directory: join(root, spec.name) };
@@ -306,7 +307,7 @@ async function fillCache(spec: CifarSpec, source: Source, options: CifarLoadOpti
     quiet: options.quiet,
     label: `${spec.title} archive`,
     logger,
-    hint: NETWORK_HINT,
+    hint: { kind: 'workWithoutNetwork' },
   });
   const staging = stagingFolder(directory);
   let marker: CacheMarker;
@@ -399,14 +400,14 @@ async function locateDataDir(spec: CifarSpec, dataDir: string): Promise<string> 
     (info) => info.isDirectory(),
     () => false,
   );
-  if (!isDirectory) throw inputError(`--data-dir ${dataDir}: no such folder`);
+  if (!isDirectory) throw inputError('no such folder', undefined, { input: { name: 'dataDir', value: dataDir } });
   const files = memberFiles(spec);
   for (const candidate of [base, join(base, spec.folder)]) {
     if (files.every((file) => existsSync(join(candidate, file)))) return candidate;
   }
-  throw inputError(
-    `--data-dir ${dataDir}: expected ${files.join(', ')} there or in ${join(dataDir, spec.folder)}/ (an extracted ${spec.url.split('/').at(-1)})`,
-  );
+  throw inputError(`expected ${files.join(', ')} there or in ${join(dataDir, spec.folder)}/ (an extracted ${spec.url.split('/').at(-1)})`, undefined, {
+    input: { name: 'dataDir', value: dataDir },
+  });
 }
 
 interface ReadOptions {

@@ -26,7 +26,9 @@ function superclassesOf(testSet: CifarTestSet): Superclasses | undefined {
  */
 export function cifarDataset(testSet: CifarTestSet, classNames?: ClassNameList): Dataset {
   if (classNames && classNames.names.length !== testSet.classNames.length) {
-    throw inputError(`class names ${classNames.spec}: ${classNames.names.length} names, but ${testSet.name} has ${testSet.classNames.length} classes`);
+    throw inputError(`${classNames.names.length} names, but ${testSet.name} has ${testSet.classNames.length} classes`, undefined, {
+      input: { name: 'classnames', value: classNames.spec },
+    });
   }
   const superclasses = superclassesOf(testSet);
   return {

@@ -220,7 +220,9 @@ function shardPaths(split: string, count: number): string[] {
 }
 
 function checkSplit(spec: string, split: string): void {
-  if (!SPLIT_PATTERN.test(split)) throw usageError(`data set ${spec}: split ${JSON.stringify(split)} is not a folder name (letters, digits, "_", "-", ".")`);
+  if (!SPLIT_PATTERN.test(split)) {
+    throw usageError(`not a folder name (letters, digits, "_", "-", ".") in data set ${spec}`, { input: { name: 'split', value: JSON.stringify(split) } });
+  }
 }
 
 async function openWebdataset(spec: string, options: DatasetOpenOptions): Promise<Dataset> {

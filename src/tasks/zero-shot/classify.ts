@@ -63,12 +63,12 @@ export interface ClassificationRun {
 function checkOptions(options: ClassifyOptions): void {
   validateLabels(options.labels, 'labels');
   validateTemplates(options.templates, 'templates');
-  if (!Number.isInteger(options.top) || options.top < 1) throw usageError(`--top ${options.top}: expected a positive whole number`);
+  if (!Number.isInteger(options.top) || options.top < 1) throw usageError('expected a positive whole number', { input: { name: 'top', value: String(options.top) } });
   if (options.imageMemoryBytes !== undefined && (!Number.isSafeInteger(options.imageMemoryBytes) || options.imageMemoryBytes < 1)) {
     throw usageError(`image memory ${options.imageMemoryBytes}: expected a positive whole number of bytes`);
   }
   if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
-    throw usageError(`--batch-size ${options.batchSize}: expected a positive whole number`);
+    throw usageError('expected a positive whole number', { input: { name: 'batchSize', value: String(options.batchSize) } });
   }
 }
 

@@ -34,9 +34,9 @@ export function createSubsetSelector(options: SubsetOptions): SubsetSelector {
   };
 }
 
-/** The error for a subset that selects nothing (library code carries the facts; the words name the flags users set). */
+/** The error for a subset that selects nothing. */
 export function emptySubsetError(): Error {
-  return usageError('the chosen --limit/--per-class select no image; give a positive number');
+  return usageError('selects no image; give a positive number', { input: { name: 'subset' } });
 }
 
 /** Indices of the evaluated images, in data set order; the same inputs always pick the same images. */
