@@ -88,35 +88,67 @@ export async function readImageFile(path: string, label: string, options: Pick<D
 }
 
 /**
- * libvips keeps one error buffer for the whole process, so a decoder's message can be cleared or
- * replaced by another image failing at the same moment. Decodes run side by side; one that failed
- * runs again alone, once the others are done, and reports that run's own message.
+ * libvips keeps one error buffer for the whole process (every thread), so a decoder's message can be
+ * cleared or replaced by another image failing at the same moment. Decodes run side by side; one that
+ * failed runs again alone, once the others are done, and reports that run's own message. The gate's
+ * state is shared memory, so that worker threads decoding for the same process keep to it too:
+ * [0] decoder steps running side by side, [1] 1 while a step runs (or waits to run) alone.
  */
-let sideBySide = 0;
-let aloneRun: Promise<void> | undefined;
-const onIdle: (() => void)[] = [];
+const SIDE_BY_SIDE = 0;
+const ALONE = 1;
+let gate = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+
+/** The decoder gate's shared state, for a worker thread to keep to (see useDecoderGate). */
+export function decoderGate(): SharedArrayBuffer {
+  return gate.buffer as SharedArrayBuffer;
+}
+
+/** Makes this thread's decodes keep to another thread's gate (a worker decoding for the main thread). */
+export function useDecoderGate(shared: SharedArrayBuffer): void {
+  gate = new Int32Array(shared);
+}
+
+/** Atomics.waitAsync (Node 16+), which TypeScript's ES2022 library does not declare. */
+const waitAsync = (Atomics as unknown as {
+  waitAsync(array: Int32Array, index: number, value: number): { async: false; value: string } | { async: true; value: Promise<string> };
+}).waitAsync;
+
+/** Waits (without blocking the thread) while gate[index] holds `value`; returns at once otherwise. */
+async function whileGate(index: number, value: number): Promise<void> {
+  const wait = waitAsync(gate, index, value);
+  if (wait.async) await wait.value;
+}
 
 async function decodeSideBySide<T>(step: () => Promise<T>): Promise<T> {
-  while (aloneRun) await aloneRun;
-  sideBySide += 1;
+  for (;;) {
+    while (Atomics.load(gate, ALONE) !== 0) await whileGate(ALONE, 1);
+    Atomics.add(gate, SIDE_BY_SIDE, 1);
+    // A run alone may have begun between the check and the count: then give way to it.
+    if (Atomics.load(gate, ALONE) === 0) break;
+    leaveSideBySide();
+  }
   try {
     return await step();
   } finally {
-    sideBySide -= 1;
-    if (sideBySide === 0) for (const resume of onIdle.splice(0)) resume();
+    leaveSideBySide();
   }
 }
 
+function leaveSideBySide(): void {
+  Atomics.sub(gate, SIDE_BY_SIDE, 1);
+  Atomics.notify(gate, SIDE_BY_SIDE);
+}
+
 async function decodeAlone<T>(step: () => Promise<T>): Promise<T> {
-  while (aloneRun) await aloneRun;
-  let finished!: () => void;
-  aloneRun = new Promise((resolve) => (finished = resolve));
+  while (Atomics.compareExchange(gate, ALONE, 0, 1) !== 0) await whileGate(ALONE, 1);
   try {
-    if (sideBySide > 0) await new Promise<void>((resolve) => onIdle.push(resolve));
+    for (let running = Atomics.load(gate, SIDE_BY_SIDE); running !== 0; running = Atomics.load(gate, SIDE_BY_SIDE)) {
+      await whileGate(SIDE_BY_SIDE, running);
+    }
     return await step();
   } finally {
-    aloneRun = undefined;
-    finished();
+    Atomics.store(gate, ALONE, 0);
+    Atomics.notify(gate, ALONE);
   }
 }
 

@@ -1,0 +1,201 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { ClipEvalError, inputError } from '../core/errors.js';
+import type { PreprocessConfig } from './config.js';
+import { decoderGate, type DecodeOptions } from './decode.js';
+import type { FromWorker, ImageJobSource, JobMessage } from './image-messages.js';
+
+/**
+ * Worker threads that read, decode and preprocess images while the main thread runs inference
+ * (onnxruntime-node runs a session synchronously on the JavaScript thread, so work that needs that
+ * thread's turns, such as the resampling, could only run between batches). Each image's chain is
+ * the one decodeImage + preprocessDecoded run in-thread, with the same results and the same errors.
+ */
+
+export interface ImageJob {
+  /** A file to read (bounded, regular files only) or bytes already read. */
+  source: ImageJobSource;
+  /** What errors call the image. */
+  label: string;
+  config: PreprocessConfig;
+  decode?: Omit<DecodeOptions, 'reserve'>;
+  /** Return the sha256 of the image's bytes, with the pixels or with the error. */
+  digest?: boolean;
+  /** Called in the caller's thread before the worker holds memory (a MemoryBudget lease). */
+  reserve?: (bytes: number) => Promise<void>;
+}
+
+export interface PreparedImage {
+  /** Float32 [3, imageSize, imageSize], transferred from the worker (not a copy). */
+  pixels: Float32Array;
+  sha256?: string;
+}
+
+/** An image's own failure (a ClipEvalError), with the digest of its bytes when they were read. */
+export class ImageJobError extends ClipEvalError {
+  constructor(
+    message: string,
+    kind: ClipEvalError['kind'],
+    readonly sha256?: string,
+  ) {
+    super(message, kind);
+  }
+}
+
+export interface ImagePoolOptions {
+  /** Worker threads; default defaultImageWorkers(). */
+  workers?: number;
+  /** Images each worker prepares at once (its decodes wait on libuv's pool while it resamples another); default 4. */
+  jobsPerWorker?: number;
+}
+
+/**
+ * One worker per core but one: the main thread keeps a core for inference (whose own threads
+ * onnxruntime spreads over every core anyway); at least one worker, so that decoding always leaves
+ * the inference thread, even on one core.
+ */
+export function defaultImageWorkers(cores = availableParallelism()): number {
+  return Math.max(1, cores - 1);
+}
+
+interface PendingJob {
+  id: number;
+  message: JobMessage;
+  transfer: ArrayBuffer[];
+  reserve?: (bytes: number) => Promise<void>;
+  resolve: (image: PreparedImage) => void;
+  reject: (error: Error) => void;
+}
+
+interface PoolWorker {
+  worker: Worker;
+  running: Map<number, PendingJob>;
+}
+
+const WORKER_URL = new URL('./image-worker.js', import.meta.url);
+
+export class ImagePool {
+  readonly size: number;
+  private readonly perWorker: number;
+  private readonly workers: PoolWorker[] = [];
+  private readonly queue: PendingJob[] = [];
+  private nextId = 0;
+  /** Set once the pool cannot go on: a worker died, or the pool was closed. */
+  private broken?: Error;
+
+  constructor(options: ImagePoolOptions = {}) {
+    this.size = options.workers ?? defaultImageWorkers();
+    this.perWorker = options.jobsPerWorker ?? 4;
+    if (!Number.isInteger(this.size) || this.size < 1) throw new RangeError(`ImagePool: workers must be a positive integer, got ${this.size}`);
+    if (!Number.isInteger(this.perWorker) || this.perWorker < 1) throw new RangeError(`ImagePool: jobsPerWorker must be a positive integer, got ${this.perWorker}`);
+  }
+
+  /**
+   * Reads, decodes and preprocesses one image on a worker. Images start in the order asked for (a
+   * memory budget's oldest lease must never wait behind younger ones). Rejects with an ImageJobError
+   * for the image's own failure, with a plain Error when the pool failed (a worker died) or was closed.
+   */
+  prepare(job: ImageJob): Promise<PreparedImage> {
+    if (this.broken) return Promise.reject(this.broken);
+    const id = this.nextId++;
+    let source = job.source;
+    const transfer: ArrayBuffer[] = [];
+    if ('bytes' in source) {
+      // One copy into a buffer of its own, moved to the worker: cloning a view would copy all it views.
+      const bytes = new Uint8Array(source.bytes);
+      transfer.push(bytes.buffer);
+      source = { bytes };
+    }
+    const message: JobMessage = {
+      type: 'job',
+      id,
+      source,
+      label: job.label,
+      config: job.config,
+      decode: { ...job.decode },
+      digest: job.digest ?? false,
+      reserve: job.reserve !== undefined,
+    };
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id, message, transfer, reserve: job.reserve, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Stops the workers; images not yet prepared are rejected. Safe to call more than once. */
+  async close(): Promise<void> {
+    this.fail(new Error('image pool closed'));
+    await Promise.all(this.workers.map(({ worker }) => worker.terminate()));
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0 && !this.broken) {
+      const target = this.idleWorker();
+      if (!target) return;
+      const job = this.queue.shift()!;
+      target.running.set(job.id, job);
+      if (target.running.size === 1) target.worker.ref();
+      target.worker.postMessage(job.message, job.transfer);
+    }
+  }
+
+  /** The least busy worker with room, starting one while fewer than `size` run. */
+  private idleWorker(): PoolWorker | undefined {
+    let best: PoolWorker | undefined;
+    for (const candidate of this.workers) {
+      if (candidate.running.size < this.perWorker && (!best || candidate.running.size < best.running.size)) best = candidate;
+    }
+    if (best && best.running.size === 0) return best;
+    if (this.workers.length < this.size) return this.startWorker();
+    return best;
+  }
+
+  private startWorker(): PoolWorker {
+    const worker = new Worker(WORKER_URL, { workerData: { decoderGate: decoderGate() } });
+    const entry: PoolWorker = { worker, running: new Map() };
+    this.workers.push(entry);
+    worker.on('message', (message: FromWorker) => this.onMessage(entry, message));
+    worker.on('error', (error) => this.fail(workerFailure(error)));
+    worker.on('exit', (code) => this.fail(new Error(`an image worker thread stopped (exit code ${code})`)));
+    worker.unref();
+    return entry;
+  }
+
+  private onMessage(entry: PoolWorker, message: FromWorker): void {
+    const job = entry.running.get(message.id);
+    if (!job) return;
+    if (message.type === 'reserve') {
+      job.reserve!(message.bytes).then(
+        () => entry.worker.postMessage({ type: 'granted', id: job.id }),
+        (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
+      );
+      return;
+    }
+    entry.running.delete(job.id);
+    if (entry.running.size === 0) entry.worker.unref();
+    if (message.type === 'done') job.resolve({ pixels: message.pixels, ...(message.sha256 !== undefined ? { sha256: message.sha256 } : {}) });
+    else if (message.kind) job.reject(new ImageJobError(message.message, message.kind, message.sha256));
+    else job.reject(new Error(`preparing ${job.message.label}: ${message.message}`));
+    this.dispatch();
+  }
+
+  /** Ends the pool: every image not yet prepared is rejected with `error`, every worker stopped. */
+  private fail(error: Error): void {
+    if (this.broken) return;
+    this.broken = error;
+    for (const job of this.queue.splice(0)) job.reject(error);
+    for (const { worker, running } of this.workers) {
+      for (const job of running.values()) job.reject(error);
+      running.clear();
+      void worker.terminate();
+    }
+  }
+}
+
+/** A worker thread's death: out of memory is the environment's (exit 3), anything else a bug. */
+function workerFailure(error: Error): Error {
+  if ((error as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY') {
+    return inputError(`an image worker thread ran out of memory (${error.message}); prepare fewer or smaller images at once`, error);
+  }
+  return new Error(`an image worker thread failed: ${error.message}`, { cause: error });
+}
