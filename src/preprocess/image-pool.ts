@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { ClipEvalError, inputError } from '../core/errors.js';
 import type { PreprocessConfig } from './config.js';
 import { decoderGate, type DecodeOptions } from './decode.js';
@@ -47,6 +47,8 @@ export interface ImagePoolOptions {
   workers?: number;
   /** Images each worker prepares at once (its decodes wait on libuv's pool while it resamples another); default 4. */
   jobsPerWorker?: number;
+  /** Caps on each worker's JavaScript heap (decoded pixels live outside it); default Node's. */
+  resourceLimits?: ResourceLimits;
 }
 
 /**
@@ -77,6 +79,7 @@ const WORKER_URL = new URL('./image-worker.js', import.meta.url);
 export class ImagePool {
   readonly size: number;
   private readonly perWorker: number;
+  private readonly resourceLimits?: ResourceLimits;
   private readonly workers: PoolWorker[] = [];
   private readonly queue: PendingJob[] = [];
   private nextId = 0;
@@ -86,6 +89,7 @@ export class ImagePool {
   constructor(options: ImagePoolOptions = {}) {
     this.size = options.workers ?? defaultImageWorkers();
     this.perWorker = options.jobsPerWorker ?? 4;
+    this.resourceLimits = options.resourceLimits;
     if (!Number.isInteger(this.size) || this.size < 1) throw new RangeError(`ImagePool: workers must be a positive integer, got ${this.size}`);
     if (!Number.isInteger(this.perWorker) || this.perWorker < 1) throw new RangeError(`ImagePool: jobsPerWorker must be a positive integer, got ${this.perWorker}`);
   }
@@ -151,7 +155,7 @@ export class ImagePool {
   }
 
   private startWorker(): PoolWorker {
-    const worker = new Worker(WORKER_URL, { workerData: { decoderGate: decoderGate() } });
+    const worker = new Worker(WORKER_URL, { workerData: { decoderGate: decoderGate() }, resourceLimits: this.resourceLimits });
     const entry: PoolWorker = { worker, running: new Map() };
     this.workers.push(entry);
     worker.on('message', (message: FromWorker) => this.onMessage(entry, message));
