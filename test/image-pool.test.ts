@@ -123,27 +123,35 @@ test('image pool: the digest of the bytes comes with the pixels, and with the er
   }
 });
 
-test('image pool: memory is reserved through the caller, and the budget holds across workers', async () => {
+test('image pool: workers reserve from the caller\'s memory budget, which holds across workers and is all released', async () => {
   const dir = await makeTempDir();
   const paths = (await writeImages(dir)).slice(0, 8);
   const budget = new MemoryBudget(400_000);
   const pool = new ImagePool({ workers: 2, jobsPerWorker: 4 });
-  let reserved = 0;
+  const reserved: number[] = [];
   try {
     const results = await Promise.all(
       [...paths, ...paths, ...paths].map(async (path) => {
         const lease = budget.lease();
         try {
-          return await pool.prepare({ source: { path }, label: path, config: SMALL, reserve: (bytes) => ((reserved += bytes), lease.reserve(bytes)) });
+          const prepared = await pool.prepare({ source: { path }, label: path, config: SMALL, memory: { budget: budget.shared, lease } });
+          reserved.push(lease.bytes);
+          return prepared;
         } finally {
           lease.release();
         }
       }),
     );
     assert.equal(results.length, 24);
-    assert.ok(reserved > 24 * 10_000, `reserved ${reserved}`);
+    // Each lease holds what its worker reserved: the file, then the decoded pixels.
+    for (const bytes of reserved) assert.ok(bytes > 30 * 40 * 3, `reserved ${bytes}`);
     const largestImage = 500 * 375 * 3 + 200_000;
     assert.ok(budget.peak <= budget.limit + largestImage, `peak ${budget.peak}`);
+    assert.ok(budget.peak > 0);
+    // All released: a lease as large as the budget is granted at once, even when it is not the oldest.
+    const older = budget.lease();
+    await budget.lease().reserve(budget.limit);
+    older.release();
   } finally {
     await pool.close();
   }

@@ -1,5 +1,6 @@
 import type { PreprocessConfig } from './config.js';
 import type { DecodeOptions } from './decode.js';
+import type { SharedBudget } from './memory-budget.js';
 
 /** The messages between an ImagePool and its worker threads (image-worker.ts). */
 
@@ -14,23 +15,12 @@ export interface JobMessage {
   decode: Omit<DecodeOptions, 'reserve'>;
   /** Return the sha256 of the image's bytes (also when they then fail to decode). */
   digest: boolean;
-  /** Ask the main thread before holding memory (the pool's caller has a memory budget). */
-  reserve: boolean;
+  /** Reserve memory from this budget, for the lease numbered `sequence`, before holding it. */
+  budget?: SharedBudget;
+  sequence: number;
 }
 
-/** The answer to a ReserveMessage: the bytes may be held. */
-export interface GrantedMessage {
-  type: 'granted';
-  id: number;
-}
-
-export type ToWorker = JobMessage | GrantedMessage;
-
-export interface ReserveMessage {
-  type: 'reserve';
-  id: number;
-  bytes: number;
-}
+export type ToWorker = JobMessage;
 
 export interface DoneMessage {
   type: 'done';
@@ -38,6 +28,8 @@ export interface DoneMessage {
   /** Float32 [3, S, S], transferred. */
   pixels: Float32Array;
   sha256?: string;
+  /** Bytes reserved for the job's lease. */
+  reserved: number;
 }
 
 export interface FailedMessage {
@@ -47,6 +39,7 @@ export interface FailedMessage {
   /** Set when the failure is a ClipEvalError (the image's fault), with its kind; else a bug. */
   kind?: 'usage' | 'input' | 'checkFailed';
   sha256?: string;
+  reserved: number;
 }
 
-export type FromWorker = ReserveMessage | DoneMessage | FailedMessage;
+export type FromWorker = DoneMessage | FailedMessage;

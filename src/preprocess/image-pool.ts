@@ -4,6 +4,7 @@ import { ClipEvalError, inputError } from '../core/errors.js';
 import type { PreprocessConfig } from './config.js';
 import { decoderGate, type DecodeOptions } from './decode.js';
 import type { FromWorker, ImageJobSource, JobMessage } from './image-messages.js';
+import type { MemoryLease, SharedBudget } from './memory-budget.js';
 
 /**
  * Worker threads that read, decode and preprocess images while the main thread runs inference
@@ -21,8 +22,11 @@ export interface ImageJob {
   decode?: Omit<DecodeOptions, 'reserve'>;
   /** Return the sha256 of the image's bytes, with the pixels or with the error. */
   digest?: boolean;
-  /** Called in the caller's thread before the worker holds memory (a MemoryBudget lease). */
-  reserve?: (bytes: number) => Promise<void>;
+  /**
+   * The image's share of a memory budget: the worker reserves from `budget` (its MemoryBudget's
+   * shared state) before it holds memory, and the bytes are added to the lease before the job settles.
+   */
+  memory?: { budget: SharedBudget; lease: MemoryLease };
 }
 
 export interface PreparedImage {
@@ -45,7 +49,11 @@ export class ImageJobError extends ClipEvalError {
 export interface ImagePoolOptions {
   /** Worker threads; default defaultImageWorkers(). */
   workers?: number;
-  /** Images each worker prepares at once (its decodes wait on libuv's pool while it resamples another); default 4. */
+  /**
+   * Images each worker prepares at once (its decodes wait on libuv's pool while it resamples another);
+   * default 4. Every image is sent to a worker as soon as it is asked for, so none waits for a turn of
+   * the calling thread while that thread runs inference.
+   */
   jobsPerWorker?: number;
   /** Caps on each worker's JavaScript heap (decoded pixels live outside it); default Node's. */
   resourceLimits?: ResourceLimits;
@@ -64,7 +72,7 @@ interface PendingJob {
   id: number;
   message: JobMessage;
   transfer: ArrayBuffer[];
-  reserve?: (bytes: number) => Promise<void>;
+  lease?: MemoryLease;
   resolve: (image: PreparedImage) => void;
   reject: (error: Error) => void;
 }
@@ -81,7 +89,6 @@ export class ImagePool {
   private readonly perWorker: number;
   private readonly resourceLimits?: ResourceLimits;
   private readonly workers: PoolWorker[] = [];
-  private readonly queue: PendingJob[] = [];
   private nextId = 0;
   /** Set once the pool cannot go on: a worker died, or the pool was closed. */
   private broken?: Error;
@@ -96,7 +103,7 @@ export class ImagePool {
 
   /**
    * Reads, decodes and preprocesses one image on a worker. Images start in the order asked for (a
-   * memory budget's oldest lease must never wait behind younger ones). Rejects with an ImageJobError
+   * memory budget's oldest lease must never wait behind younger ones), so leases are taken in that order. Rejects with an ImageJobError
    * for the image's own failure, with a plain Error when the pool failed (a worker died) or was closed.
    */
   prepare(job: ImageJob): Promise<PreparedImage> {
@@ -118,11 +125,15 @@ export class ImagePool {
       config: job.config,
       decode: { ...job.decode },
       digest: job.digest ?? false,
-      reserve: job.reserve !== undefined,
+      ...(job.memory ? { budget: job.memory.budget } : {}),
+      sequence: job.memory?.lease.sequence ?? -1,
     };
     return new Promise((resolve, reject) => {
-      this.queue.push({ id, message, transfer, reserve: job.reserve, resolve, reject });
-      this.dispatch();
+      const pending: PendingJob = { id, message, transfer, resolve, reject, ...(job.memory ? { lease: job.memory.lease } : {}) };
+      const target = this.leastBusy();
+      target.running.set(id, pending);
+      if (target.running.size === 1) target.worker.ref();
+      target.worker.postMessage(message, transfer);
     });
   }
 
@@ -132,30 +143,17 @@ export class ImagePool {
     await Promise.all(this.workers.map(({ worker }) => worker.terminate()));
   }
 
-  private dispatch(): void {
-    while (this.queue.length > 0 && !this.broken) {
-      const target = this.idleWorker();
-      if (!target) return;
-      const job = this.queue.shift()!;
-      target.running.set(job.id, job);
-      if (target.running.size === 1) target.worker.ref();
-      target.worker.postMessage(job.message, job.transfer);
-    }
-  }
-
-  /** The least busy worker with room, starting one while fewer than `size` run. */
-  private idleWorker(): PoolWorker | undefined {
+  /** The worker with the fewest images, starting one while fewer than `size` run and all are busy. */
+  private leastBusy(): PoolWorker {
     let best: PoolWorker | undefined;
-    for (const candidate of this.workers) {
-      if (candidate.running.size < this.perWorker && (!best || candidate.running.size < best.running.size)) best = candidate;
-    }
+    for (const candidate of this.workers) if (!best || candidate.running.size < best.running.size) best = candidate;
     if (best && best.running.size === 0) return best;
     if (this.workers.length < this.size) return this.startWorker();
-    return best;
+    return best!;
   }
 
   private startWorker(): PoolWorker {
-    const worker = new Worker(WORKER_URL, { workerData: { decoderGate: decoderGate() }, resourceLimits: this.resourceLimits });
+    const worker = new Worker(WORKER_URL, { workerData: { decoderGate: decoderGate(), concurrency: this.perWorker }, resourceLimits: this.resourceLimits });
     const entry: PoolWorker = { worker, running: new Map() };
     this.workers.push(entry);
     worker.on('message', (message: FromWorker) => this.onMessage(entry, message));
@@ -168,26 +166,18 @@ export class ImagePool {
   private onMessage(entry: PoolWorker, message: FromWorker): void {
     const job = entry.running.get(message.id);
     if (!job) return;
-    if (message.type === 'reserve') {
-      job.reserve!(message.bytes).then(
-        () => entry.worker.postMessage({ type: 'granted', id: job.id }),
-        (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
-      );
-      return;
-    }
     entry.running.delete(job.id);
+    job.lease?.add(message.reserved);
     if (entry.running.size === 0) entry.worker.unref();
     if (message.type === 'done') job.resolve({ pixels: message.pixels, ...(message.sha256 !== undefined ? { sha256: message.sha256 } : {}) });
     else if (message.kind) job.reject(new ImageJobError(message.message, message.kind, message.sha256));
     else job.reject(new Error(`preparing ${job.message.label}: ${message.message}`));
-    this.dispatch();
   }
 
   /** Ends the pool: every image not yet prepared is rejected with `error`, every worker stopped. */
   private fail(error: Error): void {
     if (this.broken) return;
     this.broken = error;
-    for (const job of this.queue.splice(0)) job.reject(error);
     for (const { worker, running } of this.workers) {
       for (const job of running.values()) job.reject(error);
       running.clear();

@@ -3,32 +3,34 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ClipEvalError, describeError } from '../core/errors.js';
 import { decodeImage, readImageFile, useDecoderGate } from './decode.js';
 import type { FromWorker, JobMessage, ToWorker } from './image-messages.js';
+import { reserveShared } from './memory-budget.js';
 import { preprocessDecoded } from './transform.js';
 
 /**
- * An ImagePool's worker thread: reads (bounded), decodes and preprocesses images, several at a time,
- * off the thread that runs inference. Memory is reserved through the main thread's budget.
+ * An ImagePool's worker thread: reads (bounded), decodes and preprocesses images, a few at a time and
+ * in the order sent, off the thread that runs inference. Memory is reserved from the caller's budget
+ * in shared memory, so that no image waits for a turn of that thread.
  */
 const port = parentPort!;
-useDecoderGate((workerData as { decoderGate: SharedArrayBuffer }).decoderGate);
+const { decoderGate, concurrency } = workerData as { decoderGate: SharedArrayBuffer; concurrency: number };
+useDecoderGate(decoderGate);
 
-const grants = new Map<number, () => void>();
+const waiting: JobMessage[] = [];
+let running = 0;
 
 function send(message: FromWorker, transfer?: ArrayBuffer[]): void {
   port.postMessage(message, transfer);
 }
 
-function reserveFor(id: number): (bytes: number) => Promise<void> {
-  return (bytes) =>
-    new Promise((granted) => {
-      grants.set(id, granted);
-      send({ type: 'reserve', id, bytes });
-    });
-}
-
 async function run(job: JobMessage): Promise<void> {
-  const { id, source, label } = job;
-  const reserve = job.reserve ? reserveFor(id) : undefined;
+  const { id, source, label, budget } = job;
+  let reserved = 0;
+  const reserve = budget
+    ? async (bytes: number) => {
+        await reserveShared(budget, job.sequence, bytes);
+        reserved += bytes;
+      }
+    : undefined;
   let sha256: string | undefined;
   try {
     let bytes: Uint8Array;
@@ -42,19 +44,24 @@ async function run(job: JobMessage): Promise<void> {
     const decoded = await decodeImage(bytes, label, { ...job.decode, reserve });
     const pixels = new Float32Array(3 * job.config.imageSize * job.config.imageSize);
     preprocessDecoded(decoded, job.config, pixels, 0, label);
-    send({ type: 'done', id, pixels, sha256 }, [pixels.buffer]);
+    send({ type: 'done', id, pixels, sha256, reserved }, [pixels.buffer]);
   } catch (error) {
-    if (error instanceof ClipEvalError) send({ type: 'failed', id, message: error.message, kind: error.kind, sha256 });
-    else send({ type: 'failed', id, message: describeError(error), sha256 });
+    if (error instanceof ClipEvalError) send({ type: 'failed', id, message: error.message, kind: error.kind, sha256, reserved });
+    else send({ type: 'failed', id, message: describeError(error), sha256, reserved });
+  }
+}
+
+function startWaiting(): void {
+  while (running < concurrency && waiting.length > 0) {
+    running += 1;
+    void run(waiting.shift()!).finally(() => {
+      running -= 1;
+      startWaiting();
+    });
   }
 }
 
 port.on('message', (message: ToWorker) => {
-  if (message.type === 'granted') {
-    const granted = grants.get(message.id);
-    grants.delete(message.id);
-    granted?.();
-  } else {
-    void run(message);
-  }
+  waiting.push(message);
+  startWaiting();
 });

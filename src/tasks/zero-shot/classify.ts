@@ -145,7 +145,7 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
             label: decodeLabel(input),
             config: bundle.preprocess,
             decode: options.decode,
-            reserve: (bytes) => lease.reserve(bytes),
+            memory: { budget: memory.shared, lease },
           });
           out.set(pixels, offset);
         } catch (error) {

@@ -158,7 +158,7 @@ export class SampleBatches implements BatchSource {
       config: preprocess,
       decode,
       digest: this.hash !== undefined,
-      reserve: (bytes) => lease.reserve(bytes),
+      memory: { budget: memory.shared, lease },
     });
     return prepared.then(
       ({ pixels, sha256 }) => {
