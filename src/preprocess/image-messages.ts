@@ -18,6 +18,8 @@ export interface JobMessage {
   /** Reserve memory from this budget, for the lease numbered `sequence`, before holding it. */
   budget?: SharedBudget;
   sequence: number;
+  /** A pixel buffer to write into (transferred back, recycled), when one of the right size was free. */
+  output?: Float32Array;
 }
 
 export type ToWorker = JobMessage;

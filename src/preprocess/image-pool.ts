@@ -30,7 +30,10 @@ export interface ImageJob {
 }
 
 export interface PreparedImage {
-  /** Float32 [3, imageSize, imageSize], transferred from the worker (not a copy). */
+  /**
+   * Float32 [3, imageSize, imageSize], transferred from the worker (not a copy); hand it back with
+   * recycle once copied, so that the next image is written into it.
+   */
   pixels: Float32Array;
   sha256?: string;
 }
@@ -51,7 +54,7 @@ export interface ImagePoolOptions {
   workers?: number;
   /**
    * Images each worker prepares at once (its decodes wait on libuv's pool while it resamples another);
-   * default 4. Every image is sent to a worker as soon as it is asked for, so none waits for a turn of
+   * default 8. Every image is sent to a worker as soon as it is asked for, so none waits for a turn of
    * the calling thread while that thread runs inference.
    */
   jobsPerWorker?: number;
@@ -90,12 +93,14 @@ export class ImagePool {
   private readonly resourceLimits?: ResourceLimits;
   private readonly workers: PoolWorker[] = [];
   private nextId = 0;
+  /** Pixel buffers handed back, to be sent out again as the output of the next images. */
+  private readonly spare: Float32Array[] = [];
   /** Set once the pool cannot go on: a worker died, or the pool was closed. */
   private broken?: Error;
 
   constructor(options: ImagePoolOptions = {}) {
     this.size = options.workers ?? defaultImageWorkers();
-    this.perWorker = options.jobsPerWorker ?? 4;
+    this.perWorker = options.jobsPerWorker ?? 8;
     this.resourceLimits = options.resourceLimits;
     if (!Number.isInteger(this.size) || this.size < 1) throw new RangeError(`ImagePool: workers must be a positive integer, got ${this.size}`);
     if (!Number.isInteger(this.perWorker) || this.perWorker < 1) throw new RangeError(`ImagePool: jobsPerWorker must be a positive integer, got ${this.perWorker}`);
@@ -117,6 +122,10 @@ export class ImagePool {
       transfer.push(bytes.buffer);
       source = { bytes };
     }
+    const floats = 3 * job.config.imageSize * job.config.imageSize;
+    const spareAt = this.spare.findIndex((pixels) => pixels.length === floats);
+    const output = spareAt < 0 ? undefined : this.spare.splice(spareAt, 1)[0]!;
+    if (output) transfer.push(output.buffer as ArrayBuffer);
     const message: JobMessage = {
       type: 'job',
       id,
@@ -127,6 +136,7 @@ export class ImagePool {
       digest: job.digest ?? false,
       ...(job.memory ? { budget: job.memory.budget } : {}),
       sequence: job.memory?.lease.sequence ?? -1,
+      ...(output ? { output } : {}),
     };
     return new Promise((resolve, reject) => {
       const pending: PendingJob = { id, message, transfer, resolve, reject, ...(job.memory ? { lease: job.memory.lease } : {}) };
@@ -135,6 +145,12 @@ export class ImagePool {
       if (target.running.size === 1) target.worker.ref();
       target.worker.postMessage(message, transfer);
     });
+  }
+
+  /** Takes back a prepared image's pixels once they are copied (they must not be used after). */
+  recycle(pixels: Float32Array): void {
+    // As many as images in flight at most: one per image that can be sent at once.
+    if (this.spare.length < this.size * this.perWorker) this.spare.push(pixels);
   }
 
   /** Stops the workers; images not yet prepared are rejected. Safe to call more than once. */

@@ -42,9 +42,10 @@ async function run(job: JobMessage): Promise<void> {
     }
     if (job.digest) sha256 = createHash('sha256').update(bytes).digest('hex');
     const decoded = await decodeImage(bytes, label, { ...job.decode, reserve });
-    const pixels = new Float32Array(3 * job.config.imageSize * job.config.imageSize);
+    const floats = 3 * job.config.imageSize * job.config.imageSize;
+    const pixels = job.output?.length === floats ? job.output : new Float32Array(floats);
     preprocessDecoded(decoded, job.config, pixels, 0, label);
-    send({ type: 'done', id, pixels, sha256, reserved }, [pixels.buffer]);
+    send({ type: 'done', id, pixels, sha256, reserved }, [pixels.buffer as ArrayBuffer]);
   } catch (error) {
     if (error instanceof ClipEvalError) send({ type: 'failed', id, message: error.message, kind: error.kind, sha256, reserved });
     else send({ type: 'failed', id, message: describeError(error), sha256, reserved });

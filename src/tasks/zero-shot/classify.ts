@@ -148,6 +148,7 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
             memory: { budget: memory.shared, lease },
           });
           out.set(pixels, offset);
+          pool.recycle(pixels);
         } catch (error) {
           if (!(error instanceof ImageJobError)) throw error;
           errors[i] = describeError(error);

@@ -165,6 +165,7 @@ export class SampleBatches implements BatchSource {
         lease.release();
         slot.hash = sha256;
         target.set(pixels, offset);
+        pool.recycle(pixels);
       },
       (error: unknown) => {
         lease.release();
