@@ -188,6 +188,27 @@ test('image pool: a bug in one job rejects that job only; a worker that dies fai
   }
 });
 
+test('image pool: a pool closed mid-decode leaves the decoder gate free: a failed decode after it still gets its own message', { timeout: 120_000 }, async () => {
+  const dir = await makeTempDir();
+  const paths = await writeImages(dir);
+  const [, bear, , , , , , , truncated] = paths;
+  const pool = new ImagePool({ workers: 2, jobsPerWorker: 8 });
+  const jobs = Array.from({ length: 48 }, (_, i) => pool.prepare({ source: { path: i % 3 === 0 ? truncated! : bear! }, label: `image ${i}`, config: OPENAI_PREPROCESS }));
+  await Promise.race(jobs.map((job) => job.catch(() => undefined)));
+  await pool.close();
+  const outcomes = await Promise.allSettled(jobs);
+  assert.ok(outcomes.some((outcome) => outcome.status === 'rejected' && /image pool closed/.test(String(outcome.reason))), 'some images were still in flight');
+
+  const expected = await inThread(truncated!, truncated!, SMALL);
+  assert.match(String(expected), /corrupt or truncated image/);
+  const again = new ImagePool({ workers: 2 });
+  try {
+    assert.equal(await inPool(again, truncated!, truncated!, SMALL), expected);
+  } finally {
+    await again.close();
+  }
+});
+
 /** Runs `body` (an ES module's text) in a fresh node process; resolves with its exit code and signal. */
 function runModule(dir: string, body: string, whenStarted?: (child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { ClipEvalError, inputError } from '../core/errors.js';
 import type { PreprocessConfig } from './config.js';
-import { decoderGate, type DecodeOptions } from './decode.js';
+import { claimDecoderSlot, decoderGate, MAX_DECODER_WORKERS, releaseDecoderSlot, type DecodeOptions } from './decode.js';
 import type { FromWorker, ImageJobSource, JobMessage } from './image-messages.js';
 import type { MemoryLease, SharedBudget } from './memory-budget.js';
 
@@ -102,7 +102,9 @@ export class ImagePool {
     this.size = options.workers ?? defaultImageWorkers();
     this.perWorker = options.jobsPerWorker ?? 8;
     this.resourceLimits = options.resourceLimits;
-    if (!Number.isInteger(this.size) || this.size < 1) throw new RangeError(`ImagePool: workers must be a positive integer, got ${this.size}`);
+    if (!Number.isInteger(this.size) || this.size < 1 || this.size > MAX_DECODER_WORKERS) {
+      throw new RangeError(`ImagePool: workers must be a whole number from 1 to ${MAX_DECODER_WORKERS}, got ${this.size}`);
+    }
     if (!Number.isInteger(this.perWorker) || this.perWorker < 1) throw new RangeError(`ImagePool: jobsPerWorker must be a positive integer, got ${this.perWorker}`);
   }
 
@@ -169,12 +171,19 @@ export class ImagePool {
   }
 
   private startWorker(): PoolWorker {
-    const worker = new Worker(WORKER_URL, { workerData: { decoderGate: decoderGate(), concurrency: this.perWorker }, resourceLimits: this.resourceLimits });
+    const gate = decoderGate();
+    const decoderSlot = claimDecoderSlot(gate);
+    if (decoderSlot === undefined) throw new Error(`more than ${MAX_DECODER_WORKERS} image worker threads in one process`);
+    const worker = new Worker(WORKER_URL, { workerData: { decoderGate: gate, decoderSlot, concurrency: this.perWorker }, resourceLimits: this.resourceLimits });
     const entry: PoolWorker = { worker, running: new Map() };
     this.workers.push(entry);
     worker.on('message', (message: FromWorker) => this.onMessage(entry, message));
     worker.on('error', (error) => this.fail(workerFailure(error)));
-    worker.on('exit', (code) => this.fail(new Error(`an image worker thread stopped (exit code ${code})`)));
+    worker.on('exit', (code) => {
+      // Stopped, maybe mid-decode: its steps must not hold up the decoder gate.
+      releaseDecoderSlot(gate, decoderSlot);
+      this.fail(new Error(`an image worker thread stopped (exit code ${code})`));
+    });
     worker.unref();
     return entry;
   }

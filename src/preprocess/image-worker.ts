@@ -12,8 +12,8 @@ import { preprocessDecoded } from './transform.js';
  * in shared memory, so that no image waits for a turn of that thread.
  */
 const port = parentPort!;
-const { decoderGate, concurrency } = workerData as { decoderGate: SharedArrayBuffer; concurrency: number };
-useDecoderGate(decoderGate);
+const { decoderGate, decoderSlot, concurrency } = workerData as { decoderGate: SharedArrayBuffer; decoderSlot: number; concurrency: number };
+useDecoderGate(decoderGate, decoderSlot);
 
 const waiting: JobMessage[] = [];
 let running = 0;
