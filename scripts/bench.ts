@@ -1,6 +1,7 @@
 /**
  * Throughput benchmark (issue #7): the real pipeline on a model folder and a synthetic CIFAR-100-format
- * file, stage by stage and end to end, optionally against the PyTorch reference peer.
+ * file, stage by stage and end to end, optionally against the PyTorch reference peer; then a folder of
+ * 500×375 JPEGs end to end (`clip-eval eval FOLDER`) against pure image encoding (issue #11).
  *
  *   npm run bench -- --model DIR [--images N] [--batch-size N] [--threads N] [--device cpu|cuda|webgpu]
  *                    [--vs-torch [--peer-text-length context|longest]] [--out FILE] [--work-dir DIR]
@@ -26,6 +27,7 @@ import { VERSION } from '../src/core/version.js';
 import { compareTop5, readTop5Lines, type Agreement } from './lib/bench-agreement.js';
 import { writeBenchCifar } from './lib/bench-data.js';
 import { runEndToEnd, type EndToEndRun, type EndToEndSpec } from './lib/bench-end-to-end.js';
+import { FOLDER_IMAGE_HEIGHT, FOLDER_IMAGE_WIDTH, measureFolderCase, writeBenchFolder, type FolderCase } from './lib/bench-folder.js';
 import { benchRepoRoot, parseBenchArguments, type BenchOptions } from './lib/bench-options.js';
 import {
   choosePeerBlasCore,
@@ -181,6 +183,26 @@ function tableRows(
   return rows;
 }
 
+/** Within 10 % of pure image encoding: decoding must hide behind inference. */
+const MIN_FOLDER_RATIO = 0.9;
+
+function folderRows(folderCase: FolderCase): TableRow[] {
+  const { ratio, loopImagesPerSecond, repeats } = folderCase;
+  const range = (spread: { min: number; max: number }, digits: number) => `${spread.min.toFixed(digits)}–${spread.max.toFixed(digits)}`;
+  return [
+    {
+      stage: `folder of ${folderCase.images} JPEGs, image loop`,
+      ours: `${formatRate(loopImagesPerSecond.median, 'images/s')} (${range(loopImagesPerSecond, 1)}, ${repeats.length} runs)`,
+    },
+    {
+      stage: 'folder ÷ image encoding',
+      ours: `${ratio.median.toFixed(2)}× (${range(ratio, 2)})`,
+      target: `≥ ${MIN_FOLDER_RATIO.toFixed(2)}×`,
+      met: ratio.median >= MIN_FOLDER_RATIO,
+    },
+  ];
+}
+
 async function main(argv: string[]): Promise<number> {
   const options = parseBenchArguments(argv);
   const logger = createLogger({ quiet: options.quiet });
@@ -234,6 +256,15 @@ async function main(argv: string[]): Promise<number> {
     const coldPredictions = await readTop5Lines(cold.predictionsPath);
     const warmAgreement = compareTop5(coldPredictions, await readTop5Lines(warm.predictionsPath));
     const variants = await benchVariants(options, endToEnd, work, cold, logger);
+
+    logger.info(`folder case: ${options.folderImages} JPEGs of ${FOLDER_IMAGE_WIDTH}×${FOLDER_IMAGE_HEIGHT}, clip-eval eval FOLDER against image encoding, ${options.folderRepeats}× …`);
+    const folder = await writeBenchFolder(work, testSet, options.folderImages);
+    const folderCase = await measureFolderCase(
+      folder,
+      options.folderRepeats,
+      async () => (await timeImageEncoding(bundle, testSet, sessionOptions, options.batchSize)).imagesPerSecond,
+      (name) => runEndToEnd({ ...endToEnd, folder: folder.root, variant: 'fp32', name, cacheDir: e2eCache }),
+    );
 
     const peer: PeerResult = {};
     if (peerPlan.model) {
@@ -289,7 +320,7 @@ async function main(argv: string[]): Promise<number> {
       },
       command: `node ${join('dist', 'scripts', 'bench.js')} ${argv.join(' ')}`,
       data: { testBin: data.testBin, source: data.source },
-      ours: { preprocess, imageEncode, cold, warm, warmAgreesWithCold: warmAgreement, peakRssBytes },
+      ours: { preprocess, imageEncode, cold, warm, warmAgreesWithCold: warmAgreement, peakRssBytes, folder: folderCase },
       variants,
       peer: { ...peer, ...(peer.run ? { textLength: options.peerTextLength } : {}) },
       targets,
@@ -300,7 +331,7 @@ async function main(argv: string[]): Promise<number> {
     const title =
       `clip-eval bench: ${bundle.id} (${bundle.variant}), ${options.images} images, batch ${options.batchSize}, ` +
       `${options.threads} threads, ${options.device}; ratio = clip-eval ÷ peer`;
-    process.stdout.write(formatTable(title, tableRows(preprocess, imageEncode, cold, warm, targets, peer, variants)));
+    process.stdout.write(formatTable(title, [...tableRows(preprocess, imageEncode, cold, warm, targets, peer, variants), ...folderRows(folderCase)]));
     if (peer.skipped) process.stdout.write(`peer: skipped (${peer.skipped})\n`);
     if (peer.run) {
       const { blas, blasCoreUsed } = peer.run;

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import sharp from 'sharp';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
 import { compareTop5, readTop5Lines } from '../scripts/lib/bench-agreement.js';
 import { defaultResultPath, parseBenchArguments } from '../scripts/lib/bench-options.js';
@@ -44,6 +45,8 @@ test('options: defaults match the issue (500 images, batch 64), and every bad fl
   assert.equal(options.device, 'cpu');
   assert.equal(options.vsTorch, false);
   assert.equal(options.peerTextLength, 'context');
+  assert.equal(options.folderImages, 500, 'the folder case: 500 JPEGs');
+  assert.equal(options.folderRepeats, 3);
   assert.equal(options.out, join(repoRoot, 'bench-results', 'bench-2025-03-04T05-06-07Z.json'));
   assert.equal(defaultResultPath(now, '/r'), '/r/bench-results/bench-2025-03-04T05-06-07Z.json');
   assert.equal(parseBenchArguments(['--model', 'm'], { CLIP_EVAL_SHARED: '/elsewhere' }).sharedDir, '/elsewhere');
@@ -59,6 +62,8 @@ test('options: defaults match the issue (500 images, batch 64), and every bad fl
     [['--model', 'm', '--vs-torch', '--peer-text-length', 'short'], /--peer-text-length short: expected context/],
     [['--model', 'm', '--peer-blas', 'SkylakeX'], /--peer-blas applies to the PyTorch peer only/],
     [['--model', 'm', '--vs-torch', '--peer-blas', 'a b'], /--peer-blas a b: expected auto, installed or an OpenBLAS core name/],
+    [['--model', 'm', '--folder-images', '0'], /--folder-images 0: expected a whole number from 1/],
+    [['--model', 'm', '--folder-repeats', 'x'], /--folder-repeats x: expected a whole number from 1 to 100/],
     [['--model', 'm', '--frobnicate'], /frobnicate.*usage: npm run bench/],
   ];
   for (const [argv, pattern] of cases) assert.throws(() => parseBenchArguments(argv, {}), isClipEvalError(pattern), argv.join(' '));
@@ -142,9 +147,13 @@ test('targets: ratios to the peer against the issue\'s bounds, open without a pe
   assert.match(lines[3]!, /^longer stage\s+10\s+NO$/);
 });
 
-test('bench on the pattern CLIP: every stage runs, warm reuses the text cache, the int8 variant is compared with fp32', async () => {
+test('bench on the pattern CLIP: every stage runs, warm reuses the text cache, the int8 variant is compared with fp32, the folder case against image encoding', async () => {
   const out = join(dir, 'fixture-bench.json');
-  const run = await runBench(['--model', fixtureModel, '--images', '150', '--batch-size', '32', '--threads', '1', '--out', out, '--shared', join(dir, 'no-shared')]);
+  const work = join(dir, 'work');
+  const run = await runBench([
+    '--model', fixtureModel, '--images', '150', '--batch-size', '32', '--threads', '1', '--out', out, '--shared', join(dir, 'no-shared'),
+    '--folder-images', '40', '--folder-repeats', '2', '--work-dir', work,
+  ]);
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stderr, /make_cifar_synth\.py not found/, 'without the shared harness the images come from the project itself');
   for (const stage of ['preprocessing, 1 core', 'image encoding', 'text encoding, cold', 'text from cache, warm', 'end to end, cold', 'end to end, warm', 'warm ÷ image encoding', 'peak RSS']) {
@@ -171,6 +180,22 @@ test('bench on the pattern CLIP: every stage runs, warm reuses the text cache, t
   assert.match(result.variants.find((variant: { variant: string }) => variant.variant === 'fp16').skipped, /fp16/);
   assert.equal(result.peer.run, undefined);
   assert.equal(result.targets.length, 6);
+
+  assert.match(run.stdout, /^folder of 40 JPEGs, image loop\s+[\d.]+ images\/s \([\d.]+–[\d.]+, 2 runs\)$/m);
+  assert.match(run.stdout, /^folder ÷ image encoding\s+[\d.]+× \([\d.]+–[\d.]+\)\s+≥ 0\.90×\s+(yes|NO)$/m);
+  const folder = result.ours.folder;
+  assert.equal(folder.images, 40);
+  assert.match(folder.command, /clip-eval\.js eval \S+folder /);
+  assert.equal(folder.repeats.length, 2);
+  for (const repeat of folder.repeats) {
+    assert.ok(repeat.top1 > 0.9, `the fixture classifies the enlarged JPEGs too (top-1 ${repeat.top1})`);
+    assert.ok(Math.abs(repeat.ratio - repeat.loopImagesPerSecond / repeat.imageEncodeImagesPerSecond) < 1e-9);
+  }
+  assert.ok(folder.ratio.min <= folder.ratio.median && folder.ratio.median <= folder.ratio.max);
+  const classes = (await readdir(join(work, 'folder'))).sort();
+  const first = join(work, 'folder', classes[0]!, (await readdir(join(work, 'folder', classes[0]!)))[0]!);
+  const metadata = await sharp(first).metadata();
+  assert.deepEqual([metadata.format, metadata.width, metadata.height], ['jpeg', 500, 375]);
 });
 
 test('bench errors: --vs-torch on a model the harness did not write, a missing model folder, CUDA without its provider', async () => {

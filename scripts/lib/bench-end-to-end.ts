@@ -12,6 +12,8 @@ export interface EndToEndSpec {
   model: string;
   variant: Variant;
   dataDir: string;
+  /** Evaluate this image folder (`clip-eval eval FOLDER`) instead of CIFAR-100 from dataDir. */
+  folder?: string;
   /** A fresh folder gives a cold run (text encoder runs, model digests computed); a used one a warm run. */
   cacheDir: string;
   batchSize: number;
@@ -23,7 +25,7 @@ export interface EndToEndSpec {
   name: string;
 }
 
-/** One real `clip-eval cifar100` process, timed from spawn to exit. */
+/** One real `clip-eval cifar100` (or `clip-eval eval FOLDER`) process, timed from spawn to exit. */
 export interface EndToEndRun {
   command: string;
   images: number;
@@ -41,10 +43,9 @@ export function endToEndArguments(spec: EndToEndSpec): { args: string[]; jsonPat
   const jsonPath = join(spec.outputDir, `${spec.name}.json`);
   const predictionsPath = join(spec.outputDir, `${spec.name}.predictions.jsonl`);
   const args = [
-    'cifar100',
+    ...(spec.folder !== undefined ? ['eval', spec.folder] : ['cifar100', '--data-dir', spec.dataDir]),
     '--model', spec.model,
     '--variant', spec.variant,
-    '--data-dir', spec.dataDir,
     '--cache-dir', spec.cacheDir,
     '--templates', 'openai',
     '--batch-size', String(spec.batchSize),

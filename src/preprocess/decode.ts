@@ -88,35 +88,113 @@ export async function readImageFile(path: string, label: string, options: Pick<D
 }
 
 /**
- * libvips keeps one error buffer for the whole process, so a decoder's message can be cleared or
- * replaced by another image failing at the same moment. Decodes run side by side; one that failed
- * runs again alone, once the others are done, and reports that run's own message.
+ * libvips keeps one error buffer for the whole process (every thread), so a decoder's message can be
+ * cleared or replaced by another image failing at the same moment. Decodes run side by side; one that
+ * failed runs again alone, once the others are done, and reports that run's own message. The gate's
+ * state is shared memory, so that worker threads decoding for the same process keep to it too. Each
+ * worker counts its steps in a slot of its own, which its pool clears once the worker has stopped: a
+ * worker stopped mid-decode cannot leave a run alone waiting for its steps forever.
  */
-let sideBySide = 0;
-let aloneRun: Promise<void> | undefined;
-const onIdle: (() => void)[] = [];
+const OWNER = 0; // slot + 1 of the thread that runs (or waits to run) a step alone; 0 when none
+const CHANGES = 1; // bumped, and waiters woken, whenever a step ends or the owner changes
+const SLOTS = 256;
+const COUNTS = 2; // COUNTS + s: steps slot s runs side by side
+const CLAIMED = COUNTS + SLOTS; // CLAIMED + s: 1 while slot s is a worker's
+/** The most worker threads that can keep to one gate (slot 0 is every other thread's). */
+export const MAX_DECODER_WORKERS = SLOTS - 1;
+
+let gate = new Int32Array(new SharedArrayBuffer((COUNTS + 2 * SLOTS) * Int32Array.BYTES_PER_ELEMENT));
+let slot = 0;
+
+/** The decoder gate's shared state, for worker threads to keep to (see claimDecoderSlot). */
+export function decoderGate(): SharedArrayBuffer {
+  return gate.buffer as SharedArrayBuffer;
+}
+
+/** A slot for one more worker thread in this gate; undefined when all are taken. */
+export function claimDecoderSlot(shared: SharedArrayBuffer = decoderGate()): number | undefined {
+  const state = new Int32Array(shared);
+  for (let s = 1; s < SLOTS; s++) if (Atomics.compareExchange(state, CLAIMED + s, 0, 1) === 0) return s;
+  return undefined;
+}
+
+/** Once the worker that had `freed` has stopped: forgets its steps (and its run alone) and frees the slot. */
+export function releaseDecoderSlot(shared: SharedArrayBuffer, freed: number): void {
+  const state = new Int32Array(shared);
+  Atomics.store(state, COUNTS + freed, 0);
+  Atomics.compareExchange(state, OWNER, freed + 1, 0);
+  Atomics.store(state, CLAIMED + freed, 0);
+  changed(state);
+}
+
+/** Makes this thread (a worker) keep to another thread's gate, counting its steps in `ownSlot`. */
+export function useDecoderGate(shared: SharedArrayBuffer, ownSlot: number): void {
+  gate = new Int32Array(shared);
+  slot = ownSlot;
+}
+
+/** Atomics.waitAsync (Node 16+), which TypeScript's ES2022 library does not declare. */
+const waitAsync = (Atomics as unknown as {
+  waitAsync(array: Int32Array, index: number, value: number): { async: false; value: string } | { async: true; value: Promise<string> };
+}).waitAsync;
+
+function changed(state: Int32Array): void {
+  Atomics.add(state, CHANGES, 1);
+  Atomics.notify(state, CHANGES);
+}
+
+/** Waits (without blocking the thread) for the next change after `seen`; at once if there was one. */
+async function nextChange(seen: number): Promise<void> {
+  const wait = waitAsync(gate, CHANGES, seen);
+  if (wait.async) await wait.value;
+}
+
+function stepsRunning(): number {
+  let running = 0;
+  for (let s = 0; s < SLOTS; s++) running += Atomics.load(gate, COUNTS + s);
+  return running;
+}
 
 async function decodeSideBySide<T>(step: () => Promise<T>): Promise<T> {
-  while (aloneRun) await aloneRun;
-  sideBySide += 1;
+  for (;;) {
+    const seen = Atomics.load(gate, CHANGES);
+    if (Atomics.load(gate, OWNER) !== 0) {
+      await nextChange(seen);
+      continue;
+    }
+    Atomics.add(gate, COUNTS + slot, 1);
+    // A run alone may have begun between the check and the count: then give way to it.
+    if (Atomics.load(gate, OWNER) === 0) break;
+    leaveSideBySide();
+  }
   try {
     return await step();
   } finally {
-    sideBySide -= 1;
-    if (sideBySide === 0) for (const resume of onIdle.splice(0)) resume();
+    leaveSideBySide();
   }
 }
 
+function leaveSideBySide(): void {
+  Atomics.sub(gate, COUNTS + slot, 1);
+  changed(gate);
+}
+
 async function decodeAlone<T>(step: () => Promise<T>): Promise<T> {
-  while (aloneRun) await aloneRun;
-  let finished!: () => void;
-  aloneRun = new Promise((resolve) => (finished = resolve));
+  for (;;) {
+    const seen = Atomics.load(gate, CHANGES);
+    if (Atomics.compareExchange(gate, OWNER, 0, slot + 1) === 0) break;
+    await nextChange(seen);
+  }
   try {
-    if (sideBySide > 0) await new Promise<void>((resolve) => onIdle.push(resolve));
+    for (;;) {
+      const seen = Atomics.load(gate, CHANGES);
+      if (stepsRunning() === 0) break;
+      await nextChange(seen);
+    }
     return await step();
   } finally {
-    aloneRun = undefined;
-    finished();
+    Atomics.compareExchange(gate, OWNER, slot + 1, 0);
+    changed(gate);
   }
 }
 

@@ -1,4 +1,4 @@
-import { ClipEvalError, describeError, usageError } from '../../core/errors.js';
+import { describeError, usageError } from '../../core/errors.js';
 import { createTopK, roundLogit, scoreImages, softmax } from './scores.js';
 import { runZeroShot } from './loop.js';
 import type { ModelChoice } from './evaluate.js';
@@ -7,9 +7,9 @@ import { validateLabels } from '../../text/labels.js';
 import type { Logger } from '../../core/log.js';
 import { resolveModelBundle, type ModelBundle } from '../../model/bundle.js';
 import type { Device } from '../../model/session.js';
-import { decodeImage, type DecodeOptions } from '../../preprocess/decode.js';
+import type { DecodeOptions } from '../../preprocess/decode.js';
+import { ImageJobError, ImagePool } from '../../preprocess/image-pool.js';
 import { DEFAULT_IMAGE_MEMORY_BYTES, MemoryBudget } from '../../preprocess/memory-budget.js';
-import { preprocessDecoded } from '../../preprocess/transform.js';
 import type { ImageClassification, LabelScore } from './classification.js';
 import { validateTemplates } from '../../text/templates.js';
 import { openZeroShotModel } from './model-setup.js';
@@ -35,6 +35,8 @@ export interface ClassifyOptions {
    * and the next one), default DEFAULT_IMAGE_MEMORY_BYTES: large photos are then prepared a few at a time.
    */
   imageMemoryBytes?: number;
+  /** Worker threads that decode and preprocess the images (default defaultImageWorkers()). */
+  imageWorkers?: number;
   offline?: boolean;
   logger: Logger;
   /** No progress output at all (downloads, text encoder, images). */
@@ -90,7 +92,7 @@ function scoreBatch(embeddings: Float32Array, count: number, weights: Float32Arr
   });
 }
 
-/** What decodeImage calls the image in its one-line errors. */
+/** What the image's one-line errors call it. */
 function decodeLabel(input: ImageInput): string {
   return 'bytes' in input ? 'standard input' : input.file;
 }
@@ -115,6 +117,7 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
     logger,
     quiet: options.quiet,
   });
+  const pool = new ImagePool(options.imageWorkers !== undefined ? { workers: options.imageWorkers } : {});
   try {
     const k = Math.min(options.top, labels.length);
     const errors: (string | undefined)[] = new Array(images.length);
@@ -137,11 +140,17 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
         // Leases are taken in image order (before any await), so the earliest image is never kept waiting.
         const lease = memory.lease();
         try {
-          const decode = { ...options.decode, reserve: (bytes: number) => lease.reserve(bytes) };
-          const decoded = await decodeImage('bytes' in input ? input.bytes : input.path, decodeLabel(input), decode);
-          preprocessDecoded(decoded, bundle.preprocess, out, offset, decodeLabel(input));
+          const { pixels } = await pool.prepare({
+            source: 'bytes' in input ? { bytes: input.bytes } : { path: input.path },
+            label: decodeLabel(input),
+            config: bundle.preprocess,
+            decode: options.decode,
+            memory: { budget: memory.shared, lease },
+          });
+          out.set(pixels, offset);
+          pool.recycle(pixels);
         } catch (error) {
-          if (!(error instanceof ClipEvalError)) throw error;
+          if (!(error instanceof ImageJobError)) throw error;
           errors[i] = describeError(error);
         } finally {
           lease.release();
@@ -170,6 +179,7 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
       peakImageBytes: memory.peak,
     };
   } finally {
+    await pool.close();
     await encoder.release();
   }
 }

@@ -6,6 +6,7 @@ import type { Dataset } from '../../datasets/dataset.js';
 import { resolveModelBundle, type ModelBundle, type Variant } from '../../model/bundle.js';
 import { boundedThreads, type Device } from '../../model/session.js';
 import type { DecodeOptions } from '../../preprocess/decode.js';
+import { ImagePool } from '../../preprocess/image-pool.js';
 import { DEFAULT_IMAGE_MEMORY_BYTES, MemoryBudget } from '../../preprocess/memory-budget.js';
 import { fileDigest } from '../../text/embedding-cache.js';
 import type { TemplateSet } from '../../text/templates.js';
@@ -54,6 +55,8 @@ export interface DatasetEvaluationOptions {
   decode?: Omit<DecodeOptions, 'reserve'>;
   /** Bytes the images being decoded may hold at once (default DEFAULT_IMAGE_MEMORY_BYTES). */
   imageMemoryBytes?: number;
+  /** Worker threads that decode and preprocess encoded images (default defaultImageWorkers()). */
+  imageWorkers?: number;
   logger: Logger;
   quiet: boolean;
   /**
@@ -97,7 +100,7 @@ interface ModelPass {
   digest?: string;
 }
 
-async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOptions, first: boolean): Promise<ModelPass> {
+async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOptions, pool: ImagePool, first: boolean): Promise<ModelPass> {
   const start = performance.now();
   const { logger, dataset } = options;
   const { classifier, encoder } = await openZeroShotModel({
@@ -115,6 +118,7 @@ async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOpti
     subset: options.subset,
     memory: new MemoryBudget(options.imageMemoryBytes ?? DEFAULT_IMAGE_MEMORY_BYTES),
     decode: options.decode,
+    pool,
     skipUnreadable: options.skipUnreadable ?? false,
     keepIds: first,
     digest: dataset.sha256 === undefined,
@@ -212,18 +216,24 @@ export async function evaluateDataset(evaluationOptions: DatasetEvaluationOption
   const predictions: TopK[] = [];
   let data: DatasetInfo | undefined;
   let firstPass: ModelPass | undefined;
-  for (const bundle of bundles) {
-    const pass = await evaluateModel(bundle, options, firstPass === undefined);
-    if (firstPass === undefined) {
-      firstPass = pass;
-      if (pass.result.metrics.images === 0) throw noImagesError(dataset, pass.stream);
-      data = describeData(dataset, pass, options.subset);
-      await options.afterStreaming?.({ dataset: data, bundles });
-    } else if (!samePass(firstPass, pass)) {
-      throw inputError(`data set ${dataset.name}: changed while it was evaluated (${bundle.id} [${bundle.variant}] saw other images or labels than the first model); evaluate again`);
+  // Its workers start with the first encoded image (none for CIFAR's planar samples) and serve every model.
+  const pool = new ImagePool(options.imageWorkers !== undefined ? { workers: options.imageWorkers } : {});
+  try {
+    for (const bundle of bundles) {
+      const pass = await evaluateModel(bundle, options, pool, firstPass === undefined);
+      if (firstPass === undefined) {
+        firstPass = pass;
+        if (pass.result.metrics.images === 0) throw noImagesError(dataset, pass.stream);
+        data = describeData(dataset, pass, options.subset);
+        await options.afterStreaming?.({ dataset: data, bundles });
+      } else if (!samePass(firstPass, pass)) {
+        throw inputError(`data set ${dataset.name}: changed while it was evaluated (${bundle.id} [${bundle.variant}] saw other images or labels than the first model); evaluate again`);
+      }
+      results.push(pass.result);
+      predictions.push(pass.predictions);
     }
-    results.push(pass.result);
-    predictions.push(pass.predictions);
+  } finally {
+    await pool.close();
   }
   const report: EvaluationReport = {
     schema: 'clip-eval/evaluation@1',

@@ -84,8 +84,8 @@ function growingTopK(k: number, initial: number) {
 /**
  * Encodes images in batches and scores them against the classifier, reusing its pixel buffers for
  * the whole run. onnxruntime-node runs a session on the JavaScript thread (inside a setImmediate), so
- * only asynchronous fills (image decoding on libuv's threads) can overlap with inference: they get a
- * second buffer and start on batch k+1 before batch k runs. Synchronous fills (planar images) could
+ * only asynchronous fills (images read, decoded and preprocessed on worker threads) can overlap with
+ * inference: they get a second buffer and start on batch k+1 before batch k runs. Synchronous fills (planar images) could
  * not overlap anyway, and use one buffer. Memory holds two batches of pixels and the top-k rows.
  */
 export async function runZeroShotStream(options: ZeroShotStreamOptions): Promise<ZeroShotRun> {

@@ -1,24 +1,27 @@
 import { createHash, type Hash } from 'node:crypto';
-import { ClipEvalError, describeError, inputError } from '../../core/errors.js';
+import { describeError, inputError } from '../../core/errors.js';
 import type { Dataset, Sample } from '../../datasets/dataset.js';
 import type { PreprocessConfig } from '../../preprocess/config.js';
-import { decodeImage, readImageFile, type DecodeOptions } from '../../preprocess/decode.js';
+import type { DecodeOptions } from '../../preprocess/decode.js';
+import { ImageJobError, type ImagePool } from '../../preprocess/image-pool.js';
 import type { MemoryBudget } from '../../preprocess/memory-budget.js';
-import { createPlanarPreprocessor, preprocessDecoded, type PlanarPreprocessor } from '../../preprocess/transform.js';
+import { createPlanarPreprocessor, type PlanarPreprocessor } from '../../preprocess/transform.js';
 import type { BatchSource, StartedBatch } from './loop.js';
 import { createSubsetSelector, type SubsetOptions, type SubsetSelector } from './subset.js';
 
 /**
  * A data set's samples as batches of preprocessed pixels for runZeroShotStream: read in order,
  * chosen by the subset as they stream by, planar samples through the planar fast path at once,
- * encoded and file samples decoded on libuv's pool (bounded by a memory budget) while the previous
- * batch runs. What it keeps per evaluated image is its label (and, when asked, its id).
+ * encoded and file samples read, decoded and preprocessed on an ImagePool's worker threads (bounded
+ * by a memory budget) while the previous batch runs. What it keeps per evaluated image is its label (and, when asked, its id).
  */
 export interface SampleBatchOptions {
   dataset: Dataset;
   preprocess: PreprocessConfig;
   subset: SubsetOptions;
   memory: MemoryBudget;
+  /** Where encoded and file samples are read, decoded and preprocessed (off the inference thread). */
+  pool: ImagePool;
   decode?: Omit<DecodeOptions, 'reserve'>;
   /** Skip (and count) an image that cannot be read or decoded, instead of failing. */
   skipUnreadable: boolean;
@@ -58,11 +61,6 @@ interface Slot {
 }
 
 const DIGEST_VERSION = 'clip-eval data set digest 1\n';
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  // WebCrypto hashes on libuv's pool, beside the decoders, not on the thread that runs inference.
-  return Buffer.from(await crypto.subtle.digest('SHA-256', bytes)).toString('hex');
-}
 
 export class SampleBatches implements BatchSource {
   /** Labels of the evaluated images, in evaluation order. */
@@ -150,32 +148,34 @@ export class SampleBatches implements BatchSource {
       this.planar(image, target, offset);
       return undefined;
     }
-    const { memory, decode, preprocess } = this.options;
+    const { memory, decode, preprocess, pool } = this.options;
     const label = image.kind === 'file' ? image.path : (image.origin ?? `${this.options.dataset.name} sample ${sample.id}`);
     // Leases are taken in sample order (before any await), so the earliest image never waits.
     const lease = memory.lease();
-    const reserve = (bytes: number) => lease.reserve(bytes);
-    return (async () => {
-      try {
-        let bytes: Uint8Array;
-        if (image.kind === 'file') {
-          bytes = await readImageFile(image.path, label, { maxFileBytes: decode?.maxFileBytes, reserve });
-        } else {
-          await reserve(image.bytes.length);
-          bytes = image.bytes;
-        }
-        if (this.hash) slot.hash = await sha256Hex(bytes);
-        const decoded = await decodeImage(bytes, label, { ...decode, reserve });
-        preprocessDecoded(decoded, preprocess, target, offset, label);
-      } catch (error) {
-        if (!(error instanceof ClipEvalError) || !this.options.skipUnreadable) throw error;
-        slot.readable = false;
-        slot.hash ??= '-';
-        this.options.onSkipped?.(describeError(error));
-      } finally {
+    const prepared = pool.prepare({
+      source: image.kind === 'file' ? { path: image.path } : { bytes: image.bytes },
+      label,
+      config: preprocess,
+      decode,
+      digest: this.hash !== undefined,
+      memory: { budget: memory.shared, lease },
+    });
+    return prepared.then(
+      ({ pixels, sha256 }) => {
         lease.release();
-      }
-    })();
+        slot.hash = sha256;
+        target.set(pixels, offset);
+        pool.recycle(pixels);
+      },
+      (error: unknown) => {
+        lease.release();
+        if (!(error instanceof ImageJobError) || !this.options.skipUnreadable) throw error;
+        slot.readable = false;
+        // '-' for bytes that could not be read.
+        slot.hash = error.sha256 ?? '-';
+        this.options.onSkipped?.(describeError(error));
+      },
+    );
   }
 
   /** Closes the gaps of skipped images, records the batch's images in order and returns how many remain. */
