@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, truncate, utimes, writeFile } from 'node:fs/promises';
@@ -16,6 +16,7 @@ import { createLogger } from '../src/core/log.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { makeTempDir, needsShared, sharedPath } from './support/paths.js';
 import { rejectsWithOneLine } from './support/errors.js';
+import { runNode, type CliRun } from './support/cli.js';
 
 const PIXELS = 3072;
 const FINE_LABELS = [0, 1, 41, 99, 58, 19, 83];
@@ -377,20 +378,13 @@ test('a cache entry recorded before label files had digests is extracted again',
   assert.equal(marker.files['fine_label_names.txt'], sha256Of(fineText));
 });
 
-interface ChildRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 const cifarModule = new URL('../src/datasets/cifar/cifar.js', import.meta.url).href;
 
 /**
  * Loads the test set in a child process that is killed after `timeoutMs`: a read that blocks
  * forever (a FIFO) blocks a thread that no timer can free, so it must not run in the test runner.
  */
-function loadInChild(options: CifarLoadOptions, timeoutMs = 20_000): Promise<ChildRun> {
+function loadInChild(options: CifarLoadOptions, timeoutMs = 20_000): Promise<CliRun> {
   const script = `
     const { loadCifarTestSet } = await import(process.argv[1]);
     try {
@@ -400,18 +394,10 @@ function loadInChild(options: CifarLoadOptions, timeoutMs = 20_000): Promise<Chi
       console.error(error.message);
       process.exitCode = error.exitCode ?? 4;
     }`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, cifarModule, JSON.stringify(options)], { timeout: timeoutMs, killSignal: 'SIGKILL' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+  return runNode(['--input-type=module', '-e', script, cifarModule, JSON.stringify(options)], { timeoutMs });
 }
 
-function assertRefused(run: ChildRun, pattern: RegExp): void {
+function assertRefused(run: CliRun, pattern: RegExp): void {
   assert.equal(run.signal, null, `the load hung and was killed (stderr: ${run.stderr})`);
   assert.equal(run.code, 3, run.stderr);
   assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);

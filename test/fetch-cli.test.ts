@@ -164,21 +164,8 @@ test('a fetch killed mid-download is resumed by the next process', async () => {
 });
 
 /** Runs the CLI like runFetch, but kills it after `timeoutMs`: for runs that could hang. */
-function runFetchWithin(args: string[], timeoutMs: number): Promise<CliRun & { signal: NodeJS.Signals | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
-      env: { ...process.env, CI: 'true', ...neutralEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: timeoutMs,
-      killSignal: 'SIGKILL',
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+function runFetchWithin(args: string[], timeoutMs: number): Promise<CliRun> {
+  return runCli(args, { env: neutralEnv, timeoutMs });
 }
 
 test('data after the tar end marker is not read: 64 MiB of trailing zeros extract at once, and the archive is not kept', async () => {
