@@ -162,8 +162,9 @@ export async function openCsvManifest(spec: string, options: DatasetOpenOptions)
   const label = `manifest ${file}`;
   const text = await readTextFile(file, label, 'give a CSV file with the header path,label', MAX_MANIFEST_BYTES);
   const [header, ...records] = parseCsv(text, label);
+  if (header?.fields.length === 2 && header.fields[0] === 'path' && header.fields[1] === 'caption') return openCaptionManifest(spec, file, label, records);
   if (!header || header.fields.length !== 2 || header.fields[0] !== 'path' || header.fields[1] !== 'label') {
-    throw inputError(`${label} line 1: the header must be exactly path,label`);
+    throw inputError(`${label} line 1: the header must be exactly path,label (or path,caption for captions)`);
   }
   if (records.length === 0) throw inputError(`${label}: no rows after the header; add one row path,label per image`);
   const firstLine = new Map<string, number>();
@@ -187,6 +188,39 @@ export async function openCsvManifest(spec: string, options: DatasetOpenOptions)
     split: basename(file, extname(file)),
     classNames: classes.names,
     defaultTemplates: options.classNames?.spec === 'imagenet1k' ? 'imagenet' : 'single',
+    size: samples.length,
+    async *samples() {
+      yield* samples;
+    },
+  };
+}
+
+/**
+ * A caption manifest (header `path,caption`): one row per caption, several rows may name one image;
+ * the images in the order of their first row, each with its captions in row order. No class names.
+ */
+async function openCaptionManifest(spec: string, file: string, label: string, records: readonly CsvRecord[]): Promise<Dataset> {
+  if (records.length === 0) throw inputError(`${label}: no rows after the header; add one row path,caption per caption`);
+  const captionsOf = new Map<string, { line: number; captions: string[] }>();
+  for (const { line, fields } of records) {
+    if (fields.length !== 2) throw inputError(`${label} line ${line}: ${fields.length} fields, expected 2 (path,caption); quote a field that holds a comma`);
+    const [path, caption] = fields as [string, string];
+    if (path === '') throw inputError(`${label} line ${line}: the path is empty`);
+    if (caption.trim() === '') throw inputError(`${label} line ${line}: the caption is empty`);
+    const entry = captionsOf.get(path);
+    if (entry) entry.captions.push(caption);
+    else captionsOf.set(path, { line, captions: [caption] });
+  }
+  const rows: Row[] = [...captionsOf].map(([path, { line }]) => ({ line, path, label: '' }));
+  const folder = dirname(resolve(file));
+  const paths = rows.map((row) => resolve(folder, row.path));
+  await checkFiles(label, rows, paths);
+  const samples: Sample[] = rows.map((row, index) => ({ id: row.path, label: 0, image: { kind: 'file', path: paths[index]! }, captions: captionsOf.get(row.path)!.captions }));
+  return {
+    name: spec,
+    split: basename(file, extname(file)),
+    classNames: [],
+    defaultTemplates: 'single',
     size: samples.length,
     async *samples() {
       yield* samples;

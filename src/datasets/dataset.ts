@@ -25,6 +25,8 @@ export interface Sample {
   /** 0-based index into classNames. */
   label: number;
   image: SampleImage;
+  /** Its captions, for retrieval (a caption manifest's rows, a webdataset sample's .txt lines). */
+  captions?: readonly string[];
 }
 
 export interface Superclasses {
