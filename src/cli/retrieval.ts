@@ -1,0 +1,125 @@
+import { Command } from 'commander';
+import { resolveCacheRoot } from '../core/cache.js';
+import { EXIT, usageError } from '../core/errors.js';
+import { percent } from '../core/format.js';
+import { VERSION } from '../core/version.js';
+import { openDataset } from '../datasets/registry.js';
+import { parseDevice } from '../model/session.js';
+import { DEFAULT_RECALL_K } from '../tasks/retrieval/metrics.js';
+import { runRetrieval, type RetrievalRun } from '../tasks/retrieval/retrieval.js';
+import { resolveModels } from '../tasks/zero-shot/evaluate.js';
+import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
+import { writeOutput } from './io.js';
+import { assertDistinctOutputs, assertWritableOutput } from './options.js';
+
+interface RetrievalCliOptions extends CommonOptions, ModelOptions, DataOptions {
+  device: string;
+  deviceId?: number;
+  threads?: number;
+  batchSize: number;
+  split?: string;
+  cache: boolean;
+  recallK: number[];
+  json?: string;
+  predictions?: string;
+}
+
+/** --recall-k 1,5,10: distinct positive whole numbers, kept in ascending order. */
+function recallKList(value: string): number[] {
+  const parts = value.split(',').map((part) => part.trim());
+  if (parts.some((part) => !/^\d+$/.test(part) || Number(part) < 1)) throw usageError(`--recall-k ${value}: expected positive whole numbers separated by commas, e.g. 1,5,10`);
+  return [...new Set(parts.map(Number))].sort((a, b) => a - b);
+}
+
+function formatRetrievalSummary(spec: string, modelId: string, variant: string, run: RetrievalRun, ks: readonly number[]): string {
+  const { metrics } = run.scores;
+  const { timing } = run;
+  const rows = ks.map((k) => `  ${`@${k}`.padEnd(6)} ${percent(metrics.imageRetrievalRecall[String(k)]!).padStart(12)} ${percent(metrics.textRetrievalRecall[String(k)]!).padStart(12)}`);
+  return [
+    `retrieval: ${spec} (${metrics.images} images, ${metrics.captions} captions), model ${modelId} ${variant}`,
+    `  recall ${'text→image'.padStart(12)} ${'image→text'.padStart(12)}`,
+    ...rows,
+    `time: ${timing.wallSeconds.toFixed(2)} s (images ${timing.imageSeconds.toFixed(2)} s, captions ${timing.textSeconds.toFixed(2)} s, ${timing.textEmbeddings}; similarity ${timing.similaritySeconds.toFixed(2)} s)`,
+    '',
+  ].join('\n');
+}
+
+/** One JSON Lines row per caption: its index, its image's index, that image's rank and the best images. */
+function formatRetrievalPredictions(run: RetrievalRun): string {
+  const { imageRanks, topImages, top } = run.scores;
+  const lines: string[] = [];
+  for (let c = 0; c < run.captions.length; c += 1) {
+    const best = topImages ? Array.from(topImages.subarray(c * top, (c + 1) * top)) : [];
+    lines.push(JSON.stringify({ caption: c, image: run.captionImage[c], rank: imageRanks[c], top: best }));
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
+async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): Promise<number> {
+  const logger = loggerFor(options);
+  const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
+  if (models.length !== 1) throw usageError('retrieval runs one model and one variant at a time; give one --model and one --variant');
+  const outputs = [['--json', options.json], ['--predictions', options.predictions]] as const;
+  for (const [flag, path] of outputs) {
+    if (path) await assertWritableOutput(flag, path);
+  }
+  await assertDistinctOutputs(outputs);
+  const cacheRoot = resolveCacheRoot(options.cacheDir);
+  const quiet = options.quiet ?? false;
+  const [bundle] = await resolveModels(models, { cacheRoot, offline: options.offline, quiet, logger });
+  const dataset = await openDataset(spec, { ...dataOptions(options), cacheRoot, offline: options.offline, quiet, logger, split: options.split });
+  const ks = options.recallK;
+  const run = await runRetrieval({
+    dataset,
+    bundle: bundle!,
+    cacheRoot,
+    device: parseDevice(options.device),
+    deviceId: options.deviceId,
+    threads: options.threads,
+    batchSize: options.batchSize,
+    textCache: options.cache,
+    ks,
+    top: options.predictions ? ks.at(-1)! : 0,
+    // Pillow's Image.open, which the reference pipelines use, ignores the EXIF orientation.
+    decode: { autoOrient: false },
+    logger,
+    quiet,
+  });
+  process.stdout.write(formatRetrievalSummary(spec, bundle!.id, bundle!.variant, run, ks));
+  if (options.json) {
+    const report = {
+      tool: { name: 'clip-eval', version: VERSION },
+      task: 'retrieval',
+      dataset: { name: dataset.name, split: dataset.split, images: run.scores.metrics.images, captions: run.scores.metrics.captions },
+      results: [
+        {
+          model: { id: bundle!.id, layout: bundle!.layout, variant: bundle!.variant, embeddingDim: run.embeddingDim },
+          device: options.device === 'cpu' ? 'cpu' : `${options.device}:${options.deviceId ?? 0}`,
+          metrics: run.scores.metrics,
+          timing: { ...run.timing, similarityBlockFloats: run.scores.blockFloats },
+        },
+      ],
+    };
+    await writeOutput('--json', options.json, `${JSON.stringify(report, null, 2)}\n`);
+  }
+  if (options.predictions) await writeOutput('--predictions', options.predictions, formatRetrievalPredictions(run));
+  return EXIT.ok;
+}
+
+/** `clip-eval retrieval <dataset>`: text→image and image→text recall@k on a data set with captions. */
+export function retrievalCommand(setExit: (code: number) => void): Command {
+  const command = new Command('retrieval')
+    .description('text-image retrieval recall@k (imageRetrievalRecall: text→image, textRetrievalRecall: image→text) on a data set with captions')
+    .argument('<dataset>', 'the data set: csv:FILE (or FILE.csv) with the header path,caption');
+  addModelOptions(command, false);
+  addDataOptions(command);
+  addInferenceOptions(command);
+  command
+    .option('--split <name>', 'the data set split (webdatasets; default test)')
+    .option('--recall-k <list>', 'the k of recall@k, comma-separated', recallKList, [...DEFAULT_RECALL_K])
+    .option('--json <file>', 'write the result as JSON')
+    .option('--predictions <file>', 'write one JSON Lines row per caption: its image, that image\'s rank and the best images');
+  addCommonOptions(command);
+  command.action(async (spec: string, options: RetrievalCliOptions) => setExit(await runRetrievalCommand(spec, options)));
+  return command;
+}

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { SeededRandom } from '../scripts/lib/seeded-random.js';
+import { CIFAR100_RAW_NAMES, writePatternClip } from '../scripts/make-pattern-clip.js';
+import { runCli } from './support/cli.js';
+import { classImage } from './support/pattern-images.js';
+import { makeTempDir } from './support/paths.js';
+
+/**
+ * `clip-eval retrieval` end to end through the built CLI with the pattern CLIP: one image per CIFAR-100
+ * class and two captions each whose words carry the image's pattern ("a photo of a <class>", "<class>").
+ * Through a correct pipeline recall@1 is ~100 %; with the captions shuffled among the images, ~chance.
+ */
+
+let dir: string;
+let modelArgs: string[];
+const names = CIFAR100_RAW_NAMES.map((raw) => raw.replace(/_/g, ' '));
+
+function manifest(rows: readonly (readonly [string, string])[]): string {
+  return `path,caption\n${rows.map(([path, caption]) => `${path},"${caption}"`).join('\n')}\n`;
+}
+
+/** Two captions per image, image i named first on row 2i. */
+function captionRows(): [string, string][] {
+  return CIFAR100_RAW_NAMES.flatMap((raw, i): [string, string][] => [
+    [`images/${raw}.png`, `a photo of a ${names[i]}`],
+    [`images/${raw}.png`, names[i]!],
+  ]);
+}
+
+before(async () => {
+  dir = await makeTempDir('clip-eval-retrieval-');
+  await writePatternClip(join(dir, 'model'), { variants: false });
+  modelArgs = ['--model', join(dir, 'model'), '--cache-dir', join(dir, 'cache'), '--threads', '1', '--quiet'];
+  await mkdir(join(dir, 'images'));
+  for (const [i, raw] of CIFAR100_RAW_NAMES.entries()) await classImage(names[i]!).png().toFile(join(dir, 'images', `${raw}.png`));
+  await writeFile(join(dir, 'captions.csv'), manifest(captionRows()));
+  // The same captions, each moved to a random image: the pipeline can no longer find the right one.
+  const random = new SeededRandom(12);
+  const rows = captionRows();
+  const captions = rows.map(([, caption]) => caption);
+  for (let i = captions.length - 1; i > 0; i -= 1) {
+    const j = Math.floor(random.next() * (i + 1));
+    [captions[i], captions[j]] = [captions[j]!, captions[i]!];
+  }
+  await writeFile(join(dir, 'shuffled.csv'), manifest(rows.map(([path], i) => [path, captions[i]!])));
+});
+
+after(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+interface Report {
+  task: string;
+  dataset: { images: number; captions: number };
+  results: { metrics: { images: number; captions: number; imageRetrievalRecall: Record<string, number>; textRetrievalRecall: Record<string, number> }; timing: { wallSeconds: number; textEmbeddings: string; similarityBlockFloats: number } }[];
+}
+
+async function retrieval(spec: string, name: string, ...extra: string[]) {
+  const json = join(dir, `${name}.json`);
+  const predictions = join(dir, `${name}.jsonl`);
+  const run = await runCli(['retrieval', spec, ...modelArgs, '--json', json, '--predictions', predictions, ...extra]);
+  assert.equal(run.code, 0, run.stderr);
+  const report = JSON.parse(await readFile(json, 'utf8')) as Report;
+  const rows = (await readFile(predictions, 'utf8')).trimEnd().split('\n').map((line) => JSON.parse(line) as { caption: number; image: number; rank: number; top: number[] });
+  return { run, report, rows };
+}
+
+test('retrieval on a caption manifest: recall@1 ~100 % both ways, a table, JSON keyed by k and one prediction row per caption', async () => {
+  const { run, report, rows } = await retrieval(join(dir, 'captions.csv'), 'captions');
+  const [result] = report.results;
+  assert.equal(report.task, 'retrieval');
+  assert.deepEqual(report.dataset, { name: join(dir, 'captions.csv'), split: 'captions', images: 100, captions: 200 });
+  assert.deepEqual(Object.keys(result!.metrics.imageRetrievalRecall), ['1', '5', '10']);
+  assert.ok(result!.metrics.imageRetrievalRecall['1']! >= 0.95, JSON.stringify(result!.metrics));
+  assert.ok(result!.metrics.textRetrievalRecall['1']! >= 0.95, JSON.stringify(result!.metrics));
+  assert.equal(result!.timing.textEmbeddings, 'computed');
+  assert.equal(result!.timing.similarityBlockFloats, 200 * 100);
+  assert.match(run.stdout, /^retrieval: .*captions\.csv \(100 images, 200 captions\)/);
+  assert.match(run.stdout, /^ {2}@1 .*%.*%$/m);
+  assert.match(run.stdout, /^time: \d+\.\d\d s/m);
+  assert.equal(rows.length, 200);
+  rows.forEach((row, c) => {
+    assert.equal(row.caption, c);
+    assert.equal(row.image, Math.floor(c / 2));
+    assert.equal(row.top.length, 10);
+    assert.equal(row.rank === 1, row.top[0] === row.image);
+  });
+  const hits = rows.filter((row) => row.rank === 1).length / rows.length;
+  assert.equal(hits, result!.metrics.imageRetrievalRecall['1']);
+
+  const again = await retrieval(join(dir, 'captions.csv'), 'again', '--recall-k', '2,1');
+  assert.equal(again.report.results[0]!.timing.textEmbeddings, 'cached');
+  assert.deepEqual(Object.keys(again.report.results[0]!.metrics.textRetrievalRecall), ['1', '2']);
+  assert.equal(again.report.results[0]!.metrics.imageRetrievalRecall['1'], result!.metrics.imageRetrievalRecall['1']);
+  assert.equal(again.rows[0]!.top.length, 2);
+});
+
+test('retrieval with the captions shuffled among the images falls to about chance', async () => {
+  const { report } = await retrieval(join(dir, 'shuffled.csv'), 'shuffled');
+  const { metrics } = report.results[0]!;
+  assert.ok(metrics.imageRetrievalRecall['1']! <= 0.1, JSON.stringify(metrics));
+  assert.ok(metrics.imageRetrievalRecall['10']! <= 0.3, JSON.stringify(metrics));
+});
+
+async function refuses(args: string[], pattern: RegExp, code = 3): Promise<void> {
+  const run = await runCli(['retrieval', ...args, ...modelArgs]);
+  assert.equal(run.code, code, run.stderr);
+  assert.match(run.stderr, /^clip-eval: [^\n]+\n$/);
+  assert.match(run.stderr, pattern);
+}
+
+test('retrieval errors are one line: a missing image, a data set without captions, a bad --recall-k', async () => {
+  await writeFile(join(dir, 'missing.csv'), manifest([['images/nowhere.png', 'a photo of a cat']]));
+  await refuses([join(dir, 'missing.csv')], /missing\.csv line 2: images\/nowhere\.png does not exist/);
+  await writeFile(join(dir, 'empty-caption.csv'), 'path,caption\nimages/apple.png,\n');
+  await refuses([join(dir, 'empty-caption.csv')], /line 2: the caption is empty/);
+  await mkdir(join(dir, 'pets', 'apple'), { recursive: true });
+  await classImage('apple').png().toFile(join(dir, 'pets', 'apple', 'apple.png'));
+  await refuses([join(dir, 'pets')], /sample apple\/apple\.png has no captions; retrieval needs one or more captions per image/);
+  await refuses([join(dir, 'captions.csv'), '--recall-k', '1,0'], /--recall-k 1,0: expected positive whole numbers/, 2);
+});
