@@ -39,7 +39,7 @@ function formatRetrievalSummary(spec: string, modelId: string, variant: string, 
     `retrieval: ${spec} (${metrics.images} images, ${metrics.captions} captions), model ${modelId} ${variant}`,
     `  recall ${'text→image'.padStart(12)} ${'image→text'.padStart(12)}`,
     ...rows,
-    `time: ${timing.wallSeconds.toFixed(2)} s (images ${timing.imageSeconds.toFixed(2)} s, captions ${timing.textSeconds.toFixed(2)} s, ${timing.textEmbeddings}; similarity ${timing.similaritySeconds.toFixed(2)} s)`,
+    `time: ${timing.wallSeconds.toFixed(2)} s (images ${timing.imageSeconds.toFixed(2)} s, captions ${timing.textSeconds.toFixed(2)} s, similarity ${timing.similaritySeconds.toFixed(2)} s); caption embeddings: ${timing.textEmbeddings}`,
     '',
   ].join('\n');
 }
