@@ -5,6 +5,8 @@ import { after, before, test } from 'node:test';
 import { SeededRandom } from '../scripts/lib/seeded-random.js';
 import { CIFAR100_RAW_NAMES, writePatternClip } from '../scripts/make-pattern-clip.js';
 import { runCli } from './support/cli.js';
+import { startTestServer, type TestServer } from './support/http-server.js';
+import { encodeClassImage, publishDatasetRepo, writeShard, type ShardMember } from './support/webdataset.js';
 import { classImage } from './support/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 
@@ -16,6 +18,9 @@ import { makeTempDir } from './support/paths.js';
 
 let dir: string;
 let modelArgs: string[];
+let hub: TestServer;
+/** A caption webdataset (as CLIP_benchmark's flickr30k): 20 samples, an image and a .txt of 2 captions each, in 2 shards. */
+const WDS_CLASSES = 20;
 const names = CIFAR100_RAW_NAMES.map((raw) => raw.replace(/_/g, ' '));
 
 function manifest(rows: readonly (readonly [string, string])[]): string {
@@ -46,9 +51,24 @@ before(async () => {
     [captions[i], captions[j]] = [captions[j]!, captions[i]!];
   }
   await writeFile(join(dir, 'shuffled.csv'), manifest(rows.map(([path], i) => [path, captions[i]!])));
+
+  const layout = join(dir, 'flickr');
+  const members: ShardMember[] = [];
+  for (let i = 0; i < WDS_CLASSES; i += 1) {
+    const key = `s${String(i).padStart(7, '0')}`;
+    members.push({ name: `${key}.webp`, bytes: await encodeClassImage(names[i]!, 'webp') });
+    members.push({ name: `${key}.txt`, bytes: Buffer.from(`a photo of a ${names[i]}\n${names[i]}\n`) });
+  }
+  await mkdir(join(layout, 'test'), { recursive: true });
+  await writeFile(join(layout, 'test', 'nshards.txt'), '2\n');
+  await writeShard(join(layout, 'test', '0.tar'), members.slice(0, WDS_CLASSES));
+  await writeShard(join(layout, 'test', '1.tar'), members.slice(WDS_CLASSES));
+  hub = await startTestServer();
+  await publishDatasetRepo(hub, 'clip-benchmark/wds_flickr', layout);
 });
 
 after(async () => {
+  await hub?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -61,7 +81,7 @@ interface Report {
 async function retrieval(spec: string, name: string, ...extra: string[]) {
   const json = join(dir, `${name}.json`);
   const predictions = join(dir, `${name}.jsonl`);
-  const run = await runCli(['retrieval', spec, ...modelArgs, '--json', json, '--predictions', predictions, ...extra]);
+  const run = await runCli(['retrieval', spec, ...modelArgs, '--json', json, '--predictions', predictions, ...extra], { env: { HF_ENDPOINT: hub.origin } });
   assert.equal(run.code, 0, run.stderr);
   const report = JSON.parse(await readFile(json, 'utf8')) as Report;
   const rows = (await readFile(predictions, 'utf8')).trimEnd().split('\n').map((line) => JSON.parse(line) as { caption: number; image: number; rank: number; top: number[] });
@@ -103,6 +123,18 @@ test('retrieval with the captions shuffled among the images falls to about chanc
   const { metrics } = report.results[0]!;
   assert.ok(metrics.imageRetrievalRecall['1']! <= 0.1, JSON.stringify(metrics));
   assert.ok(metrics.imageRetrievalRecall['10']! <= 0.3, JSON.stringify(metrics));
+});
+
+test('retrieval on a webdataset with .txt captions: served by the hub (wds/NAME) and from a folder (wds:DIR)', async () => {
+  for (const spec of ['wds/flickr', `wds:${join(dir, 'flickr')}`]) {
+    const { report, rows } = await retrieval(spec, spec.startsWith('wds/') ? 'wds-hub' : 'wds-folder');
+    const { metrics } = report.results[0]!;
+    assert.equal(metrics.images, WDS_CLASSES);
+    assert.equal(metrics.captions, 2 * WDS_CLASSES);
+    assert.ok(metrics.imageRetrievalRecall['1']! >= 0.95, JSON.stringify(metrics));
+    assert.ok(metrics.textRetrievalRecall['1']! >= 0.95, JSON.stringify(metrics));
+    assert.deepEqual(rows.map((row) => row.image), Array.from({ length: 2 * WDS_CLASSES }, (_, c) => Math.floor(c / 2)));
+  }
 });
 
 async function refuses(args: string[], pattern: RegExp, code = 3): Promise<void> {

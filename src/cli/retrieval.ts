@@ -67,7 +67,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
   const cacheRoot = resolveCacheRoot(options.cacheDir);
   const quiet = options.quiet ?? false;
   const [bundle] = await resolveModels(models, { cacheRoot, offline: options.offline, quiet, logger });
-  const dataset = await openDataset(spec, { ...dataOptions(options), cacheRoot, offline: options.offline, quiet, logger, split: options.split });
+  const dataset = await openDataset(spec, { ...dataOptions(options), cacheRoot, offline: options.offline, quiet, logger, split: options.split, captions: true });
   const ks = options.recallK;
   const run = await runRetrieval({
     dataset,
@@ -110,7 +110,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
 export function retrievalCommand(setExit: (code: number) => void): Command {
   const command = new Command('retrieval')
     .description('text-image retrieval recall@k (imageRetrievalRecall: text→image, textRetrievalRecall: image→text) on a data set with captions')
-    .argument('<dataset>', 'the data set: csv:FILE (or FILE.csv) with the header path,caption');
+    .argument('<dataset>', 'the data set: csv:FILE (or FILE.csv) with the header path,caption, wds/NAME[@REVISION] or wds:DIR-OR-URL with .txt captions');
   addModelOptions(command, false);
   addDataOptions(command);
   addInferenceOptions(command);

@@ -67,6 +67,8 @@ export interface DatasetOpenOptions {
   logger?: Logger;
   /** The user's class names, resolved; when absent a source uses its own. */
   classNames?: ClassNameList;
+  /** Read samples' captions instead of labels (webdatasets: .txt members; no class names). */
+  captions?: boolean;
   /** Webdataset split (default "test"). */
   split?: string;
   /** CIFAR's sources: an extracted copy, a mirror URL and its md5. */

@@ -18,10 +18,14 @@ const IMAGE_FORMATS: ReadonlyMap<string, string> = new Map([
   ['jpeg', 'jpg'],
 ]);
 const LABEL_EXTENSION = 'cls';
+/** A caption data set's sample holds its captions in a .txt member, one per line. */
+const CAPTIONS_EXTENSION = 'txt';
 /** Far above any photo in a benchmark shard; a larger member is refused before it is read. */
 const MAX_IMAGE_MEMBER_BYTES = 64 * 2 ** 20;
 /** A .cls member holds one decimal number. */
 const MAX_LABEL_MEMBER_BYTES = 1024;
+/** Far above a benchmark image's few captions (MSCOCO: five short sentences). */
+const MAX_CAPTIONS_MEMBER_BYTES = 1 << 20;
 /** Entry types that carry plain data; links, devices and FIFOs are refused. */
 const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
 const CHUNK_BYTES = 1 << 20;
@@ -29,6 +33,8 @@ const CHUNK_BYTES = 1 << 20;
 export interface ShardSample {
   key: string;
   label: number;
+  /** The lines of its .txt member, when the shard is read for captions. */
+  captions?: string[];
   bytes: Uint8Array;
   format: string;
   /** The image member's path in the shard. */
@@ -46,7 +52,11 @@ interface PendingSample {
   key: string;
   image?: Member;
   label?: Member;
+  caption?: Member;
 }
+
+/** What a sample carries besides its image: a label (.cls, in 0..classCount-1) or captions (.txt). */
+export type ShardContent = { kind: 'labels'; classCount: number } | { kind: 'captions' };
 
 /** Why a member may not be in a shard, or undefined when it may. */
 function memberProblem(entry: ReadEntry): string | undefined {
@@ -71,7 +81,9 @@ function splitMemberPath(path: string): { key: string; extension: string } {
  * read past. `shard` names the shard in errors. A link, device, absolute path or `..` in a member name,
  * an oversized member, or a damaged or truncated archive stops the stream with an error.
  */
-async function* shardMembers(path: string, shard: string): AsyncGenerator<Member> {
+async function* shardMembers(path: string, shard: string, content: ShardContent): AsyncGenerator<Member> {
+  const otherExtension = content.kind === 'labels' ? LABEL_EXTENSION : CAPTIONS_EXTENSION;
+  const otherLimit = content.kind === 'labels' ? MAX_LABEL_MEMBER_BYTES : MAX_CAPTIONS_MEMBER_BYTES;
   let handle: FileHandle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -94,7 +106,7 @@ async function* shardMembers(path: string, shard: string): AsyncGenerator<Member
           return entry.resume();
         }
         const { key, extension } = splitMemberPath(entry.path);
-        const limit = IMAGE_FORMATS.has(extension) ? MAX_IMAGE_MEMBER_BYTES : extension === LABEL_EXTENSION ? MAX_LABEL_MEMBER_BYTES : undefined;
+        const limit = IMAGE_FORMATS.has(extension) ? MAX_IMAGE_MEMBER_BYTES : extension === otherExtension ? otherLimit : undefined;
         if (entry.type === 'Directory' || limit === undefined) return entry.resume();
         if (entry.size > limit) {
           failure = inputError(`webdataset shard ${shard}: member ${entry.path} has ${entry.size} bytes, more than the ${limit} allowed`);
@@ -150,12 +162,20 @@ function parseLabel(member: Member, shard: string, classCount: number): number {
   return label;
 }
 
-function completeSample(pending: PendingSample, shard: string, classCount: number): ShardSample {
+/** The non-blank lines of a .txt member, trimmed. */
+function parseCaptions(member: Member, shard: string): string[] {
+  const captions = member.bytes.toString('utf8').split('\n').map((line) => line.trim()).filter((line) => line !== '');
+  if (captions.length === 0) throw inputError(`webdataset shard ${shard}: sample ${member.key} has no captions in ${member.path}`);
+  return captions;
+}
+
+function completeSample(pending: PendingSample, shard: string, content: ShardContent): ShardSample {
   if (pending.image === undefined) throw inputError(`webdataset shard ${shard}: sample ${pending.key} has no image (.webp, .png, .jpg or .jpeg member)`);
-  if (pending.label === undefined) throw inputError(`webdataset shard ${shard}: sample ${pending.key} has no label (.cls member)`);
+  if (content.kind === 'labels' && pending.label === undefined) throw inputError(`webdataset shard ${shard}: sample ${pending.key} has no label (.cls member)`);
+  if (content.kind === 'captions' && pending.caption === undefined) throw inputError(`webdataset shard ${shard}: sample ${pending.key} has no captions (.txt member)`);
   return {
     key: pending.key,
-    label: parseLabel(pending.label, shard, classCount),
+    ...(content.kind === 'labels' ? { label: parseLabel(pending.label!, shard, content.classCount) } : { label: 0, captions: parseCaptions(pending.caption!, shard) }),
     bytes: pending.image.bytes,
     format: IMAGE_FORMATS.get(pending.image.extension)!,
     member: pending.image.path,
@@ -163,22 +183,22 @@ function completeSample(pending: PendingSample, shard: string, classCount: numbe
 }
 
 /**
- * The samples of one shard, in archive order, each with an image and a label in 0..classCount-1. A sample
- * whose members are not next to each other, or that has two images or two labels, is an error.
+ * The samples of one shard, in archive order, each with an image and a label in 0..classCount-1 (or its
+ * captions). A sample whose members are not next to each other, or that has two images or two labels, is an error.
  * `seenKeys` collects the keys of the whole data set, so a key used twice is refused across shards too.
  */
-export async function* shardSamples(path: string, shard: string, classCount: number, seenKeys: Set<string>): AsyncGenerator<ShardSample> {
+export async function* shardSamples(path: string, shard: string, content: ShardContent, seenKeys: Set<string>): AsyncGenerator<ShardSample> {
   let pending: PendingSample | undefined;
-  for await (const member of shardMembers(path, shard)) {
+  for await (const member of shardMembers(path, shard, content)) {
     if (pending?.key !== member.key) {
-      if (pending !== undefined) yield completeSample(pending, shard, classCount);
+      if (pending !== undefined) yield completeSample(pending, shard, content);
       if (seenKeys.has(member.key)) throw inputError(`webdataset shard ${shard}: sample key ${member.key} appears twice (its members must be next to each other, and keys unique)`);
       seenKeys.add(member.key);
       pending = { key: member.key };
     }
-    const slot = member.extension === LABEL_EXTENSION ? 'label' : 'image';
+    const slot = member.extension === LABEL_EXTENSION ? 'label' : member.extension === CAPTIONS_EXTENSION ? 'caption' : 'image';
     if (pending[slot] !== undefined) throw inputError(`webdataset shard ${shard}: sample ${member.key} has two ${slot}s (${pending[slot].path} and ${member.path})`);
     pending[slot] = member;
   }
-  if (pending !== undefined) yield completeSample(pending, shard, classCount);
+  if (pending !== undefined) yield completeSample(pending, shard, content);
 }

@@ -8,7 +8,7 @@ import { httpRequest } from '../../net/http.js';
 import { hubIdProblem, openHubRepo, type HubRepoId } from '../../net/hub.js';
 import type { ClassNameList } from '../class-names.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource, Sample } from '../dataset.js';
-import { shardSamples } from './shards.js';
+import { shardSamples, type ShardContent } from './shards.js';
 
 /**
  * CLIP_benchmark's webdataset layout, from three places: the hub's mirror (`wds/<name>[@<revision>]`, the
@@ -230,8 +230,10 @@ async function openWebdataset(spec: string, options: DatasetOpenOptions): Promis
   checkSplit(spec, split);
   const files = await filesFor(spec, options);
   const shardCount = await readShardCount(files, spec, split);
-  const classNames = chosenClassNames(spec, await readClassNames(files, spec), options.classNames);
-  const templates = await readTemplates(files, spec);
+  // A caption data set (flickr30k, mscoco_captions) has no class names or templates, only .txt members.
+  const classNames = options.captions ? [] : chosenClassNames(spec, await readClassNames(files, spec), options.classNames);
+  const templates = options.captions ? undefined : await readTemplates(files, spec);
+  const content: ShardContent = options.captions ? { kind: 'captions' } : { kind: 'labels', classCount: classNames.length };
   const shards = shardPaths(split, shardCount);
   await requireAll(files, shards);
   return {
@@ -239,13 +241,14 @@ async function openWebdataset(spec: string, options: DatasetOpenOptions): Promis
     split,
     classNames,
     defaultTemplates: 'dataset',
-    templates,
+    ...(templates ? { templates } : {}),
     async *samples(): AsyncGenerator<Sample> {
       const seenKeys = new Set<string>();
       for (const shard of shards) {
         const local = await files.fetch(shard);
-        for await (const sample of shardSamples(local, shard, classNames.length, seenKeys)) {
-          yield { id: sample.key, label: sample.label, image: { kind: 'encoded', bytes: sample.bytes, format: sample.format, origin: `${shard}: ${sample.member}` } };
+        for await (const sample of shardSamples(local, shard, content, seenKeys)) {
+          const image = { kind: 'encoded', bytes: sample.bytes, format: sample.format, origin: `${shard}: ${sample.member}` } as const;
+          yield { id: sample.key, label: sample.label, image, ...(sample.captions ? { captions: sample.captions } : {}) };
         }
       }
     },
