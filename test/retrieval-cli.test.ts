@@ -137,6 +137,17 @@ test('retrieval on a webdataset with .txt captions: served by the hub (wds/NAME)
   }
 });
 
+test('retrieval --min holds recall@k to a bar: pass exits 0, a bar missed exits 1 with a check-failed line', async () => {
+  const pass = await runCli(['retrieval', join(dir, 'captions.csv'), ...modelArgs, '--recall-k', '1', '--min', 'imageRetrievalRecall@5=90%', '--min', 'textRetrievalRecall@1=0.9']);
+  assert.equal(pass.code, 0, pass.stderr);
+  assert.match(pass.stdout, /^ {2}@5 /m, 'a bar\'s k is measured even when --recall-k leaves it out');
+  assert.match(pass.stdout, /^ {2}pass {2}.*imageRetrievalRecall@5 100\.00 % meets the bar 90\.00 %$/m);
+  const fail = await runCli(['retrieval', join(dir, 'shuffled.csv'), ...modelArgs, '--min', 'imageRetrievalRecall@1=50%']);
+  assert.equal(fail.code, 1, fail.stderr);
+  assert.match(fail.stdout, /^ {2}FAIL {2}.*imageRetrievalRecall@1 .* is below the bar 50\.00 %$/m);
+  assert.match(fail.stderr, /^clip-eval: check failed: .*imageRetrievalRecall@1 [^\n]+\n$/);
+});
+
 async function refuses(args: string[], pattern: RegExp, code = 3): Promise<void> {
   const run = await runCli(['retrieval', ...args, ...modelArgs]);
   assert.equal(run.code, code, run.stderr);
@@ -153,4 +164,6 @@ test('retrieval errors are one line: a missing image, a data set without caption
   await classImage('apple').png().toFile(join(dir, 'pets', 'apple', 'apple.png'));
   await refuses([join(dir, 'pets')], /sample apple\/apple\.png has no captions; retrieval needs one or more captions per image/);
   await refuses([join(dir, 'captions.csv'), '--recall-k', '1,0'], /--recall-k 1,0: expected positive whole numbers/, 2);
+  await refuses([join(dir, 'captions.csv'), '--min', 'top1=50%'], /--min top1=50%: expected METRIC@K=VALUE/, 2);
+  await refuses([join(dir, 'captions.csv'), '--min', 'imageRetrievalRecall@5=80'], /--min imageRetrievalRecall@5 80: expected a fraction/, 2);
 });

@@ -261,3 +261,36 @@ export function runChecks(report: EvaluationReport, options: CheckOptions): Chec
   }
   return outcomes;
 }
+
+/** The retrieval metrics a bar can name, as stored in the JSON result (each keyed by k). */
+export const RETRIEVAL_METRICS = ['imageRetrievalRecall', 'textRetrievalRecall'] as const;
+export type RetrievalMetric = (typeof RETRIEVAL_METRICS)[number];
+
+/** A bar on one retrieval metric at one k: `imageRetrievalRecall@5=80%`. */
+export interface RetrievalBar {
+  metric: RetrievalMetric;
+  k: number;
+  bar: number;
+}
+
+/** Parses repeated `METRIC@K=VALUE` bars (the value as parseAccuracy takes it). */
+export function parseRetrievalBar(flag: string): (value: string, previous?: RetrievalBar[]) => RetrievalBar[] {
+  return (value, previous = []) => {
+    const match = /^(\w+)@(\d+)=(.+)$/.exec(value.trim());
+    const metric = match?.[1] as RetrievalMetric | undefined;
+    if (!match || !RETRIEVAL_METRICS.includes(metric!) || Number(match[2]) < 1) {
+      throw usageError(`${flag} ${value}: expected METRIC@K=VALUE with METRIC one of ${RETRIEVAL_METRICS.join(', ')}, e.g. imageRetrievalRecall@5=80%`);
+    }
+    return [...previous, { metric: metric!, k: Number(match[2]), bar: parseAccuracy(`${flag} ${metric}@${match[2]}`)(match[3]!) }];
+  };
+}
+
+/** Holds a retrieval result's metrics to each bar. */
+export function checkRetrievalBars(key: string, metrics: Readonly<Record<RetrievalMetric, Readonly<Record<string, number>>>>, bars: readonly RetrievalBar[]): { passed: boolean; message: string }[] {
+  return bars.map(({ metric, k, bar }) => {
+    const value = metrics[metric][String(k)];
+    if (value === undefined) throw new RangeError(`retrieval check: ${metric}@${k} was not measured`);
+    const passed = value >= bar;
+    return { passed, message: `${key}: ${metric}@${k} ${percent(value)} ${passed ? 'meets' : 'is below'} the bar ${percent(bar)}` };
+  });
+}

@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { resolveCacheRoot } from '../core/cache.js';
 import { EXIT, usageError } from '../core/errors.js';
+import { checkRetrievalBars, modelKey, parseRetrievalBar, type RetrievalBar } from '../checks/checks.js';
+import { showUnprintable } from '../core/unprintable.js';
 import { percent } from '../core/format.js';
 import { VERSION } from '../core/version.js';
 import { openDataset } from '../datasets/registry.js';
@@ -22,6 +24,7 @@ interface RetrievalCliOptions extends CommonOptions, ModelOptions, DataOptions {
   recallK: number[];
   json?: string;
   predictions?: string;
+  min?: RetrievalBar[];
 }
 
 /** --recall-k 1,5,10: distinct positive whole numbers, kept in ascending order. */
@@ -68,7 +71,8 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
   const quiet = options.quiet ?? false;
   const [bundle] = await resolveModels(models, { cacheRoot, offline: options.offline, quiet, logger });
   const dataset = await openDataset(spec, { ...dataOptions(options), cacheRoot, offline: options.offline, quiet, logger, split: options.split, captions: true });
-  const ks = options.recallK;
+  // A bar's k is measured even when --recall-k leaves it out.
+  const ks = [...new Set([...options.recallK, ...(options.min ?? []).map((bar) => bar.k)])].sort((a, b) => a - b);
   const run = await runRetrieval({
     dataset,
     bundle: bundle!,
@@ -103,7 +107,11 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
     await writeOutput('--json', options.json, `${JSON.stringify(report, null, 2)}\n`);
   }
   if (options.predictions) await writeOutput('--predictions', options.predictions, formatRetrievalPredictions(run));
-  return EXIT.ok;
+  const outcomes = checkRetrievalBars(modelKey({ model: bundle! }), run.scores.metrics, options.min ?? []);
+  if (outcomes.length > 0) process.stdout.write(`\nchecks:\n${outcomes.map((o) => `  ${o.passed ? 'pass' : 'FAIL'}  ${o.message}`).join('\n')}\n`);
+  const failed = outcomes.filter((o) => !o.passed);
+  for (const outcome of failed) process.stderr.write(`clip-eval: check failed: ${showUnprintable(outcome.message)}\n`);
+  return failed.length > 0 ? EXIT.checkFailed : EXIT.ok;
 }
 
 /** `clip-eval retrieval <dataset>`: text→image and image→text recall@k on a data set with captions. */
@@ -117,6 +125,7 @@ export function retrievalCommand(setExit: (code: number) => void): Command {
   command
     .option('--split <name>', 'the data set split (webdatasets; default test)')
     .option('--recall-k <list>', 'the k of recall@k, comma-separated', recallKList, [...DEFAULT_RECALL_K])
+    .option('--min <metric@k=x>', 'fail (exit 1) when a recall is below X, e.g. imageRetrievalRecall@5=80% (repeatable)', parseRetrievalBar('--min'))
     .option('--json <file>', 'write the result as JSON')
     .option('--predictions <file>', 'write one JSON Lines row per caption: its image, that image\'s rank and the best images');
   addCommonOptions(command);
