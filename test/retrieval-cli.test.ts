@@ -9,6 +9,7 @@ import { startTestServer, type TestServer } from './support/http-server.js';
 import { encodeClassImage, publishDatasetRepo, writeShard, type ShardMember } from './support/webdataset.js';
 import { classImage } from './support/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
+import { havePython, xmlElements } from './support/xml.js';
 
 /**
  * `clip-eval retrieval` end to end through the built CLI with the pattern CLIP: one image per CIFAR-100
@@ -142,10 +143,19 @@ test('retrieval --min holds recall@k to a bar: pass exits 0, a bar missed exits 
   assert.equal(pass.code, 0, pass.stderr);
   assert.match(pass.stdout, /^ {2}@5 /m, 'a bar\'s k is measured even when --recall-k leaves it out');
   assert.match(pass.stdout, /^ {2}pass {2}.*imageRetrievalRecall@5 100\.00 % meets the bar 90\.00 %$/m);
-  const fail = await runCli(['retrieval', join(dir, 'shuffled.csv'), ...modelArgs, '--min', 'imageRetrievalRecall@1=50%']);
+  const junit = join(dir, 'shuffled.xml');
+  const fail = await runCli(['retrieval', join(dir, 'shuffled.csv'), ...modelArgs, '--min', 'imageRetrievalRecall@1=50%', '--junit', junit]);
   assert.equal(fail.code, 1, fail.stderr);
   assert.match(fail.stdout, /^ {2}FAIL {2}.*imageRetrievalRecall@1 .* is below the bar 50\.00 %$/m);
   assert.match(fail.stderr, /^clip-eval: check failed: .*imageRetrievalRecall@1 [^\n]+\n$/);
+  const xml = await readFile(junit, 'utf8');
+  assert.match(xml, /<testsuites name="clip-eval" tests="6" failures="1"/);
+  assert.match(xml, /name="imageRetrievalRecall@1" time="[\d.]+">\n {6}<failure message="[^"]*is below the bar 50\.00 %" type="AccuracyCheck">/);
+  if (havePython) {
+    const cases = xmlElements(xml, 'testcase');
+    assert.deepEqual(cases.map((c) => c.name), ['imageRetrievalRecall@1', 'imageRetrievalRecall@5', 'imageRetrievalRecall@10', 'textRetrievalRecall@1', 'textRetrievalRecall@5', 'textRetrievalRecall@10']);
+    assert.deepEqual(cases.map((c) => (c._children as unknown as string[]).includes('failure')), [true, false, false, false, false, false]);
+  }
 });
 
 async function refuses(args: string[], pattern: RegExp, code = 3): Promise<void> {

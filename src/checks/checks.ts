@@ -285,12 +285,21 @@ export function parseRetrievalBar(flag: string): (value: string, previous?: Retr
   };
 }
 
+export interface RetrievalOutcome {
+  metric: RetrievalMetric;
+  k: number;
+  passed: boolean;
+  /** "≥ 80.00 %" */
+  requirement: string;
+  message: string;
+}
+
 /** Holds a retrieval result's metrics to each bar. */
-export function checkRetrievalBars(key: string, metrics: Readonly<Record<RetrievalMetric, Readonly<Record<string, number>>>>, bars: readonly RetrievalBar[]): { passed: boolean; message: string }[] {
+export function checkRetrievalBars(key: string, metrics: Readonly<Record<RetrievalMetric, Readonly<Record<string, number>>>>, bars: readonly RetrievalBar[]): RetrievalOutcome[] {
   return bars.map(({ metric, k, bar }) => {
     const value = metrics[metric][String(k)];
     if (value === undefined) throw new RangeError(`retrieval check: ${metric}@${k} was not measured`);
     const passed = value >= bar;
-    return { passed, message: `${key}: ${metric}@${k} ${percent(value)} ${passed ? 'meets' : 'is below'} the bar ${percent(bar)}` };
+    return { metric, k, passed, requirement: `≥ ${percent(bar)}`, message: `${key}: ${metric}@${k} ${percent(value)} ${passed ? 'meets' : 'is below'} the bar ${percent(bar)}` };
   });
 }

@@ -11,6 +11,7 @@ import { DEFAULT_RECALL_K } from '../tasks/retrieval/metrics.js';
 import { runRetrieval, type RetrievalRun } from '../tasks/retrieval/retrieval.js';
 import { resolveModels } from '../tasks/zero-shot/evaluate.js';
 import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
+import { formatRetrievalJunit } from '../report/junit.js';
 import { writeOutput } from './io.js';
 import { assertDistinctOutputs, assertWritableOutput } from './options.js';
 
@@ -25,6 +26,7 @@ interface RetrievalCliOptions extends CommonOptions, ModelOptions, DataOptions {
   json?: string;
   predictions?: string;
   min?: RetrievalBar[];
+  junit?: string;
 }
 
 /** --recall-k 1,5,10: distinct positive whole numbers, kept in ascending order. */
@@ -62,7 +64,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
   const logger = loggerFor(options);
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
   if (models.length !== 1) throw usageError('retrieval runs one model and one variant at a time; give one --model and one --variant');
-  const outputs = [['--json', options.json], ['--predictions', options.predictions]] as const;
+  const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--junit', options.junit]] as const;
   for (const [flag, path] of outputs) {
     if (path) await assertWritableOutput(flag, path);
   }
@@ -109,6 +111,10 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
   if (options.predictions) await writeOutput('--predictions', options.predictions, formatRetrievalPredictions(run));
   const outcomes = checkRetrievalBars(modelKey({ model: bundle! }), run.scores.metrics, options.min ?? []);
   if (outcomes.length > 0) process.stdout.write(`\nchecks:\n${outcomes.map((o) => `  ${o.passed ? 'pass' : 'FAIL'}  ${o.message}`).join('\n')}\n`);
+  if (options.junit) {
+    const junitRun = { dataset: dataset.name, modelKey: modelKey({ model: bundle! }), wallSeconds: run.timing.wallSeconds, ks, metrics: run.scores.metrics };
+    await writeOutput('--junit', options.junit, formatRetrievalJunit(junitRun, outcomes));
+  }
   const failed = outcomes.filter((o) => !o.passed);
   for (const outcome of failed) process.stderr.write(`clip-eval: check failed: ${showUnprintable(outcome.message)}\n`);
   return failed.length > 0 ? EXIT.checkFailed : EXIT.ok;
@@ -127,6 +133,7 @@ export function retrievalCommand(setExit: (code: number) => void): Command {
     .option('--recall-k <list>', 'the k of recall@k, comma-separated', recallKList, [...DEFAULT_RECALL_K])
     .option('--min <metric@k=x>', 'fail (exit 1) when a recall is below X, e.g. imageRetrievalRecall@5=80% (repeatable)', parseRetrievalBar('--min'))
     .option('--json <file>', 'write the result as JSON')
+    .option('--junit <file>', 'write JUnit XML: one test case per metric and k')
     .option('--predictions <file>', 'write one JSON Lines row per caption: its image, that image\'s rank and the best images');
   addCommonOptions(command);
   command.action(async (spec: string, options: RetrievalCliOptions) => setExit(await runRetrievalCommand(spec, options)));

@@ -1,4 +1,4 @@
-import { CHECKED_METRICS, METRIC_LABELS, modelKey, type CheckOutcome } from '../checks/checks.js';
+import { CHECKED_METRICS, METRIC_LABELS, RETRIEVAL_METRICS, modelKey, type CheckOutcome, type RetrievalMetric, type RetrievalOutcome } from '../checks/checks.js';
 import type { EvaluationReport } from '../tasks/zero-shot/result.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { percent, percentOrNa } from '../core/format.js';
@@ -50,6 +50,48 @@ export function formatJunit(report: EvaluationReport, outcomes: readonly CheckOu
     '<?xml version="1.0" encoding="UTF-8"?>',
     `<testsuites name="clip-eval" tests="${cases.length}" failures="${failures}" errors="0" time="${seconds}">`,
     `  <testsuite name="${escapeXml(suite)}" tests="${cases.length}" failures="${failures}" errors="0" skipped="0" time="${seconds}" timestamp="${report.createdAt}">`,
+    ...cases,
+    '  </testsuite>',
+    '</testsuites>',
+    '',
+  ].join('\n');
+}
+
+/** What a retrieval JUnit report needs of the run. */
+export interface RetrievalJunitRun {
+  dataset: string;
+  modelKey: string;
+  wallSeconds: number;
+  ks: readonly number[];
+  metrics: Readonly<Record<RetrievalMetric, Readonly<Record<string, number>>>>;
+}
+
+/** JUnit XML for a retrieval run: one test case per metric and k, failed when a bar on it was missed. */
+export function formatRetrievalJunit(run: RetrievalJunitRun, outcomes: readonly RetrievalOutcome[]): string {
+  const cases: string[] = [];
+  let failures = 0;
+  const time = run.wallSeconds.toFixed(3);
+  for (const metric of RETRIEVAL_METRICS) {
+    for (const k of run.ks) {
+      const checks = outcomes.filter((o) => o.metric === metric && o.k === k);
+      const failed = checks.filter((o) => !o.passed);
+      const name = `${metric}@${k}`;
+      const measured = `${name} ${percent(run.metrics[metric][String(k)]!)}${checks.length > 0 ? ` (${checks.map((c) => c.requirement).join('; ')})` : ''}`;
+      const open = `    <testcase classname="clip-eval.${escapeXml(run.dataset)}.${escapeXml(run.modelKey)}" name="${escapeXml(name)}" time="${time}">`;
+      const output = `      <system-out>${escapeXml(measured)}</system-out>`;
+      if (failed.length > 0) {
+        failures += 1;
+        const message = failed.map((o) => o.message).join('; ');
+        cases.push(`${open}\n      <failure message="${escapeXml(message)}" type="AccuracyCheck">${escapeXml(message)}</failure>\n${output}\n    </testcase>`);
+      } else {
+        cases.push(`${open}\n${output}\n    </testcase>`);
+      }
+    }
+  }
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="clip-eval" tests="${cases.length}" failures="${failures}" errors="0" time="${time}">`,
+    `  <testsuite name="${escapeXml(`clip-eval retrieval ${run.dataset}`)}" tests="${cases.length}" failures="${failures}" errors="0" skipped="0" time="${time}" timestamp="${new Date().toISOString()}">`,
     ...cases,
     '  </testsuite>',
     '</testsuites>',
