@@ -165,7 +165,7 @@ async function refuses(args: string[], pattern: RegExp, code = 3): Promise<void>
   assert.match(run.stderr, pattern);
 }
 
-test('retrieval errors are one line: a missing image, a data set without captions, a bad --recall-k', async () => {
+test('retrieval errors are one line: a missing image, a data set without captions, eval on captions, bad --recall-k and --min', async () => {
   await writeFile(join(dir, 'missing.csv'), manifest([['images/nowhere.png', 'a photo of a cat']]));
   await refuses([join(dir, 'missing.csv')], /missing\.csv line 2: images\/nowhere\.png does not exist/);
   await writeFile(join(dir, 'empty-caption.csv'), 'path,caption\nimages/apple.png,\n');
@@ -173,6 +173,9 @@ test('retrieval errors are one line: a missing image, a data set without caption
   await mkdir(join(dir, 'pets', 'apple'), { recursive: true });
   await classImage('apple').png().toFile(join(dir, 'pets', 'apple', 'apple.png'));
   await refuses([join(dir, 'pets')], /sample apple\/apple\.png has no captions; retrieval needs one or more captions per image/);
+  const evaluation = await runCli(['eval', join(dir, 'captions.csv'), ...modelArgs]);
+  assert.equal(evaluation.code, 3, evaluation.stderr);
+  assert.match(evaluation.stderr, /^clip-eval: [^\n]*captions\.csv: no class names, so nothing to classify \(a data set of captions is for retrieval\)\n$/);
   await refuses([join(dir, 'captions.csv'), '--recall-k', '1,0'], /--recall-k 1,0: expected positive whole numbers/, 2);
   await refuses([join(dir, 'captions.csv'), '--min', 'top1=50%'], /--min top1=50%: expected METRIC@K=VALUE/, 2);
   await refuses([join(dir, 'captions.csv'), '--min', 'imageRetrievalRecall@5=80'], /--min imageRetrievalRecall@5 80: expected a fraction/, 2);

@@ -201,6 +201,7 @@ function describeData(dataset: Dataset, pass: ModelPass, subset: SubsetOptions):
  */
 export async function evaluateDataset(evaluationOptions: DatasetEvaluationOptions): Promise<DatasetEvaluation> {
   const { logger, dataset } = evaluationOptions;
+  if (dataset.classNames.length === 0) throw inputError(`${dataset.name}: no class names, so nothing to classify (a data set of captions is for retrieval)`);
   // Once per run, not per model: one warning, and the report says how many threads ran.
   const options = { ...evaluationOptions, threads: boundedThreads(evaluationOptions.threads, logger) };
   const { bundles } = options;
