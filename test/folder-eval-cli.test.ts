@@ -112,3 +112,26 @@ test('eval: an empty class folder, a CSV row naming a missing file and --classna
 
   await refusedRun([folder, '--classnames', 'imagenet1k'], /not the ImageNet validation layout.*1000 missing/);
 });
+
+test('eval --min top1=X holds top-1 to a bar like --min-top1: met exits 0, missed exits 1, both at once is a usage error', async () => {
+  const met = await runCli(['eval', folder, ...modelArgs, '--min', 'top1=90%', '--min', 'top5=0.9']);
+  assert.equal(met.code, 0, met.stderr);
+  assert.match(met.stdout, /^ {2}pass {2}.*top-1 .* meets the bar 90\.00 %$/m);
+  assert.match(met.stdout, /^ {2}pass {2}.*top-5 .* meets the bar 90\.00 %$/m);
+  const shifted = join(dir, 'shifted-min.txt');
+  const clean = CIFAR100_RAW_NAMES.map((name) => name.replace(/_/g, ' '));
+  await writeFile(shifted, `${[...clean.slice(1), clean[0]].join('\n')}\n`);
+  const missed = await runCli(['eval', folder, ...modelArgs, '--classnames', shifted, '--min', 'top1=64%']);
+  assert.equal(missed.code, 1, missed.stderr);
+  assert.match(missed.stderr, /^clip-eval: check failed: .*top-1 .* is below the bar 64\.00 %\n$/);
+  for (const [args, pattern] of [
+    [['--min', 'top1=64%', '--min-top1', '0.5'], /--min top1=… and --min-top1 set the same bar/],
+    [['--min', 'top3=64%'], /--min top3=64%: expected top1=VALUE or top5=VALUE/],
+    [['--min', 'top1=64'], /--min top1 64: expected a fraction/],
+  ] as const) {
+    const run = await runCli(['eval', folder, ...modelArgs, ...args]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /^clip-eval: [^\n]+\n$/);
+    assert.match(run.stderr, pattern);
+  }
+});

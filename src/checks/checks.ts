@@ -262,6 +262,17 @@ export function runChecks(report: EvaluationReport, options: CheckOptions): Chec
   return outcomes;
 }
 
+/** Parses repeated `top1=VALUE` / `top5=VALUE` bars of a zero-shot run (the value as parseAccuracy takes it). */
+export function parseAccuracyBar(flag: string): (value: string, previous?: Partial<Record<'top1' | 'top5', number>>) => Partial<Record<'top1' | 'top5', number>> {
+  return (value, previous = {}) => {
+    const match = /^(top1|top5)=(.+)$/.exec(value.trim());
+    if (!match) throw usageError(`${flag} ${value}: expected top1=VALUE or top5=VALUE, e.g. top1=64%`);
+    const metric = match[1] as 'top1' | 'top5';
+    if (previous[metric] !== undefined) throw usageError(`${flag} ${value}: a bar on ${metric} is given twice; give one`);
+    return { ...previous, [metric]: parseAccuracy(`${flag} ${metric}`)(match[2]!) };
+  };
+}
+
 /** The retrieval metrics a bar can name, as stored in the JSON result (each keyed by k). */
 export const RETRIEVAL_METRICS = ['imageRetrievalRecall', 'textRetrievalRecall'] as const;
 export type RetrievalMetric = (typeof RETRIEVAL_METRICS)[number];

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { resolveCacheRoot } from '../core/cache.js';
 import { EXIT, usageError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { checkBaselineData, checkBaselineFits, parseAccuracy, parsePercentagePoints, readBaseline, runChecks, type Baseline } from '../checks/checks.js';
+import { checkBaselineData, checkBaselineFits, parseAccuracy, parseAccuracyBar, parsePercentagePoints, readBaseline, runChecks, type Baseline } from '../checks/checks.js';
 import { resolveClassNames } from '../datasets/class-names.js';
 import type { Dataset } from '../datasets/dataset.js';
 import { openDataset } from '../datasets/registry.js';
@@ -33,6 +33,7 @@ interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
   perClass?: number;
   minTop1?: number;
   minTop5?: number;
+  min?: Partial<Record<'top1' | 'top5', number>>;
   baseline?: string;
   maxDrop: number;
   junit?: string;
@@ -61,6 +62,12 @@ function baselineHooks(baseline: Baseline | undefined, label: string, templates:
 
 async function runEvaluation(spec: string, options: EvaluateOptions): Promise<number> {
   const logger = loggerFor(options);
+  for (const metric of ['top1', 'top5'] as const) {
+    const flag = metric === 'top1' ? '--min-top1' : '--min-top5';
+    if (options.min?.[metric] !== undefined && options[metric === 'top1' ? 'minTop1' : 'minTop5'] !== undefined) throw usageError(`--min ${metric}=… and ${flag} set the same bar; give one`);
+  }
+  const minTop1 = options.minTop1 ?? options.min?.top1;
+  const minTop5 = options.minTop5 ?? options.min?.top5;
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
   if (models.length === 0) throw usageError('--variant with explicit model files takes one variant; the files are the variant');
   const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--junit', options.junit]] as const;
@@ -104,10 +111,10 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
     if (evaluation.predictions.length > 1) logger.warn('--predictions holds the first model\'s predictions only');
     await writeOutput('--predictions', options.predictions, formatPredictions(evaluation.ids, evaluation.labels, evaluation.predictions[0]!));
   }
-  if (options.minTop5 !== undefined && report.results.some((r) => r.metrics.top5 === null)) {
+  if (minTop5 !== undefined && report.results.some((r) => r.metrics.top5 === null)) {
     logger.warn(`--min-top5: ${dataset.name} has ${dataset.classNames.length} classes, fewer than 5, so top-5 is not measured and not checked`);
   }
-  const outcomes = runChecks(report, { minTop1: options.minTop1, minTop5: options.minTop5, baseline, baselineLabel, maxDrop: options.maxDrop });
+  const outcomes = runChecks(report, { minTop1, minTop5, baseline, baselineLabel, maxDrop: options.maxDrop });
   if (outcomes.length > 0) process.stdout.write(`\nchecks:\n${outcomes.map((o) => `  ${o.passed ? 'pass' : 'FAIL'}  ${o.message}`).join('\n')}\n`);
   if (options.junit) await writeOutput('--junit', options.junit, formatJunit(report, outcomes));
   if (stepSummary) await appendStepSummary(stepSummary, formatStepSummary(report, outcomes), logger);
@@ -131,6 +138,7 @@ function addEvaluationOptions(command: Command): Command {
     .option('--per-class <n>', 'evaluate only the first N images of each class', positiveInteger('--per-class'))
     .option('--min-top1 <x>', 'fail (exit 1) when top-1 is below X: 0.645 or 64.5%', parseAccuracy('--min-top1'))
     .option('--min-top5 <x>', 'fail (exit 1) when top-5 is below X', parseAccuracy('--min-top5'))
+    .option('--min <metric=x>', 'the same bars as top1=X or top5=X, e.g. --min top1=64% (repeatable)', parseAccuracyBar('--min'))
     .option('--baseline <file>', 'compare with a previous --json result, metric by metric')
     .option('--max-drop <pp>', 'largest drop from --baseline allowed, in percentage points', parsePercentagePoints('--max-drop'), 0.5)
     .option('--junit <file>', 'write JUnit XML: one test case per model and metric');
