@@ -85,6 +85,7 @@ function options(dataset: Dataset, overrides: Partial<DatasetEvaluationOptions> 
     batchSize: 5,
     templates: { name: 'single', templates: SINGLE_TEMPLATE },
     textCache: true,
+    imageCache: false,
     subset: {},
     logger: silentLogger,
     quiet: true,

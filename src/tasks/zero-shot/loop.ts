@@ -14,6 +14,13 @@ export interface StartedBatch {
    * of images the buffer then holds (a source may drop unreadable images and close the gaps).
    */
   ready?: Promise<number>;
+  /**
+   * With an image-embedding cache: once ready, each kept image's cached embedding, or undefined for
+   * one to encode. The pixels of the images to encode fill the buffer's first slots, in order.
+   */
+  cached?: readonly (Float32Array | undefined)[];
+  /** Told the embeddings encoded for this batch's uncached images (rows in order), to cache them. */
+  store?: (embeddings: Float32Array) => Promise<void>;
 }
 
 /**
@@ -128,14 +135,20 @@ export async function runZeroShotStream(options: ZeroShotStreamOptions): Promise
     while (batch) {
       const n = batch.ready ? await batch.ready : batch.started;
       const overlap = batch.ready !== undefined;
-      const running = n > 0 ? encoder.encode(buffer.subarray(0, n * imageFloats), n) : undefined;
+      const { cached, store } = batch;
+      const toEncode = cached ? cached.filter((embedding) => embedding === undefined).length : n;
+      const running = toEncode > 0 ? encoder.encode(buffer.subarray(0, toEncode * imageFloats), toEncode) : undefined;
       let next: Promise<StartedBatch | undefined> | undefined;
       if (overlap) {
         spare ??= new Float32Array(buffer.length);
         next = startBatch(spare);
         [buffer, spare] = [spare, buffer];
       }
-      if (running) finish(n, await running);
+      if (n > 0) {
+        const encoded = running ? await running : new Float32Array(0);
+        if (cached && store) await store(encoded);
+        finish(n, cached ? withCached(cached, encoded, dim) : encoded);
+      }
       batch = await (next ?? startBatch(buffer));
     }
   } finally {
@@ -143,6 +156,17 @@ export async function runZeroShotStream(options: ZeroShotStreamOptions): Promise
   }
   const seconds = (performance.now() - start) / 1000;
   return { predictions: rows.done(scored), count: scored, seconds, imagesPerSecond: scored / seconds };
+}
+
+/** A batch's embeddings in image order: the cached ones, and the encoded rows where none was cached. */
+function withCached(cached: readonly (Float32Array | undefined)[], encoded: Float32Array, dim: number): Float32Array {
+  const out = new Float32Array(cached.length * dim);
+  let row = 0;
+  cached.forEach((embedding, i) => {
+    if (embedding) out.set(embedding, i * dim);
+    else out.set(encoded.subarray(row * dim, ++row * dim), i * dim);
+  });
+  return out;
 }
 
 /** runZeroShotStream over `count` images that `fill` writes by index (classify's inputs). */
