@@ -116,6 +116,7 @@ test('image files: ~100 % top-1, and every logit equals classify\'s on the same 
     batchSize: 7,
     top: 5,
     textCache: true,
+    imageCache: false,
     logger: silentLogger,
     quiet: true,
   });

@@ -106,3 +106,20 @@ test('a changed vision model file misses the image cache', async () => {
   assert.equal(changed.result.timing.imageEmbeddings, 'computed');
   assert.match(changed.stderr, SESSION_LINE);
 });
+
+test('classify caches image embeddings: the second run over the same files opens no vision session and gives the same scores', async () => {
+  const cache = join(dir, 'cache-classify');
+  const files = CLASSES.slice(0, 4).map((rawName) => join(folder, rawName, 'image.png'));
+  const labels = CLASSES.slice(0, 4).map((rawName) => rawName.replace(/_/g, ' ')).join(',');
+  const classify = () => runCli(['classify', ...files, join(dir, 'missing.png'), '--model', join(dir, 'model'), '--labels', labels, '--cache-dir', cache, '--verbose', '--json']);
+  const cold = await classify();
+  assert.equal(cold.code, 3, cold.stderr);
+  assert.match(cold.stderr, SESSION_LINE);
+  assert.match(cold.stderr, /^clip-eval: .*missing\.png/m);
+  const warm = await classify();
+  assert.equal(warm.code, 3, warm.stderr);
+  assert.doesNotMatch(warm.stderr, SESSION_LINE);
+  assert.equal(warm.stdout, cold.stdout);
+  const tops = warm.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { top?: { label: string }[] }).top?.[0]?.label);
+  assert.deepEqual(tops, [...labels.split(','), undefined]);
+});

@@ -12,7 +12,10 @@ function collectingLogger() {
   return { logger: createLogger({ stream }), lines };
 }
 
-const model: ImageEmbeddingModelKey = { visionModelSha256: 'a'.repeat(64), variant: 'fp32', executionProvider: 'cpu', preprocess: OPENAI_PREPROCESS };
+const model: ImageEmbeddingModelKey = {
+  visionModelSha256: 'a'.repeat(64), variant: 'fp32', executionProvider: 'cpu', preprocess: OPENAI_PREPROCESS,
+  decode: { autoOrient: true, maxPixels: null, maxFileBytes: null },
+};
 
 test('image-embedding cache: round trip, every key part matters, damaged entries are reported and rebuilt', async () => {
   const root = await makeTempDir();
@@ -32,6 +35,8 @@ test('image-embedding cache: round trip, every key part matters, damaged entries
       { ...model, variant: 'fp16' },
       { ...model, executionProvider: 'cuda' },
       { ...model, preprocess: { ...OPENAI_PREPROCESS, resample: 'bilinear' } },
+      { ...model, decode: { ...model.decode, autoOrient: false } },
+      { ...model, decode: { ...model.decode, maxPixels: 1000 } },
     ];
     for (const other of others) assert.equal(await new ImageEmbeddingCache(root, other, logger).read(image), undefined, JSON.stringify(other));
     assert.equal(await cache.read({ bytesSha256: 'd'.repeat(64) }), undefined);

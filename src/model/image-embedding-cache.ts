@@ -23,6 +23,8 @@ export interface ImageEmbeddingModelKey {
   /** The execution provider the session runs on ("cpu", "cuda"): float results differ between them. */
   executionProvider: string;
   preprocess: PreprocessConfig;
+  /** How images are decoded: EXIF rotation changes the pixels, and the limits decide which images are refused. */
+  decode: { autoOrient: boolean; maxPixels: number | null; maxFileBytes: number | null };
 }
 
 /** What determines an embedding on the image side. */

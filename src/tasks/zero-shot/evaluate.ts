@@ -113,6 +113,7 @@ async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOpti
     session: { device: options.device, deviceId: options.deviceId, threads: options.threads, logger },
     textCacheRoot: options.textCache ? options.cacheRoot : undefined,
     imageCacheRoot: options.imageCache ? options.cacheRoot : undefined,
+    imageDecode: options.decode,
     logger,
     quiet: options.quiet,
   });

@@ -2,8 +2,11 @@ import type { ImageEncoder } from '../../model/encoders.js';
 import { createProgress } from '../../core/progress.js';
 import { scoreImages, type TopK } from './scores.js';
 
-/** Fills the preprocessed pixels of image `index` (of the evaluated list) at `offset` in `out`. */
-export type FillImage = (index: number, out: Float32Array, offset: number) => void | Promise<void>;
+/**
+ * Fills the preprocessed pixels of image `index` (of the evaluated list) at `offset` in `out`, or
+ * returns its cached embedding instead (then its pixels are not used).
+ */
+export type FillImage = (index: number, out: Float32Array, offset: number) => void | Float32Array | Promise<void | Float32Array>;
 
 /** A batch whose images are being written into a pixel buffer. */
 export interface StartedBatch {
@@ -19,7 +22,7 @@ export interface StartedBatch {
    * one to encode. The pixels of the images to encode fill the buffer's first slots, in order.
    */
   cached?: readonly (Float32Array | undefined)[];
-  /** Told the embeddings encoded for this batch's uncached images (rows in order), to cache them. */
+  /** Told the embeddings encoded for this batch's images not cached (rows in order), to cache them. */
   store?: (embeddings: Float32Array) => Promise<void>;
 }
 
@@ -48,6 +51,8 @@ interface RunCommon {
 export interface ZeroShotRunOptions extends RunCommon {
   count: number;
   fill: FillImage;
+  /** Told each encoded image's embedding (not the cached ones), to cache it. */
+  store?: (index: number, embedding: Float32Array) => Promise<void>;
 }
 
 export interface ZeroShotStreamOptions extends RunCommon {
@@ -171,19 +176,43 @@ function withCached(cached: readonly (Float32Array | undefined)[], encoded: Floa
 
 /** runZeroShotStream over `count` images that `fill` writes by index (classify's inputs). */
 export async function runZeroShot(options: ZeroShotRunOptions): Promise<ZeroShotRun> {
-  const { count, fill } = options;
+  const { count, fill, store } = options;
+  const dim = options.encoder.embeddingDim;
   let first = 0;
   const source: BatchSource = {
     next(capacity, target, imageFloats) {
       const n = Math.min(capacity, count - first);
       if (n <= 0) return undefined;
+      const start = first;
+      const cached: (Float32Array | undefined)[] = new Array(n).fill(undefined);
       const pending: Promise<void>[] = [];
       for (let i = 0; i < n; i += 1) {
-        const filled = fill(first + i, target, i * imageFloats);
-        if (filled) pending.push(filled);
+        const filled = fill(start + i, target, i * imageFloats);
+        if (filled instanceof Float32Array) cached[i] = filled;
+        else if (filled) pending.push(filled.then((embedding) => void (cached[i] = embedding ?? undefined)));
       }
       first += n;
-      return pending.length === 0 ? { started: n } : { started: n, ready: Promise.all(pending).then(() => n) };
+      const batch: StartedBatch = { started: n };
+      // The pixels of the images to encode move to the buffer's first slots, in order.
+      const compact = () => {
+        let encoded = 0;
+        cached.forEach((embedding, i) => {
+          if (embedding) return;
+          if (encoded !== i) target.copyWithin(encoded * imageFloats, i * imageFloats, (i + 1) * imageFloats);
+          encoded += 1;
+        });
+        batch.cached = cached;
+        return n;
+      };
+      if (store) {
+        batch.store = async (embeddings) => {
+          const encoded = cached.flatMap((embedding, i) => (embedding ? [] : [i]));
+          await Promise.all(encoded.map((i, row) => store(start + i, embeddings.slice(row * dim, (row + 1) * dim))));
+        };
+      }
+      if (pending.length > 0) batch.ready = Promise.all(pending).then(compact);
+      else batch.started = compact();
+      return batch;
     },
   };
   return runZeroShotStream({ ...options, source, expected: count });

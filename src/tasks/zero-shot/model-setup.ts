@@ -5,6 +5,7 @@ import { assertEmbeddingDimsMatch, createImageEncoder, createTextEncoder, type I
 import { ImageEmbeddingCache } from '../../model/image-embedding-cache.js';
 import { boundedThreads, type SessionOptions } from '../../model/session.js';
 import { fileDigest } from '../../text/embedding-cache.js';
+import type { DecodeOptions } from '../../preprocess/decode.js';
 import { zeroShotClassifier, type ZeroShotClassifier } from '../../text/classifier.js';
 import { loadClipTokenizer, readPadTokenFromConfig } from '../../text/tokenizer.js';
 
@@ -17,6 +18,8 @@ export interface ZeroShotModelOptions {
   textCacheRoot?: string;
   /** Cache root for image embeddings; undefined for --no-cache. With it the vision session opens only for an image not cached. */
   imageCacheRoot?: string;
+  /** How the images are decoded (part of the image-cache key). */
+  imageDecode?: Omit<DecodeOptions, 'reserve'>;
   logger: Logger;
   quiet: boolean;
 }
@@ -72,6 +75,11 @@ export async function openZeroShotModel(options: ZeroShotModelOptions): Promise<
       variant: bundle.variant,
       executionProvider: session.device,
       preprocess: bundle.preprocess,
+      decode: {
+        autoOrient: options.imageDecode?.autoOrient ?? true,
+        maxPixels: options.imageDecode?.maxPixels ?? null,
+        maxFileBytes: options.imageDecode?.maxFileBytes ?? null,
+      },
     },
     logger,
   );

@@ -7,7 +7,7 @@ import { ImageJobError, type ImagePool } from '../../preprocess/image-pool.js';
 import type { MemoryBudget } from '../../preprocess/memory-budget.js';
 import { createPlanarPreprocessor, type PlanarPreprocessor } from '../../preprocess/transform.js';
 import type { ImageContentKey, ImageEmbeddingCache } from '../../model/image-embedding-cache.js';
-import { fileDigest } from '../../text/embedding-cache.js';
+import { bytesContentKey, fileContentKey } from './image-content.js';
 import type { BatchSource, StartedBatch } from './loop.js';
 import { createSubsetSelector, type SubsetOptions, type SubsetSelector } from './subset.js';
 
@@ -190,18 +190,14 @@ export class SampleBatches implements BatchSource {
     });
   }
 
-  /** The cache key of an encoded or file sample; undefined when the file cannot be hashed (its decode then says why). */
+  /** The cache key of an encoded or file sample; undefined when the file cannot be hashed. */
   private async contentOf(sample: Sample): Promise<ImageContentKey | undefined> {
     const { image } = sample;
-    const { dataset, imageCache } = this.options;
+    const { dataset, imageCache, decode } = this.options;
     if (dataset.sha256 !== undefined) return { datasetSha256: dataset.sha256, sampleId: sample.id };
-    if (image.kind === 'encoded') return { bytesSha256: createHash('sha256').update(image.bytes).digest('hex') };
+    if (image.kind === 'encoded') return bytesContentKey(image.bytes);
     if (image.kind !== 'file') return undefined;
-    try {
-      return { bytesSha256: await fileDigest(image.path, imageCache!.cacheRoot) };
-    } catch {
-      return undefined;
-    }
+    return fileContentKey(image.path, imageCache!.cacheRoot, decode?.maxFileBytes);
   }
 
   private async lookUp(content: ImageContentKey, slot: Slot): Promise<void> {
@@ -270,10 +266,9 @@ export class SampleBatches implements BatchSource {
     const use = this.options.imageCache;
     if (use) {
       batch.cached = cached;
+      // A batch's entries are written concurrently: each write waits mostly on its own fsync.
       batch.store = async (embeddings) => {
-        for (const [row, content] of toStore.entries()) {
-          if (content) await use.cache.write(content, embeddings.slice(row * use.dim, (row + 1) * use.dim));
-        }
+        await Promise.all(toStore.map((content, row) => content && use.cache.write(content, embeddings.slice(row * use.dim, (row + 1) * use.dim))));
       };
     }
     return kept;
