@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import test from 'node:test';
 import { createLogger } from '../src/core/log.js';
 import { ImageEmbeddingCache, type ImageEmbeddingModelKey } from '../src/model/image-embedding-cache.js';
@@ -73,6 +76,26 @@ test('image-embedding cache: a cache that cannot be written warns and the run go
     assert.match(lines.join(''), /image-embedding cache entry .*; continuing without caching it/);
     assert.equal(await cache.read({ bytesSha256: 'c'.repeat(64) }), undefined);
     await cache.removeStaleTemporaries();
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('image-embedding cache: temporaries of dead writers are removed from the entry folders', async () => {
+  const root = await makeTempDir();
+  try {
+    const finished = spawn(process.execPath, ['-e', '']);
+    await once(finished, 'exit');
+    const folder = join(root, 'image-embeddings', 'ab');
+    await mkdir(folder, { recursive: true });
+    const stale = join(folder, `ab12.bin.${finished.pid}-0123abcd.tmp`);
+    const fresh = join(folder, `ab34.bin.${finished.pid}-89abcdef.tmp`);
+    await writeFile(stale, 'partial');
+    await writeFile(fresh, 'partial');
+    const hourAgo = new Date(Date.now() - 3600_000);
+    await utimes(stale, hourAgo, hourAgo);
+    await new ImageEmbeddingCache(root, model, collectingLogger().logger).removeStaleTemporaries();
+    assert.deepEqual(await readdir(folder), [`ab34.bin.${finished.pid}-89abcdef.tmp`]);
   } finally {
     await rm(root, { recursive: true, force: true });
   }
