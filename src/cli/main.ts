@@ -5,6 +5,7 @@ import { evalCommand, evaluationCommand } from './evaluate.js';
 import { fetchCommand } from './fetch.js';
 import { tokenizeCommand } from './tokenize.js';
 import { classifyCommand } from './classify.js';
+import { searchCommand } from './search.js';
 import { wordError } from './wording.js';
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -17,6 +18,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(fetchCommand(setExit));
   program.addCommand(tokenizeCommand(setExit));
   program.addCommand(classifyCommand(setExit));
+  program.addCommand(searchCommand(setExit));
   return program;
 }
 
