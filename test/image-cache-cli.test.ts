@@ -35,6 +35,7 @@ after(async () => {
 });
 
 interface Report {
+  dataset: { sha256: string };
   results: { metrics: { top1: number; images: number }; timing: { textEmbeddings: string; imageEmbeddings: string } }[];
 }
 
@@ -43,7 +44,7 @@ async function evaluate(model: string, cache: string, ...extra: string[]) {
   const run = await runCli(['eval', folder, '--model', model, '--cache-dir', cache, '--threads', '1', '--verbose', '--json', json, ...extra]);
   assert.equal(run.code, 0, run.stderr);
   const report = JSON.parse(await readFile(json, 'utf8')) as Report;
-  return { ...run, result: report.results[0]! };
+  return { ...run, result: report.results[0]!, datasetSha256: report.dataset.sha256 };
 }
 
 async function entryFiles(cache: string): Promise<string[]> {
@@ -69,6 +70,8 @@ test('eval with new templates hits the image cache: no image encoded, no vision 
   assert.equal(warm.result.metrics.top1, 1);
   assert.equal(warm.result.metrics.images, CLASSES.length);
   assert.match(warm.stdout, /image embeddings\s+cached/);
+  // The data set digest (what a baseline is checked against) is the same whether the images were decoded or not.
+  assert.equal(warm.datasetSha256, cold.datasetSha256);
 
   const bypass = await evaluate(model, cache, '--no-cache');
   assert.equal(bypass.result.timing.imageEmbeddings, 'computed');
