@@ -63,6 +63,7 @@ function options(images: ImageInput[], overrides: Partial<ClassifyOptions> = {})
     batchSize: 4,
     top: 5,
     textCache: true,
+    imageCache: true,
     logger: silentLogger,
     quiet: true,
     ...overrides,

@@ -85,6 +85,7 @@ function options(dataset: Dataset, overrides: Partial<DatasetEvaluationOptions> 
     batchSize: 5,
     templates: { name: 'single', templates: SINGLE_TEMPLATE },
     textCache: true,
+    imageCache: false,
     subset: {},
     logger: silentLogger,
     quiet: true,
@@ -115,6 +116,7 @@ test('image files: ~100 % top-1, and every logit equals classify\'s on the same 
     batchSize: 7,
     top: 5,
     textCache: true,
+    imageCache: false,
     logger: silentLogger,
     quiet: true,
   });

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inputError } from '../../src/core/errors.js';
 import type { Variant } from '../../src/model/bundle.js';
@@ -61,6 +61,8 @@ export function endToEndArguments(spec: EndToEndSpec): { args: string[]; jsonPat
 
 export async function runEndToEnd(spec: EndToEndSpec): Promise<EndToEndRun> {
   const { args, jsonPath, predictionsPath } = endToEndArguments(spec);
+  // Every run measures image encoding: cached image embeddings (from an earlier run) would skip it; text embeddings stay cached.
+  await rm(join(spec.cacheDir, 'image-embeddings'), { recursive: true, force: true });
   const run = await runNodeMeasured(spec.cliPath, args, spec.outputDir, { env: { ...process.env, CI: 'true' } });
   if (run.code !== 0) throw inputError(`end-to-end run "${spec.name}" failed: ${lastErrorLine(run)} (command: ${run.command})`);
   const report = JSON.parse(await readFile(jsonPath, 'utf8')) as EvaluationReport;

@@ -87,6 +87,7 @@ async function runClassify(files: string[], options: ClassifyOptions): Promise<n
     batchSize: options.batchSize,
     top: options.top,
     textCache: options.cache,
+    imageCache: options.cache,
     // A data set sample is decoded as the evaluation decodes it: Pillow's way, without EXIF rotation.
     decode: { autoOrient: samples ? false : options.autoOrient, maxPixels: options.maxPixels },
     offline: options.offline,

@@ -96,6 +96,7 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
     batchSize: options.batchSize,
     templates,
     textCache: options.cache,
+    imageCache: options.cache,
     subset: { limit: options.limit, perClass: options.perClass },
     skipUnreadable: options.skipUnreadable,
     // Pillow's Image.open, which the reference pipelines use, ignores the EXIF orientation.

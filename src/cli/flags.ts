@@ -69,7 +69,7 @@ export function addInferenceOptions(command: Command): Command {
     .option('--device-id <n>', 'GPU index for --device cuda', nonNegativeInteger('--device-id'))
     .option('--threads <n>', 'intra-op threads for ONNX Runtime (default: all cores)', positiveInteger('--threads'))
     .option('--batch-size <n>', `images per inference batch, at most ${MAX_BATCH_SIZE} (fixed-batch models use their own)`, positiveInteger('--batch-size', BATCH_SIZE_LIMIT), DEFAULT_BATCH_SIZE)
-    .option('--no-cache', 'do not read or write cached text embeddings');
+    .option('--no-cache', 'do not read or write cached text and image embeddings');
 }
 
 export function addDataOptions(command: Command): Command {

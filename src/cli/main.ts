@@ -6,6 +6,7 @@ import { fetchCommand } from './fetch.js';
 import { tokenizeCommand } from './tokenize.js';
 import { classifyCommand } from './classify.js';
 import { retrievalCommand } from './retrieval.js';
+import { searchCommand } from './search.js';
 import { wordError } from './wording.js';
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -19,6 +20,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(tokenizeCommand(setExit));
   program.addCommand(classifyCommand(setExit));
   program.addCommand(retrievalCommand(setExit));
+  program.addCommand(searchCommand(setExit));
   return program;
 }
 

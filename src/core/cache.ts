@@ -3,6 +3,8 @@ import { constants, createReadStream, fstatSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { describeError, fileSystemError, isFileSystemError } from './errors.js';
+import type { Logger } from './log.js';
 
 /**
  * The cache root: --cache-dir, else CLIP_EVAL_CACHE, else $XDG_CACHE_HOME/clip-eval, else ~/.cache/clip-eval.
@@ -139,5 +141,18 @@ export async function removeStaleTemporaries(folder: string, now = Date.now()): 
     } catch {
       // Gone already, or not ours to remove: the next run tries again.
     }
+  }
+}
+
+/**
+ * A cache write that may fail without failing the run: a read-only or damaged cache costs time, not the
+ * result. The failure is a warning naming the path; anything but a filesystem error is still thrown.
+ */
+export async function writeCacheEntry(what: string, path: string, write: () => Promise<void>, logger: Logger): Promise<void> {
+  try {
+    await write();
+  } catch (error) {
+    if (!isFileSystemError(error)) throw error;
+    logger.warn(`${describeError(fileSystemError(error, what, path))}; continuing without caching it`);
   }
 }

@@ -36,6 +36,7 @@ function modelSummary(report: EvaluationReport, result: ModelResult): string[] {
     ['wall time', formatSeconds(timing.wallSeconds)],
     ['text embeddings', timing.textEmbeddings === 'cached' ? 'cached' : `computed in ${formatSeconds(timing.textSeconds)}`],
   );
+  if (timing.imageEmbeddings !== undefined) pairs.push(['image embeddings', timing.imageEmbeddings]);
   const lines = rows(pairs);
   if (metrics.mostConfused.length > 0) {
     lines.push('  most confused (true -> predicted):');

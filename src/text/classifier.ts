@@ -1,4 +1,4 @@
-import { removeStaleTemporaries } from '../core/cache.js';
+import { removeStaleTemporaries, writeCacheEntry } from '../core/cache.js';
 import type { Logger } from '../core/log.js';
 import { createProgress } from '../core/progress.js';
 import { l2NormaliseRows, type TextEncoder } from '../model/encoders.js';
@@ -11,7 +11,6 @@ import {
   textEmbeddingCachePath,
   textEmbeddingFolder,
   textEmbeddingKeyDigest,
-  writeCacheEntry,
   writeTextEmbeddings,
   type TextEmbeddingKey,
 } from './embedding-cache.js';

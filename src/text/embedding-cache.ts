@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hashFile, writeFileAtomic } from '../core/cache.js';
+import { hashFile, writeCacheEntry, writeFileAtomic } from '../core/cache.js';
 import { describeError, fileSystemError, isFileSystemError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/log.js';
 
@@ -102,19 +102,6 @@ export async function writeTextEmbeddings(path: string, digest: string, entry: C
   const length = Buffer.alloc(4);
   length.writeUInt32LE(headerBytes.length);
   await writeFileAtomic(path, Buffer.concat([MAGIC, length, headerBytes, payload]));
-}
-
-/**
- * A cache write that may fail without failing the run: a read-only or damaged cache costs time, not the
- * result. The failure is a warning naming the path; anything but a filesystem error is still thrown.
- */
-export async function writeCacheEntry(what: string, path: string, write: () => Promise<void>, logger: Logger): Promise<void> {
-  try {
-    await write();
-  } catch (error) {
-    if (!isFileSystemError(error)) throw error;
-    logger.warn(`${describeError(fileSystemError(error, what, path))}; continuing without caching it`);
-  }
 }
 
 /**

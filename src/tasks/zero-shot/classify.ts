@@ -12,6 +12,8 @@ import { ImageJobError, ImagePool } from '../../preprocess/image-pool.js';
 import { DEFAULT_IMAGE_MEMORY_BYTES, MemoryBudget } from '../../preprocess/memory-budget.js';
 import type { ImageClassification, LabelScore } from './classification.js';
 import { validateTemplates } from '../../text/templates.js';
+import { bytesContentKey, fileContentKey } from './image-content.js';
+import type { ImageContentKey } from '../../model/image-embedding-cache.js';
 import { openZeroShotModel } from './model-setup.js';
 
 export interface ClassifyOptions {
@@ -29,6 +31,8 @@ export interface ClassifyOptions {
   top: number;
   /** False for --no-cache: always run the text encoder, never write the cache. */
   textCache: boolean;
+  /** False for --no-cache: encode every image, never write the cache. */
+  imageCache: boolean;
   decode?: Omit<DecodeOptions, 'reserve'>;
   /**
    * Bytes the images being prepared may hold at once (files read and decoded pixels, over the batch
@@ -58,6 +62,8 @@ export interface ClassificationRun {
   bundle: ModelBundle;
   /** True when the label embeddings came from the cache. */
   textEmbeddingsCached: boolean;
+  /** Images whose embeddings came from the cache. */
+  imagesCached: number;
   /** The most bytes images being prepared held at once (see imageMemoryBytes). */
   peakImageBytes: number;
 }
@@ -108,12 +114,14 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
   const { logger, labels, images } = options;
   const memory = new MemoryBudget(options.imageMemoryBytes ?? DEFAULT_IMAGE_MEMORY_BYTES);
   const bundle = await resolveModelBundle({ ...options.model, cacheRoot: options.cacheRoot, offline: options.offline, quiet: options.quiet, logger });
-  const { classifier, encoder } = await openZeroShotModel({
+  const { classifier, encoder, imageCache } = await openZeroShotModel({
     bundle,
     classNames: labels,
     templates: options.templates,
     session: { device: options.device, deviceId: options.deviceId, threads: options.threads, logger },
     textCacheRoot: options.textCache ? options.cacheRoot : undefined,
+    imageCacheRoot: options.imageCache ? options.cacheRoot : undefined,
+    imageDecode: options.decode,
     logger,
     quiet: options.quiet,
   });
@@ -122,6 +130,8 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
     const k = Math.min(options.top, labels.length);
     const errors: (string | undefined)[] = new Array(images.length);
     const results: ImageClassification[] = new Array(images.length);
+    /** The cache key of each image encoded whose bytes were hashed as they were decoded. */
+    const contents: (ImageContentKey | undefined)[] = new Array(images.length);
     const run = await runZeroShot({
       encoder,
       weights: classifier.weights,
@@ -130,32 +140,47 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
       k,
       quiet: options.quiet || !(options.imageProgress ?? true),
       progressLabel: 'classify',
-      // A failed image leaves its slot as it was; its embedding is computed but never reported.
+      // A failed image gets a blank embedding instead of being encoded; it is never reported.
       fill: async (i, out, offset) => {
         const input = images[i]!;
         if ('error' in input) {
           errors[i] = input.error;
-          return;
+          return new Float32Array(classifier.dim);
         }
         // Leases are taken in image order (before any await), so the earliest image is never kept waiting.
         const lease = memory.lease();
         try {
-          const { pixels } = await pool.prepare({
+          const content = !imageCache ? undefined : 'bytes' in input ? bytesContentKey(input.bytes) : await fileContentKey(input.path, options.cacheRoot, options.decode?.maxFileBytes);
+          const embedding = content ? await imageCache!.read(content) : undefined;
+          if (embedding?.length === classifier.dim) return embedding;
+          const { pixels, sha256 } = await pool.prepare({
             source: 'bytes' in input ? { bytes: input.bytes } : { path: input.path },
             label: decodeLabel(input),
             config: bundle.preprocess,
             decode: options.decode,
+            // Hashed again as it is decoded: an embedding is cached only under the bytes it came from.
+            digest: content !== undefined,
             memory: { budget: memory.shared, lease },
           });
+          if (content && 'bytesSha256' in content && sha256 === content.bytesSha256) contents[i] = content;
           out.set(pixels, offset);
           pool.recycle(pixels);
         } catch (error) {
           if (!(error instanceof ImageJobError)) throw error;
           errors[i] = describeError(error);
+          return new Float32Array(classifier.dim);
         } finally {
           lease.release();
         }
       },
+      ...(imageCache
+        ? {
+            store: async (i: number, embedding: Float32Array) => {
+              const content = contents[i];
+              if (content) await imageCache.write(content, embedding);
+            },
+          }
+        : {}),
       onEmbeddings: (first, count, embeddings) => {
         const scores = scoreBatch(embeddings, count, classifier.weights, classifier.dim, labels, k);
         for (let n = 0; n < count; n += 1) {
@@ -176,6 +201,7 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
       imagesPerSecond: run.imagesPerSecond,
       bundle,
       textEmbeddingsCached: classifier.cached,
+      imagesCached: imageCache?.hits ?? 0,
       peakImageBytes: memory.peak,
     };
   } finally {

@@ -4,6 +4,7 @@ import type { Logger } from '../../core/log.js';
 import { VERSION } from '../../core/version.js';
 import type { Dataset } from '../../datasets/dataset.js';
 import { resolveModelBundle, type ModelBundle, type Variant } from '../../model/bundle.js';
+import type { ImageEmbeddingCache } from '../../model/image-embedding-cache.js';
 import { boundedThreads, type Device } from '../../model/session.js';
 import type { DecodeOptions } from '../../preprocess/decode.js';
 import { ImagePool } from '../../preprocess/image-pool.js';
@@ -13,7 +14,7 @@ import type { TemplateSet } from '../../text/templates.js';
 import { runZeroShotStream } from './loop.js';
 import { computeMetrics } from './metrics.js';
 import { openZeroShotModel } from './model-setup.js';
-import type { DatasetInfo, EvaluationReport, ModelResult } from './result.js';
+import type { DatasetInfo, EvaluationReport, ImageEmbeddingState, ModelResult } from './result.js';
 import { SampleBatches } from './sample-batches.js';
 import type { TopK } from './scores.js';
 import type { SubsetOptions } from './subset.js';
@@ -49,6 +50,8 @@ export interface DatasetEvaluationOptions {
   templates: TemplateSet;
   /** False for --no-cache: always run the text encoder, never write the cache. */
   textCache: boolean;
+  /** False for --no-cache: encode every image, never write the cache. */
+  imageCache: boolean;
   subset: SubsetOptions;
   /** Skip (and count) images that cannot be read or decoded; by default the first one fails the run. */
   skipUnreadable?: boolean;
@@ -103,12 +106,14 @@ interface ModelPass {
 async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOptions, pool: ImagePool, first: boolean): Promise<ModelPass> {
   const start = performance.now();
   const { logger, dataset } = options;
-  const { classifier, encoder } = await openZeroShotModel({
+  const { classifier, encoder, imageCache } = await openZeroShotModel({
     bundle,
     classNames: dataset.classNames,
     templates: options.templates.templates,
     session: { device: options.device, deviceId: options.deviceId, threads: options.threads, logger },
     textCacheRoot: options.textCache ? options.cacheRoot : undefined,
+    imageCacheRoot: options.imageCache ? options.cacheRoot : undefined,
+    imageDecode: options.decode,
     logger,
     quiet: options.quiet,
   });
@@ -124,6 +129,7 @@ async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOpti
     digest: dataset.sha256 === undefined,
     // Every model sees the same images: say which were skipped once.
     onSkipped: first ? (message) => logger.warn(`skipped: ${message}`) : undefined,
+    ...(imageCache ? { imageCache: { cache: imageCache, dim: classifier.dim, cacheRoot: options.cacheRoot } } : {}),
   });
   try {
     const run = await runZeroShotStream({
@@ -157,6 +163,7 @@ async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOpti
         imagesPerSecond: run.imagesPerSecond,
         textSeconds: classifier.seconds,
         textEmbeddings: classifier.cached ? 'cached' : 'computed',
+        imageEmbeddings: imageEmbeddingState(imageCache),
         ...(classifier.promptsPerSecond !== undefined ? { promptsPerSecond: classifier.promptsPerSecond } : {}),
       },
     };
@@ -165,6 +172,12 @@ async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOpti
     await stream.close();
     await encoder.release();
   }
+}
+
+/** Whether the images' embeddings came from the cache: all of them, some, or none. */
+export function imageEmbeddingState(cache: ImageEmbeddingCache | undefined): ImageEmbeddingState {
+  if (!cache || cache.hits === 0) return 'computed';
+  return cache.misses === 0 ? 'cached' : 'partly cached';
 }
 
 /** The images a run will evaluate, as far as it can tell before streaming (for the progress line). */

@@ -2,8 +2,11 @@ import type { ImageEncoder } from '../../model/encoders.js';
 import { createProgress } from '../../core/progress.js';
 import { scoreImages, type TopK } from './scores.js';
 
-/** Fills the preprocessed pixels of image `index` (of the evaluated list) at `offset` in `out`. */
-export type FillImage = (index: number, out: Float32Array, offset: number) => void | Promise<void>;
+/**
+ * Fills the preprocessed pixels of image `index` (of the evaluated list) at `offset` in `out`, or
+ * returns its cached embedding instead (then its pixels are not used).
+ */
+export type FillImage = (index: number, out: Float32Array, offset: number) => void | Float32Array | Promise<void | Float32Array>;
 
 /** A batch whose images are being written into a pixel buffer. */
 export interface StartedBatch {
@@ -14,6 +17,13 @@ export interface StartedBatch {
    * of images the buffer then holds (a source may drop unreadable images and close the gaps).
    */
   ready?: Promise<number>;
+  /**
+   * With an image-embedding cache: once ready, each kept image's cached embedding, or undefined for
+   * one to encode. The pixels of the images to encode fill the buffer's first slots, in order.
+   */
+  cached?: readonly (Float32Array | undefined)[];
+  /** Told the embeddings encoded for this batch's images not cached (rows in order), to cache them. */
+  store?: (embeddings: Float32Array) => Promise<void>;
 }
 
 /**
@@ -41,6 +51,8 @@ interface RunCommon {
 export interface ZeroShotRunOptions extends RunCommon {
   count: number;
   fill: FillImage;
+  /** Told each encoded image's embedding (not the cached ones), to cache it. */
+  store?: (index: number, embedding: Float32Array) => Promise<void>;
 }
 
 export interface ZeroShotStreamOptions extends RunCommon {
@@ -128,14 +140,20 @@ export async function runZeroShotStream(options: ZeroShotStreamOptions): Promise
     while (batch) {
       const n = batch.ready ? await batch.ready : batch.started;
       const overlap = batch.ready !== undefined;
-      const running = n > 0 ? encoder.encode(buffer.subarray(0, n * imageFloats), n) : undefined;
+      const { cached, store } = batch;
+      const toEncode = cached ? cached.filter((embedding) => embedding === undefined).length : n;
+      const running = toEncode > 0 ? encoder.encode(buffer.subarray(0, toEncode * imageFloats), toEncode) : undefined;
       let next: Promise<StartedBatch | undefined> | undefined;
       if (overlap) {
         spare ??= new Float32Array(buffer.length);
         next = startBatch(spare);
         [buffer, spare] = [spare, buffer];
       }
-      if (running) finish(n, await running);
+      if (n > 0) {
+        const encoded = running ? await running : new Float32Array(0);
+        if (cached && store) await store(encoded);
+        finish(n, cached ? withCached(cached, encoded, dim) : encoded);
+      }
       batch = await (next ?? startBatch(buffer));
     }
   } finally {
@@ -145,21 +163,56 @@ export async function runZeroShotStream(options: ZeroShotStreamOptions): Promise
   return { predictions: rows.done(scored), count: scored, seconds, imagesPerSecond: scored / seconds };
 }
 
+/** A batch's embeddings in image order: the cached ones, and the encoded rows where none was cached. */
+function withCached(cached: readonly (Float32Array | undefined)[], encoded: Float32Array, dim: number): Float32Array {
+  const out = new Float32Array(cached.length * dim);
+  let row = 0;
+  cached.forEach((embedding, i) => {
+    if (embedding) out.set(embedding, i * dim);
+    else out.set(encoded.subarray(row * dim, ++row * dim), i * dim);
+  });
+  return out;
+}
+
 /** runZeroShotStream over `count` images that `fill` writes by index (classify's inputs). */
 export async function runZeroShot(options: ZeroShotRunOptions): Promise<ZeroShotRun> {
-  const { count, fill } = options;
+  const { count, fill, store } = options;
+  const dim = options.encoder.embeddingDim;
   let first = 0;
   const source: BatchSource = {
     next(capacity, target, imageFloats) {
       const n = Math.min(capacity, count - first);
       if (n <= 0) return undefined;
+      const start = first;
+      const cached: (Float32Array | undefined)[] = new Array(n).fill(undefined);
       const pending: Promise<void>[] = [];
       for (let i = 0; i < n; i += 1) {
-        const filled = fill(first + i, target, i * imageFloats);
-        if (filled) pending.push(filled);
+        const filled = fill(start + i, target, i * imageFloats);
+        if (filled instanceof Float32Array) cached[i] = filled;
+        else if (filled) pending.push(filled.then((embedding) => void (cached[i] = embedding ?? undefined)));
       }
       first += n;
-      return pending.length === 0 ? { started: n } : { started: n, ready: Promise.all(pending).then(() => n) };
+      const batch: StartedBatch = { started: n };
+      // The pixels of the images to encode move to the buffer's first slots, in order.
+      const compact = () => {
+        let encoded = 0;
+        cached.forEach((embedding, i) => {
+          if (embedding) return;
+          if (encoded !== i) target.copyWithin(encoded * imageFloats, i * imageFloats, (i + 1) * imageFloats);
+          encoded += 1;
+        });
+        batch.cached = cached;
+        return n;
+      };
+      if (store) {
+        batch.store = async (embeddings) => {
+          const encoded = cached.flatMap((embedding, i) => (embedding ? [] : [i]));
+          await Promise.all(encoded.map((i, row) => store(start + i, embeddings.slice(row * dim, (row + 1) * dim))));
+        };
+      }
+      if (pending.length > 0) batch.ready = Promise.all(pending).then(compact);
+      else batch.started = compact();
+      return batch;
     },
   };
   return runZeroShotStream({ ...options, source, expected: count });

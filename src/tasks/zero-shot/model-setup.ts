@@ -2,7 +2,10 @@ import { inputError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { ModelBundle } from '../../model/bundle.js';
 import { assertEmbeddingDimsMatch, createImageEncoder, createTextEncoder, type ImageEncoder } from '../../model/encoders.js';
+import { ImageEmbeddingCache } from '../../model/image-embedding-cache.js';
 import { boundedThreads, type SessionOptions } from '../../model/session.js';
+import { fileDigest } from '../../text/embedding-cache.js';
+import type { DecodeOptions } from '../../preprocess/decode.js';
 import { zeroShotClassifier, type ZeroShotClassifier } from '../../text/classifier.js';
 import { loadClipTokenizer, readPadTokenFromConfig } from '../../text/tokenizer.js';
 
@@ -13,6 +16,10 @@ export interface ZeroShotModelOptions {
   session: SessionOptions;
   /** Cache root for text embeddings; undefined for --no-cache. */
   textCacheRoot?: string;
+  /** Cache root for image embeddings; undefined for --no-cache. With it the vision session opens only for an image not cached. */
+  imageCacheRoot?: string;
+  /** How the images are decoded (part of the image-cache key). */
+  imageDecode?: Omit<DecodeOptions, 'reserve'>;
   logger: Logger;
   quiet: boolean;
 }
@@ -21,6 +28,8 @@ export interface ZeroShotModelOptions {
 export interface ZeroShotModel {
   classifier: ZeroShotClassifier;
   encoder: ImageEncoder;
+  /** The model's image-embedding cache, when one is used. */
+  imageCache?: ImageEmbeddingCache;
 }
 
 /**
@@ -44,16 +53,58 @@ export async function openZeroShotModel(options: ZeroShotModelOptions): Promise<
     logger,
     quiet: options.quiet,
   });
-  const encoder = await createImageEncoder(bundle, session);
-  try {
-    logger.debug(`image encoder: ${encoder.describe()}`);
-    assertEmbeddingDimsMatch(bundle, encoder.embeddingDim, classifier.dim);
-    if (encoder.imageSize !== bundle.preprocess.imageSize) {
-      throw inputError(`${bundle.visionModelPath}: the model takes ${encoder.imageSize}×${encoder.imageSize} images but the bundle's preprocessing config crops to ${bundle.preprocess.imageSize}`);
+  const open = async () => {
+    const encoder = await createImageEncoder(bundle, session);
+    try {
+      logger.debug(`image encoder: ${encoder.describe()}`);
+      assertEmbeddingDimsMatch(bundle, encoder.embeddingDim, classifier.dim);
+      if (encoder.imageSize !== bundle.preprocess.imageSize) {
+        throw inputError(`${bundle.visionModelPath}: the model takes ${encoder.imageSize}×${encoder.imageSize} images but the bundle's preprocessing config crops to ${bundle.preprocess.imageSize}`);
+      }
+      return encoder;
+    } catch (error) {
+      await encoder.release();
+      throw error;
     }
-    return { classifier, encoder };
-  } catch (error) {
-    await encoder.release();
-    throw error;
-  }
+  };
+  if (options.imageCacheRoot === undefined) return { classifier, encoder: await open() };
+  const imageCache = new ImageEmbeddingCache(
+    options.imageCacheRoot,
+    {
+      visionModelSha256: await fileDigest(bundle.visionModelPath, options.imageCacheRoot, logger),
+      variant: bundle.variant,
+      executionProvider: session.device,
+      preprocess: bundle.preprocess,
+      decode: {
+        autoOrient: options.imageDecode?.autoOrient ?? true,
+        maxPixels: options.imageDecode?.maxPixels ?? null,
+        maxFileBytes: options.imageDecode?.maxFileBytes ?? null,
+      },
+    },
+    logger,
+  );
+  await imageCache.removeStaleTemporaries();
+  return { classifier, encoder: lazyImageEncoder(open, classifier.dim, bundle.preprocess.imageSize), imageCache };
+}
+
+/**
+ * An image encoder whose session opens on the first encode, so that a run whose images are all cached
+ * never loads the vision model. Its size and embedding size are what the open encoder is checked against.
+ */
+function lazyImageEncoder(open: () => Promise<ImageEncoder>, embeddingDim: number, imageSize: number): ImageEncoder {
+  let opening: Promise<ImageEncoder> | undefined;
+  let opened: ImageEncoder | undefined;
+  return {
+    embeddingDim,
+    imageSize,
+    fixedBatch: undefined,
+    describe: () => opened?.describe() ?? 'not opened: every image embedding was cached',
+    async encode(pixels, count) {
+      opening ??= open().then((encoder) => (opened = encoder));
+      return (await opening).encode(pixels, count);
+    },
+    async release() {
+      if (opening) await (await opening.catch(() => undefined))?.release();
+    },
+  };
 }

@@ -1,5 +1,8 @@
 import type { Metrics } from './metrics.js';
 
+/** Whether a run's image embeddings came from the cache: all, some, or none of them. */
+export type ImageEmbeddingState = 'cached' | 'partly cached' | 'computed';
+
 /** What one model (or variant) scored on one data set: the unit of every report. */
 export interface ModelResult {
   model: {
@@ -19,6 +22,8 @@ export interface ModelResult {
     imagesPerSecond: number;
     textSeconds: number;
     textEmbeddings: 'cached' | 'computed';
+    /** Absent in reports from before the image-embedding cache. */
+    imageEmbeddings?: ImageEmbeddingState;
     promptsPerSecond?: number;
   };
 }

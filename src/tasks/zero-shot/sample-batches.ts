@@ -6,6 +6,8 @@ import type { DecodeOptions } from '../../preprocess/decode.js';
 import { ImageJobError, type ImagePool } from '../../preprocess/image-pool.js';
 import type { MemoryBudget } from '../../preprocess/memory-budget.js';
 import { createPlanarPreprocessor, type PlanarPreprocessor } from '../../preprocess/transform.js';
+import type { ImageContentKey, ImageEmbeddingCache } from '../../model/image-embedding-cache.js';
+import { bytesContentKey, fileContentKey } from './image-content.js';
 import type { BatchSource, StartedBatch } from './loop.js';
 import { createSubsetSelector, type SubsetOptions, type SubsetSelector } from './subset.js';
 
@@ -31,6 +33,16 @@ export interface SampleBatchOptions {
   digest: boolean;
   /** Told about each skipped image. */
   onSkipped?: (message: string) => void;
+  /** Where cached image embeddings are read and new ones written (absent: every image is encoded). */
+  imageCache?: ImageCacheUse;
+}
+
+export interface ImageCacheUse {
+  cache: ImageEmbeddingCache;
+  /** The embedding size the model gives: an entry of another size is not used. */
+  dim: number;
+  /** Where file digests are remembered. */
+  cacheRoot: string;
 }
 
 /** A growing list of labels: one Int32 per evaluated image. */
@@ -58,6 +70,10 @@ interface Slot {
   /** sha256 of the image bytes, when digesting; '-' for bytes that could not be read. */
   hash?: string;
   readable: boolean;
+  /** The embedding read from the cache: no pixels were filled. */
+  cached?: Float32Array;
+  /** The cache key to store the encoded embedding under (absent: not to be cached). */
+  content?: ImageContentKey;
 }
 
 const DIGEST_VERSION = 'clip-eval data set digest 1\n';
@@ -129,8 +145,11 @@ export class SampleBatches implements BatchSource {
       }
     }
     if (slots.length === 0) return undefined;
-    if (pending.length === 0) return { started: this.record(slots, target, imageFloats) };
-    return { started: slots.length, ready: Promise.all(pending).then(() => this.record(slots, target, imageFloats)) };
+    const batch: StartedBatch = { started: slots.length };
+    const record = () => this.record(slots, target, imageFloats, batch);
+    if (pending.length === 0) batch.started = record();
+    else batch.ready = Promise.all(pending).then(record);
+    return batch;
   }
 
   private checkLabel(sample: Sample): void {
@@ -145,25 +164,69 @@ export class SampleBatches implements BatchSource {
     const { image } = sample;
     if (image.kind === 'planar') {
       if (this.hash) slot.hash = createHash('sha256').update(image.pixels).digest('hex');
+      if (!this.options.imageCache) {
+        this.planar(image, target, offset);
+        return undefined;
+      }
+      const content: ImageContentKey = this.options.dataset.sha256 !== undefined
+        ? { datasetSha256: this.options.dataset.sha256, sampleId: sample.id }
+        : { bytesSha256: slot.hash ?? createHash('sha256').update(image.pixels).digest('hex') };
+      // The view is valid only until the next sample is read: fill now, use the pixels only on a miss.
       this.planar(image, target, offset);
-      return undefined;
+      return this.lookUp(content, slot);
     }
-    const { memory, decode, preprocess, pool } = this.options;
-    const label = image.kind === 'file' ? image.path : (image.origin ?? `${this.options.dataset.name} sample ${sample.id}`);
+    const { memory } = this.options;
     // Leases are taken in sample order (before any await), so the earliest image never waits.
     const lease = memory.lease();
+    if (!this.options.imageCache) return this.prepare(sample, slot, target, offset, lease);
+    return this.contentOf(sample).then(async (content) => {
+      if (content) await this.lookUp(content, slot);
+      if (slot.cached) {
+        if (this.hash && 'bytesSha256' in content!) slot.hash = content.bytesSha256;
+        lease.release();
+        return;
+      }
+      await this.prepare(sample, slot, target, offset, lease);
+    });
+  }
+
+  /** The cache key of an encoded or file sample; undefined when the file cannot be hashed. */
+  private async contentOf(sample: Sample): Promise<ImageContentKey | undefined> {
+    const { image } = sample;
+    const { dataset, imageCache, decode } = this.options;
+    if (dataset.sha256 !== undefined) return { datasetSha256: dataset.sha256, sampleId: sample.id };
+    if (image.kind === 'encoded') return bytesContentKey(image.bytes);
+    if (image.kind !== 'file') return undefined;
+    return fileContentKey(image.path, imageCache!.cacheRoot, decode?.maxFileBytes);
+  }
+
+  private async lookUp(content: ImageContentKey, slot: Slot): Promise<void> {
+    const { cache, dim } = this.options.imageCache!;
+    const embedding = await cache.read(content);
+    if (embedding?.length === dim) slot.cached = embedding;
+    else slot.content = content;
+  }
+
+  private prepare(sample: Sample, slot: Slot, target: Float32Array, offset: number, lease: ReturnType<MemoryBudget['lease']>): Promise<void> {
+    const { image } = sample;
+    if (image.kind === 'planar') throw new RangeError('planar samples are preprocessed in place');
+    const { memory, decode, preprocess, pool } = this.options;
+    const label = image.kind === 'file' ? image.path : (image.origin ?? `${this.options.dataset.name} sample ${sample.id}`);
+    // A file is re-hashed as it is decoded: an embedding is cached only under the bytes it came from.
+    const verify = slot.content !== undefined && 'bytesSha256' in slot.content;
     const prepared = pool.prepare({
       source: image.kind === 'file' ? { path: image.path } : { bytes: image.bytes },
       label,
       config: preprocess,
       decode,
-      digest: this.hash !== undefined,
+      digest: this.hash !== undefined || verify,
       memory: { budget: memory.shared, lease },
     });
     return prepared.then(
       ({ pixels, sha256 }) => {
         lease.release();
         slot.hash = sha256;
+        if (verify && slot.content && 'bytesSha256' in slot.content && slot.content.bytesSha256 !== sha256) slot.content = undefined;
         target.set(pixels, offset);
         pool.recycle(pixels);
       },
@@ -179,19 +242,35 @@ export class SampleBatches implements BatchSource {
   }
 
   /** Closes the gaps of skipped images, records the batch's images in order and returns how many remain. */
-  private record(slots: readonly Slot[], target: Float32Array, imageFloats: number): number {
+  private record(slots: readonly Slot[], target: Float32Array, imageFloats: number, batch: StartedBatch): number {
     let kept = 0;
+    let encoded = 0;
+    const cached: (Float32Array | undefined)[] = [];
+    const toStore: (ImageContentKey | undefined)[] = [];
     slots.forEach((slot, index) => {
       this.hash?.update(`${JSON.stringify(slot.id)} ${slot.label} ${slot.hash}\n`);
       if (!slot.readable) {
         this.skipped += 1;
         return;
       }
-      if (kept !== index) target.copyWithin(kept * imageFloats, index * imageFloats, (index + 1) * imageFloats);
+      cached.push(slot.cached);
+      if (!slot.cached) {
+        if (encoded !== index) target.copyWithin(encoded * imageFloats, index * imageFloats, (index + 1) * imageFloats);
+        toStore.push(slot.content);
+        encoded += 1;
+      }
       this.labels.push(slot.label);
       if (this.options.keepIds) this.ids.push(slot.id);
       kept += 1;
     });
+    const use = this.options.imageCache;
+    if (use) {
+      batch.cached = cached;
+      // A batch's entries are written concurrently: each write waits mostly on its own fsync.
+      batch.store = async (embeddings) => {
+        await Promise.all(toStore.map((content, row) => content && use.cache.write(content, embeddings.slice(row * use.dim, (row + 1) * use.dim))));
+      };
+    }
     return kept;
   }
 }

@@ -1,0 +1,87 @@
+import { Command } from 'commander';
+import { resolveCacheRoot } from '../core/cache.js';
+import { EXIT, usageError } from '../core/errors.js';
+import { showUnprintable } from '../core/unprintable.js';
+import { expandInputs } from '../datasets/image-files.js';
+import { parseDevice } from '../model/session.js';
+import { DEFAULT_MAX_PIXELS } from '../preprocess/decode.js';
+import { searchImages, type SearchRun } from '../tasks/search/search.js';
+import { addCommonOptions, addInferenceOptions, addModelOptions, loggerFor, modelChoices, type CommonOptions, type ModelOptions } from './flags.js';
+import { readStdinBytes } from './io.js';
+import { positiveInteger } from './options.js';
+import { FLAG_WORDING } from './wording.js';
+
+interface SearchCliOptions extends CommonOptions, ModelOptions {
+  top: number;
+  json?: boolean;
+  recursive?: boolean;
+  autoOrient: boolean;
+  maxPixels: number;
+  device: string;
+  deviceId?: number;
+  threads?: number;
+  batchSize: number;
+  cache: boolean;
+}
+
+function formatTable(run: SearchRun): string {
+  const rankWidth = Math.max(4, String(run.hits.length).length);
+  const lines = [`${'rank'.padStart(rankWidth)}  score     path`];
+  for (const hit of run.hits) lines.push(`${String(hit.rank).padStart(rankWidth)}  ${hit.score.toFixed(4).padStart(7)}  ${showUnprintable(hit.file)}`);
+  lines.push('', `${run.images} ${run.images === 1 ? 'image' : 'images'} ranked (${run.encoded} encoded, ${run.cached} from the cache)`);
+  return `${lines.join('\n')}\n`;
+}
+
+function formatJsonLines(run: SearchRun): string {
+  const rows = run.hits.map((hit) => JSON.stringify({ rank: hit.rank, file: hit.file, score: hit.score }));
+  rows.push(JSON.stringify({ summary: { images: run.images, encoded: run.encoded, cached: run.cached } }));
+  return `${rows.join('\n')}\n`;
+}
+
+async function runSearch(query: string, files: string[], options: SearchCliOptions): Promise<number> {
+  if (query.trim() === '') throw usageError('the search query is empty; give the text to search for, e.g. "a red car"');
+  const logger = loggerFor(options);
+  const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
+  if (models.length !== 1) throw usageError('search uses one model: give at most one --model and one --variant');
+  const images = await expandInputs(files, { recursive: options.recursive, readStdin: readStdinBytes, wording: FLAG_WORDING });
+  const run = await searchImages({
+    query,
+    k: options.top,
+    images,
+    model: models[0]!,
+    cacheRoot: resolveCacheRoot(options.cacheDir),
+    device: parseDevice(options.device),
+    deviceId: options.deviceId,
+    threads: options.threads,
+    batchSize: options.batchSize,
+    textCache: options.cache,
+    imageCache: options.cache,
+    decode: { autoOrient: options.autoOrient, maxPixels: options.maxPixels },
+    offline: options.offline,
+    logger,
+    quiet: options.quiet ?? false,
+    imageProgress: images.length > options.batchSize,
+    onFailure: (error) => process.stderr.write(`clip-eval: ${showUnprintable(error)}\n`),
+  });
+  process.stdout.write(options.json ? formatJsonLines(run) : formatTable(run));
+  if (run.failed === 0) return EXIT.ok;
+  process.stderr.write(`clip-eval: ${run.failed} of ${images.length} ${images.length === 1 ? 'image' : 'images'} could not be read\n`);
+  return EXIT.input;
+}
+
+export function searchCommand(setExit: (code: number) => void): Command {
+  const command = new Command('search')
+    .description('rank images by similarity to a text query (cosine of the CLIP embeddings); image embeddings are cached, so a second search over the same files encodes nothing')
+    .argument('<query>', 'the text to search for, e.g. "a red car on a beach"')
+    .argument('<file...>', 'image files, folders of images, or - for standard input')
+    .option('-k, --top <n>', 'how many of the best images to show', positiveInteger('--top'), 10)
+    .option('--json', 'print JSON Lines {"rank","file","score"}, then {"summary":{"images","encoded","cached"}}')
+    .option('-r, --recursive', 'also search images in subfolders of folder arguments')
+    .option('--no-auto-orient', 'ignore the EXIF orientation tag (default: rotate photos upright first)')
+    .option('--max-pixels <n>', 'refuse images with more pixels than this (16383² by default), a guard against decompression bombs', positiveInteger('--max-pixels'), DEFAULT_MAX_PIXELS);
+  addModelOptions(command, false);
+  addInferenceOptions(command);
+  addCommonOptions(command);
+  command.action(async (query: string, files: string[], options: SearchCliOptions) => setExit(await runSearch(query, files, options)));
+  return command;
+}

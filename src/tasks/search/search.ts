@@ -1,0 +1,58 @@
+import { isFailure } from '../zero-shot/classification.js';
+import { classifyImages, type ClassifyOptions } from '../zero-shot/classify.js';
+import { LOGIT_SCALE } from '../zero-shot/scores.js';
+
+export interface SearchOptions extends Omit<ClassifyOptions, 'labels' | 'templates' | 'top' | 'onResult'> {
+  /** The text the images are ranked by, encoded as it is (no template). */
+  query: string;
+  /** How many of the best images to return. */
+  k: number;
+  /** Told each image that could not be read, with its one-line error. */
+  onFailure?: (error: string) => void;
+}
+
+export interface SearchHit {
+  rank: number;
+  file: string;
+  /** Cosine similarity of the L2-normalised image and query embeddings. */
+  score: number;
+}
+
+export interface SearchRun {
+  /** The k best images, best first; ties go to the earlier input. */
+  hits: SearchHit[];
+  /** Images ranked (readable ones). */
+  images: number;
+  /** Of those, how many were encoded and how many came from the image-embedding cache. */
+  encoded: number;
+  cached: number;
+  failed: number;
+}
+
+/**
+ * Ranks images by similarity to a text query: classification against the query as the only label,
+ * with the query itself as the prompt, so images go through the same pipeline and cache as classify.
+ */
+export async function searchImages(options: SearchOptions): Promise<SearchRun> {
+  const { query, k, onFailure, ...rest } = options;
+  const run = await classifyImages({
+    ...rest,
+    labels: [query],
+    templates: ['{}'],
+    top: 1,
+    onResult: (result) => {
+      if (isFailure(result)) onFailure?.(result.error);
+    },
+  });
+  const ranked = run.results
+    .map((result, index) => ({ result, index }))
+    .flatMap(({ result, index }) => (isFailure(result) ? [] : [{ file: result.file, logit: result.top[0]!.logit, index }]))
+    .sort((a, b) => b.logit - a.logit || a.index - b.index);
+  return {
+    hits: ranked.slice(0, k).map((hit, i) => ({ rank: i + 1, file: hit.file, score: Math.round((hit.logit / LOGIT_SCALE) * 1e6) / 1e6 })),
+    images: ranked.length,
+    encoded: ranked.length - run.imagesCached,
+    cached: run.imagesCached,
+    failed: run.failed,
+  };
+}
