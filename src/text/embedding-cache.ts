@@ -2,16 +2,21 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFile, writeCacheEntry, writeFileAtomic } from '../core/cache.js';
-import { describeError, fileSystemError, isFileSystemError } from '../core/errors.js';
+import { encodeEmbeddingEntry, readEmbeddingEntry, type EmbeddingEntryKind } from '../core/embedding-entry.js';
 import { silentLogger, type Logger } from '../core/log.js';
 
 /**
  * On-disk cache of class-embedding matrices. An entry is keyed by a digest of everything that
  * determines it, so a changed model, tokenizer, template or class name can never reuse a stale one.
- * Layout: magic, header length (uint32 LE), JSON header, float32 LE payload.
+ * Entries are in the embedding-entry format of src/core/embedding-entry.ts.
  */
-const MAGIC = Buffer.from('CLIPEVAL-TEXTEMB\n', 'latin1');
 export const TEXT_CACHE_FORMAT = 1;
+const TEXT_ENTRY: EmbeddingEntryKind = {
+  magic: Buffer.from('CLIPEVAL-TEXTEMB\n', 'latin1'),
+  format: TEXT_CACHE_FORMAT,
+  what: 'text-embedding cache entry',
+  fallback: 'computing the embeddings instead',
+};
 
 export interface TextEmbeddingKey {
   textModelSha256: string;
@@ -23,14 +28,6 @@ export interface TextEmbeddingKey {
   classNames: readonly string[];
   /** How prompt embeddings become class embeddings. */
   reduction: 'l2-mean-l2';
-}
-
-interface EntryHeader {
-  format: number;
-  key: string;
-  classes: number;
-  dim: number;
-  payloadSha256: string;
 }
 
 export function textEmbeddingKeyDigest(key: TextEmbeddingKey): string {
@@ -57,51 +54,12 @@ export interface CachedMatrix {
 
 /** Reads an entry; a missing one is undefined, a damaged one is reported and treated as missing. */
 export async function readTextEmbeddings(path: string, digest: string, logger: Logger): Promise<CachedMatrix | undefined> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    if (!isFileSystemError(error)) throw error;
-    logger.warn(`${describeError(fileSystemError(error, 'text-embedding cache entry', path))}; computing the embeddings instead`);
-    return undefined;
-  }
-  const damaged = (why: string) => {
-    logger.warn(`text-embedding cache entry ${path} is damaged (${why}); rebuilding it`);
-    return undefined;
-  };
-  if (bytes.length < MAGIC.length + 4 || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return damaged('bad header');
-  const headerLength = bytes.readUInt32LE(MAGIC.length);
-  const headerStart = MAGIC.length + 4;
-  if (headerStart + headerLength > bytes.length) return damaged('truncated header');
-  let header: EntryHeader;
-  try {
-    header = JSON.parse(bytes.subarray(headerStart, headerStart + headerLength).toString('utf8')) as EntryHeader;
-  } catch {
-    return damaged('unreadable header');
-  }
-  if (header.format !== TEXT_CACHE_FORMAT || header.key !== digest) return damaged('written for another key or format');
-  const payload = bytes.subarray(headerStart + headerLength);
-  if (payload.length !== header.classes * header.dim * 4) return damaged('truncated payload');
-  if (createHash('sha256').update(payload).digest('hex') !== header.payloadSha256) return damaged('checksum mismatch');
-  const matrix = new Float32Array(header.classes * header.dim);
-  Buffer.from(matrix.buffer).set(payload);
-  return { classes: header.classes, dim: header.dim, matrix };
+  const entry = await readEmbeddingEntry(path, TEXT_ENTRY, digest, ['classes', 'dim'], logger);
+  return entry && { classes: entry.shape.classes!, dim: entry.shape.dim!, matrix: entry.floats };
 }
 
 export async function writeTextEmbeddings(path: string, digest: string, entry: CachedMatrix): Promise<void> {
-  const payload = Buffer.from(entry.matrix.buffer, entry.matrix.byteOffset, entry.matrix.byteLength);
-  const header: EntryHeader = {
-    format: TEXT_CACHE_FORMAT,
-    key: digest,
-    classes: entry.classes,
-    dim: entry.dim,
-    payloadSha256: createHash('sha256').update(payload).digest('hex'),
-  };
-  const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(headerBytes.length);
-  await writeFileAtomic(path, Buffer.concat([MAGIC, length, headerBytes, payload]));
+  await writeFileAtomic(path, encodeEmbeddingEntry(TEXT_ENTRY, digest, { classes: entry.classes, dim: entry.dim }, entry.matrix));
 }
 
 /**
