@@ -8,7 +8,6 @@ import { openDataset } from '../datasets/registry.js';
 import { findSample, parseSampleReference } from '../datasets/sample-input.js';
 import { defaultTemplateSpec, DEFAULT_LABELS, resolveLabels, validateLabels, type LabelSet } from '../text/labels.js';
 import { parseDevice } from '../model/session.js';
-import { DEFAULT_MAX_PIXELS } from '../preprocess/decode.js';
 import { positiveInteger } from './options.js';
 import {
   formatClassificationBlock,
@@ -19,7 +18,7 @@ import {
 import { isFailure } from '../tasks/zero-shot/classification.js';
 import { resolveTemplates } from '../text/templates.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
+import { addCommonOptions, addDataOptions, addImageFileOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
 import { readStdinBytes } from './io.js';
 import { FLAG_WORDING } from './wording.js';
 
@@ -116,10 +115,8 @@ export function classifyCommand(setExit: (code: number) => void): Command {
     .option('-l, --labels <spec>', "'cifar100', 'cifar10', 'imagenet1k', a comma-separated list (\"cat,dog,a red car\") or @FILE with one label per line (default: the data set's class names for samples, else cifar100)")
     .option('--templates <spec>', "prompt templates: 'openai' (18), 'imagenet' (80), 'single' or a file with one template per line (default: openai for cifar100/cifar10, imagenet for imagenet1k, single for your own labels)")
     .option('-k, --top <n>', 'labels to show per image (at most the number of labels)', positiveInteger('--top'), 5)
-    .option('--json', 'print JSON Lines, one object per image in input order, instead of the table')
-    .option('-r, --recursive', 'also classify images in subfolders of folder arguments')
-    .option('--no-auto-orient', 'ignore the EXIF orientation tag (default: rotate photos upright first)')
-    .option('--max-pixels <n>', 'refuse images with more pixels than this (16383² by default), a guard against decompression bombs', positiveInteger('--max-pixels'), DEFAULT_MAX_PIXELS);
+    .option('--json', 'print JSON Lines, one object per image in input order, instead of the table');
+  addImageFileOptions(command, 'classify');
   addModelOptions(command, false);
   addDataOptions(command);
   addInferenceOptions(command);

@@ -4,6 +4,7 @@ import type { ModelChoice } from '../tasks/zero-shot/evaluate.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { DEFAULT_MODEL, parseVariant, type Variant } from '../model/bundle.js';
 import { MAX_BATCH_SIZE } from '../model/encoders.js';
+import { DEFAULT_MAX_PIXELS } from '../preprocess/decode.js';
 import { FLAG_WORDING } from './wording.js';
 import { md5Hex, nonNegativeInteger, positiveInteger } from './options.js';
 
@@ -61,6 +62,14 @@ export function addModelOptions(command: Command, several: boolean): Command {
     .option('--vision-model <file>', 'explicit image encoder .onnx (with --text-model and --tokenizer)')
     .option('--text-model <file>', 'explicit text encoder .onnx')
     .option('--tokenizer <file>', 'explicit tokenizer.json or bpe_simple_vocab_16e6.txt.gz');
+}
+
+/** How image files are found and read, for the commands that take files and folders. */
+export function addImageFileOptions(command: Command, verb: string): Command {
+  return command
+    .option('-r, --recursive', `also ${verb} images in subfolders of folder arguments`)
+    .option('--no-auto-orient', 'ignore the EXIF orientation tag (default: rotate photos upright first)')
+    .option('--max-pixels <n>', 'refuse images with more pixels than this (16383² by default), a guard against decompression bombs', positiveInteger('--max-pixels'), DEFAULT_MAX_PIXELS);
 }
 
 export function addInferenceOptions(command: Command): Command {

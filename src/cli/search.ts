@@ -4,9 +4,8 @@ import { EXIT, usageError } from '../core/errors.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { expandInputs } from '../datasets/image-files.js';
 import { parseDevice } from '../model/session.js';
-import { DEFAULT_MAX_PIXELS } from '../preprocess/decode.js';
 import { searchImages, type SearchRun } from '../tasks/search/search.js';
-import { addCommonOptions, addInferenceOptions, addModelOptions, loggerFor, modelChoices, type CommonOptions, type ModelOptions } from './flags.js';
+import { addCommonOptions, addImageFileOptions, addInferenceOptions, addModelOptions, loggerFor, modelChoices, type CommonOptions, type ModelOptions } from './flags.js';
 import { readStdinBytes } from './io.js';
 import { positiveInteger } from './options.js';
 import { FLAG_WORDING } from './wording.js';
@@ -75,10 +74,8 @@ export function searchCommand(setExit: (code: number) => void): Command {
     .argument('<query>', 'the text to search for, e.g. "a red car on a beach"')
     .argument('<file...>', 'image files, folders of images, or - for standard input')
     .option('-k, --top <n>', 'how many of the best images to show', positiveInteger('--top'), 10)
-    .option('--json', 'print JSON Lines {"rank","file","score"}, then {"summary":{"images","encoded","cached"}}')
-    .option('-r, --recursive', 'also search images in subfolders of folder arguments')
-    .option('--no-auto-orient', 'ignore the EXIF orientation tag (default: rotate photos upright first)')
-    .option('--max-pixels <n>', 'refuse images with more pixels than this (16383² by default), a guard against decompression bombs', positiveInteger('--max-pixels'), DEFAULT_MAX_PIXELS);
+    .option('--json', 'print JSON Lines {"rank","file","score"}, then {"summary":{"images","encoded","cached"}}');
+  addImageFileOptions(command, 'search');
   addModelOptions(command, false);
   addInferenceOptions(command);
   addCommonOptions(command);
