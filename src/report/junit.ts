@@ -13,6 +13,15 @@ function markdownCell(text: string): string {
   return showUnprintable(text).replace(/[\\|]/g, (c) => `\\${c}`).replace(/</g, '&lt;');
 }
 
+/** One JUnit test case: the measured value in its output, a failure when a check on it failed. */
+function testCase(classname: string, name: string, time: string, measured: string, failed: readonly { message: string }[]): string {
+  const open = `    <testcase classname="${escapeXml(classname)}" name="${escapeXml(name)}" time="${time}">`;
+  const output = `      <system-out>${escapeXml(measured)}</system-out>`;
+  if (failed.length === 0) return `${open}\n${output}\n    </testcase>`;
+  const message = failed.map((o) => o.message).join('; ');
+  return `${open}\n      <failure message="${escapeXml(message)}" type="AccuracyCheck">${escapeXml(message)}</failure>\n${output}\n    </testcase>`;
+}
+
 /**
  * JUnit XML for CI dashboards: one test case per model and metric. A metric with checks fails
  * when any of its checks failed; a metric without checks is reported as a passing case.
@@ -33,15 +42,8 @@ export function formatJunit(report: EvaluationReport, outcomes: readonly CheckOu
       const name = METRIC_LABELS[metric];
       const measured = `${METRIC_LABELS[metric]} ${percent(value)}${checks.length > 0 ? ` (${checks.map((c) => c.requirement).join('; ')})` : ''}`;
       const time = result.timing.wallSeconds.toFixed(3);
-      const open = `    <testcase classname="clip-eval.${escapeXml(report.dataset.name)}.${escapeXml(key)}" name="${escapeXml(name)}" time="${time}">`;
-      const output = `      <system-out>${escapeXml(measured)}</system-out>`;
-      if (failed.length > 0) {
-        failures += 1;
-        const message = failed.map((o) => o.message).join('; ');
-        cases.push(`${open}\n      <failure message="${escapeXml(message)}" type="AccuracyCheck">${escapeXml(message)}</failure>\n${output}\n    </testcase>`);
-      } else {
-        cases.push(`${open}\n${output}\n    </testcase>`);
-      }
+      if (failed.length > 0) failures += 1;
+      cases.push(testCase(`clip-eval.${report.dataset.name}.${key}`, name, time, measured, failed));
     }
   }
   const seconds = report.results.reduce((sum, r) => sum + r.timing.wallSeconds, 0).toFixed(3);
@@ -77,15 +79,8 @@ export function formatRetrievalJunit(run: RetrievalJunitRun, outcomes: readonly 
       const failed = checks.filter((o) => !o.passed);
       const name = `${metric}@${k}`;
       const measured = `${name} ${percent(run.metrics[metric][String(k)]!)}${checks.length > 0 ? ` (${checks.map((c) => c.requirement).join('; ')})` : ''}`;
-      const open = `    <testcase classname="clip-eval.${escapeXml(run.dataset)}.${escapeXml(run.modelKey)}" name="${escapeXml(name)}" time="${time}">`;
-      const output = `      <system-out>${escapeXml(measured)}</system-out>`;
-      if (failed.length > 0) {
-        failures += 1;
-        const message = failed.map((o) => o.message).join('; ');
-        cases.push(`${open}\n      <failure message="${escapeXml(message)}" type="AccuracyCheck">${escapeXml(message)}</failure>\n${output}\n    </testcase>`);
-      } else {
-        cases.push(`${open}\n${output}\n    </testcase>`);
-      }
+      if (failed.length > 0) failures += 1;
+      cases.push(testCase(`clip-eval.${run.dataset}.${run.modelKey}`, name, time, measured, failed));
     }
   }
   return [
