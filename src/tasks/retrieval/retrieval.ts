@@ -2,14 +2,13 @@ import { inputError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { Dataset, Sample } from '../../datasets/dataset.js';
 import type { ModelBundle } from '../../model/bundle.js';
-import { assertEmbeddingDimsMatch, createImageEncoder, createTextEncoder } from '../../model/encoders.js';
+import { assertEmbeddingDimsMatch, createImageEncoder } from '../../model/encoders.js';
 import { boundedThreads, type Device } from '../../model/session.js';
 import type { DecodeOptions } from '../../preprocess/decode.js';
 import { ImagePool } from '../../preprocess/image-pool.js';
 import { DEFAULT_IMAGE_MEMORY_BYTES, MemoryBudget } from '../../preprocess/memory-budget.js';
-import { zeroShotClassifier } from '../../text/classifier.js';
-import { loadClipTokenizer, readPadTokenFromConfig } from '../../text/tokenizer.js';
 import { runZeroShotStream } from '../zero-shot/loop.js';
+import { bundleClassifier } from '../zero-shot/model-setup.js';
 import { SampleBatches } from '../zero-shot/sample-batches.js';
 import { computeRetrieval, type RetrievalScores } from './metrics.js';
 
@@ -118,17 +117,11 @@ export async function runRetrieval(options: RetrievalOptions): Promise<Retrieval
   }
   if (images === 0) throw inputError(`${dataset.name}: no images with captions`);
 
-  const padToken = bundle.tokenizerConfigPath ? await readPadTokenFromConfig(bundle.tokenizerConfigPath) : undefined;
-  const text = await zeroShotClassifier({
+  const text = await bundleClassifier(bundle, {
     classNames: captions,
     templates: CAPTION_AS_IS,
-    tokenizerPath: bundle.tokenizerPath,
-    padToken,
-    loadTokenizer: () => loadClipTokenizer(bundle.tokenizerPath, { padToken }),
-    openTextEncoder: (tokenizer) => createTextEncoder(bundle, { ...session, padId: tokenizer.padId }),
-    contextLength: bundle.contextLength,
-    textModelPath: bundle.textModelPath,
-    cacheRoot: options.textCache ? options.cacheRoot : undefined,
+    session,
+    textCacheRoot: options.textCache ? options.cacheRoot : undefined,
     logger,
     quiet: options.quiet,
   });

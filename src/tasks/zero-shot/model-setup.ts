@@ -33,26 +33,37 @@ export interface ZeroShotModel {
 }
 
 /**
+ * The text side of a bundle: the embeddings of `classNames` under `templates`, from the text-embedding
+ * cache when `textCacheRoot` is given and holds them (then neither tokenizer nor text encoder loads).
+ */
+export async function bundleClassifier(
+  bundle: ModelBundle,
+  options: Pick<ZeroShotModelOptions, 'classNames' | 'templates' | 'session' | 'textCacheRoot' | 'logger' | 'quiet'>,
+): Promise<ZeroShotClassifier> {
+  const padToken = bundle.tokenizerConfigPath ? await readPadTokenFromConfig(bundle.tokenizerConfigPath) : undefined;
+  return zeroShotClassifier({
+    classNames: options.classNames,
+    templates: options.templates,
+    tokenizerPath: bundle.tokenizerPath,
+    padToken,
+    loadTokenizer: () => loadClipTokenizer(bundle.tokenizerPath, { padToken }),
+    openTextEncoder: (tokenizer) => createTextEncoder(bundle, { ...options.session, padId: tokenizer.padId }),
+    contextLength: bundle.contextLength,
+    textModelPath: bundle.textModelPath,
+    cacheRoot: options.textCacheRoot,
+    logger: options.logger,
+    quiet: options.quiet,
+  });
+}
+
+/**
  * Builds (or reads from the cache) the class embeddings, then opens the image encoder and checks that
  * both encoders and the preprocessing config agree. The caller releases `encoder`.
  */
 export async function openZeroShotModel(options: ZeroShotModelOptions): Promise<ZeroShotModel> {
   const { bundle, logger } = options;
   const session = { ...options.session, threads: boundedThreads(options.session.threads, logger) };
-  const padToken = bundle.tokenizerConfigPath ? await readPadTokenFromConfig(bundle.tokenizerConfigPath) : undefined;
-  const classifier = await zeroShotClassifier({
-    classNames: options.classNames,
-    templates: options.templates,
-    tokenizerPath: bundle.tokenizerPath,
-    padToken,
-    loadTokenizer: () => loadClipTokenizer(bundle.tokenizerPath, { padToken }),
-    openTextEncoder: (tokenizer) => createTextEncoder(bundle, { ...session, padId: tokenizer.padId }),
-    contextLength: bundle.contextLength,
-    textModelPath: bundle.textModelPath,
-    cacheRoot: options.textCacheRoot,
-    logger,
-    quiet: options.quiet,
-  });
+  const classifier = await bundleClassifier(bundle, { ...options, session });
   const open = async () => {
     const encoder = await createImageEncoder(bundle, session);
     try {
