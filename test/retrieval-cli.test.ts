@@ -9,6 +9,7 @@ import { startTestServer, type TestServer } from './support/http-server.js';
 import { encodeClassImage, publishDatasetRepo, writeShard, type ShardMember } from './support/webdataset.js';
 import { classImage } from './support/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
+import { wilsonInterval } from '../src/tasks/statistics.js';
 import { havePython, xmlElements } from './support/xml.js';
 
 /**
@@ -76,7 +77,7 @@ after(async () => {
 interface Report {
   task: string;
   dataset: { images: number; captions: number };
-  results: { metrics: { images: number; captions: number; imageRetrievalRecall: Record<string, number>; textRetrievalRecall: Record<string, number> }; timing: { wallSeconds: number; textEmbeddings: string; similarityBlockFloats: number } }[];
+  results: { metrics: { images: number; captions: number; imageRetrievalRecall: Record<string, number>; textRetrievalRecall: Record<string, number>; imageRetrievalRecallInterval: Record<string, [number, number]>; textRetrievalRecallInterval: Record<string, [number, number]> }; timing: { wallSeconds: number; textEmbeddings: string; similarityBlockFloats: number } }[];
 }
 
 async function retrieval(spec: string, name: string, ...extra: string[]) {
@@ -100,7 +101,8 @@ test('retrieval on a caption manifest: recall@1 ~100 % both ways, a table, JSON 
   assert.equal(result!.timing.textEmbeddings, 'computed');
   assert.equal(result!.timing.similarityBlockFloats, 200 * 100);
   assert.match(run.stdout, /^retrieval: .*captions\.csv \(100 images, 200 captions\)/);
-  assert.match(run.stdout, /^ {2}@1 .*%.*%$/m);
+  assert.match(run.stdout, /^ {2}@1 +\d+\.\d\d % \(\d+\.\d\d–\d+\.\d\d\) +\d+\.\d\d % \(\d+\.\d\d–\d+\.\d\d\)$/m, 'each recall with its 95 % interval');
+  assert.deepEqual(Object.keys(result!.metrics.textRetrievalRecallInterval), ['1', '5', '10']);
   assert.match(run.stdout, /^time: \d+\.\d\d s/m);
   assert.equal(rows.length, 200);
   rows.forEach((row, c) => {
@@ -109,8 +111,11 @@ test('retrieval on a caption manifest: recall@1 ~100 % both ways, a table, JSON 
     assert.equal(row.top.length, 10);
     assert.equal(row.rank === 1, row.top[0] === row.image);
   });
-  const hits = rows.filter((row) => row.rank === 1).length / rows.length;
-  assert.equal(hits, result!.metrics.imageRetrievalRecall['1']);
+  const hits = rows.filter((row) => row.rank === 1).length;
+  assert.equal(hits / rows.length, result!.metrics.imageRetrievalRecall['1']);
+  assert.deepEqual(result!.metrics.imageRetrievalRecallInterval['1'], wilsonInterval(hits, rows.length), 'the interval is on (captions right, captions)');
+  const images = Math.round(result!.metrics.textRetrievalRecall['5']! * 100);
+  assert.deepEqual(result!.metrics.textRetrievalRecallInterval['5'], wilsonInterval(images, 100), 'the interval is on (images right, images)');
 
   const again = await retrieval(join(dir, 'captions.csv'), 'again', '--recall-k', '2,1');
   assert.equal(again.report.results[0]!.timing.textEmbeddings, 'cached');

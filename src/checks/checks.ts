@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { fileSystemError, inputError, isFileSystemError, usageError } from '../core/errors.js';
-import { percent } from '../core/format.js';
+import { percent, pValueText } from '../core/format.js';
 import type { EvaluationReport } from '../tasks/zero-shot/result.js';
 
 /** The metrics a check can name, as stored in the JSON report. */
@@ -23,6 +23,8 @@ export interface CheckOutcome {
   /** What the value was held to, for people: "≥ 64.50 %" or "baseline 64.52 %, max drop 0.50 pp". */
   requirement: string;
   message: string;
+  /** The exact McNemar p-value of the change, when the baseline's per-image predictions were given (top-1). */
+  pValue?: number;
 }
 
 export interface CheckOptions {
@@ -207,6 +209,12 @@ export function checkBaselineFits(baseline: Baseline, run: RunSetup, label: stri
   return warnings;
 }
 
+/** The index of the baseline result a run's model is compared with, or -1 when there is none. */
+export function baselineIndexFor(baseline: Baseline, model: { id: string; variant: string }, runModels: number): number {
+  const found = baselineFor(baseline, model, runModels);
+  return found ? baseline.results.indexOf(found) : -1;
+}
+
 function baselineFor(baseline: Baseline, model: { id: string; variant: string }, runModels: number): BaselineResult | undefined {
   const key = modelKey({ model });
   const same = baseline.results.find((r) => modelKey(r) === key);
@@ -218,7 +226,7 @@ function baselineFor(baseline: Baseline, model: { id: string; variant: string },
 /** Applies every threshold and the baseline comparison to every model of the run. */
 export function runChecks(report: EvaluationReport, options: CheckOptions): CheckOutcome[] {
   const outcomes: CheckOutcome[] = [];
-  for (const result of report.results) {
+  for (const [index, result] of report.results.entries()) {
     const key = modelKey(result);
     const bars: ['top1' | 'top5', number | undefined][] = [
       ['top1', options.minTop1],
@@ -249,13 +257,16 @@ export function runChecks(report: EvaluationReport, options: CheckOptions): Chec
       // Compare in rounded hundredths of a point so that float noise in the JSON cannot flip a verdict.
       const passed = Math.round(drop * 100) <= Math.round(options.maxDrop * 100);
       const change = `${drop > 0 ? '-' : '+'}${Math.abs(drop).toFixed(2)} pp`;
+      const pValue = metric === 'top1' ? report.baselineComparisons?.find((c) => c.result === index)?.pValue : undefined;
+      const paired = pValue === undefined ? '' : `, paired ${pValueText(pValue)}`;
       outcomes.push({
         modelKey: key,
         metric,
         value,
         passed,
         requirement: `baseline ${percent(previous)}, max drop ${options.maxDrop.toFixed(2)} pp`,
-        message: `${key}: ${METRIC_LABELS[metric]} ${percent(value)} vs baseline ${percent(previous)} (${change}${passed ? '' : `, more than the allowed ${options.maxDrop.toFixed(2)} pp`})`,
+        message: `${key}: ${METRIC_LABELS[metric]} ${percent(value)} vs baseline ${percent(previous)} (${change}${paired}${passed ? '' : `, more than the allowed ${options.maxDrop.toFixed(2)} pp`})`,
+        ...(pValue === undefined ? {} : { pValue }),
       });
     }
   }

@@ -2,13 +2,16 @@ import { Command } from 'commander';
 import { resolveCacheRoot } from '../core/cache.js';
 import { EXIT, usageError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { compareWithBaseline, readBaselinePredictions } from '../checks/baseline-predictions.js';
 import { checkBaselineData, checkBaselineFits, parseAccuracy, parseAccuracyBar, parsePercentagePoints, readBaseline, runChecks, type Baseline } from '../checks/checks.js';
 import { resolveClassNames } from '../datasets/class-names.js';
 import type { Dataset } from '../datasets/dataset.js';
 import { openDataset } from '../datasets/registry.js';
 import { evaluateDataset, resolveModels } from '../tasks/zero-shot/evaluate.js';
+import { topConfusions } from '../tasks/zero-shot/metrics.js';
 import { parseDevice } from '../model/session.js';
 import { assertDistinctOutputs, assertWritableOutput, positiveInteger } from './options.js';
+import { formatPerClassCsv } from '../report/csv.js';
 import { formatJunit, formatStepSummary } from '../report/junit.js';
 import { formatPredictions } from '../report/predictions.js';
 import { formatSummary } from '../report/summary.js';
@@ -29,12 +32,14 @@ interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
   cache: boolean;
   json?: string;
   predictions?: string;
+  csv?: string;
   limit?: number;
   perClass?: number;
   minTop1?: number;
   minTop5?: number;
   min?: Partial<Record<'top1' | 'top5', number>>;
   baseline?: string;
+  baselinePredictions?: string;
   maxDrop: number;
   junit?: string;
 }
@@ -70,13 +75,20 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
   const minTop5 = options.minTop5 ?? options.min?.top5;
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
   if (models.length === 0) throw usageError('--variant with explicit model files takes one variant; the files are the variant');
-  const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--junit', options.junit]] as const;
+  if (options.baselinePredictions !== undefined && options.baseline === undefined) {
+    throw usageError('--baseline-predictions needs --baseline: the JSON result of the run that wrote those predictions');
+  }
+  const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--csv', options.csv], ['--junit', options.junit]] as const;
   for (const [flag, path] of outputs) {
     if (path) await assertWritableOutput(flag, path);
   }
   await assertDistinctOutputs(outputs);
   const baselineLabel = `--baseline ${options.baseline}`;
   const baseline = options.baseline ? await readBaseline(options.baseline, '--baseline') : undefined;
+  const baselinePredictions =
+    baseline && options.baselinePredictions !== undefined
+      ? await readBaselinePredictions(options.baselinePredictions, `--baseline-predictions ${options.baselinePredictions}`, baseline)
+      : undefined;
   // Template and class-name files are read before anything is downloaded, so that a typo costs nothing.
   const givenTemplates = options.templates !== undefined && options.templates !== 'dataset' ? await resolveTemplates(options.templates) : undefined;
   const classNames = options.classnames !== undefined ? await resolveClassNames(options.classnames) : undefined;
@@ -106,11 +118,13 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
     ...baselineHooks(baseline, baselineLabel, templates, logger),
   });
   const { report } = evaluation;
+  if (baseline && baselinePredictions) report.baselineComparisons = compareWithBaseline(report, evaluation, baseline, baselinePredictions);
   process.stdout.write(formatSummary(report));
   if (options.json) await writeOutput('--json', options.json, `${JSON.stringify(report, null, 2)}\n`);
-  if (options.predictions) {
-    if (evaluation.predictions.length > 1) logger.warn('--predictions holds the first model\'s predictions only');
-    await writeOutput('--predictions', options.predictions, formatPredictions(evaluation.ids, evaluation.labels, evaluation.predictions[0]!));
+  if (options.predictions) await writeOutput('--predictions', options.predictions, formatPredictions(evaluation.ids, evaluation.labels, evaluation.predictions));
+  if (options.csv) {
+    const confusions = evaluation.predictions.map((predictions) => topConfusions(evaluation.labels, predictions, dataset.classNames));
+    await writeOutput('--csv', options.csv, formatPerClassCsv(report, confusions));
   }
   if (minTop5 !== undefined && report.results.some((r) => r.metrics.top5 === null)) {
     logger.warn(`--min-top5: ${dataset.name} has ${dataset.classNames.length} classes, fewer than 5, so top-5 is not measured and not checked`);
@@ -134,13 +148,15 @@ function addEvaluationOptions(command: Command): Command {
     .option('--split <name>', 'the data set split (webdatasets; default test)')
     .option('--skip-unreadable', 'skip and count images that cannot be read or decoded (default: the first one fails the run)')
     .option('--json <file>', 'write the full result as JSON')
-    .option('--predictions <file>', 'write per-image top-5 predictions as JSON Lines')
+    .option('--predictions <file>', 'write per-image top-5 predictions as JSON Lines (every model\'s, each row with its "model")')
+    .option('--csv <file>', 'write the per-class table as CSV: images, correct, accuracy and its interval, top confusion')
     .option('--limit <n>', 'evaluate only the first N images', positiveInteger('--limit'))
     .option('--per-class <n>', 'evaluate only the first N images of each class', positiveInteger('--per-class'))
     .option('--min-top1 <x>', 'fail (exit 1) when top-1 is below X: 0.645 or 64.5%', parseAccuracy('--min-top1'))
     .option('--min-top5 <x>', 'fail (exit 1) when top-5 is below X', parseAccuracy('--min-top5'))
     .option('--min <metric=x>', 'the same bars as top1=X or top5=X, e.g. --min top1=64% (repeatable)', parseAccuracyBar('--min'))
     .option('--baseline <file>', 'compare with a previous --json result, metric by metric')
+    .option('--baseline-predictions <file>', 'the --predictions output of the --baseline run: compare image by image (exact McNemar test)')
     .option('--max-drop <pp>', 'largest drop from --baseline allowed, in percentage points', parsePercentagePoints('--max-drop'), 0.5)
     .option('--junit <file>', 'write JUnit XML: one test case per model and metric');
   return addCommonOptions(command);

@@ -3,7 +3,7 @@ import { resolveCacheRoot } from '../core/cache.js';
 import { EXIT, usageError } from '../core/errors.js';
 import { checkRetrievalBars, modelKey, parseRetrievalBar, type RetrievalBar } from '../checks/checks.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { percent } from '../core/format.js';
+import { percent, percentInterval } from '../core/format.js';
 import { VERSION } from '../core/version.js';
 import { openDataset } from '../datasets/registry.js';
 import { parseDevice } from '../model/session.js';
@@ -39,10 +39,12 @@ function recallKList(value: string): number[] {
 function formatRetrievalSummary(spec: string, modelId: string, variant: string, run: RetrievalRun, ks: readonly number[]): string {
   const { metrics } = run.scores;
   const { timing } = run;
-  const rows = ks.map((k) => `  ${`@${k}`.padEnd(6)} ${percent(metrics.imageRetrievalRecall[String(k)]!).padStart(12)} ${percent(metrics.textRetrievalRecall[String(k)]!).padStart(12)}`);
+  const cell = (recall: Record<string, number>, interval: Record<string, [number, number]>, k: number) =>
+    `${percent(recall[String(k)]!)} ${percentInterval(interval[String(k)]!)}`.padStart(25);
+  const rows = ks.map((k) => `  ${`@${k}`.padEnd(6)} ${cell(metrics.imageRetrievalRecall, metrics.imageRetrievalRecallInterval, k)} ${cell(metrics.textRetrievalRecall, metrics.textRetrievalRecallInterval, k)}`);
   return [
     `retrieval: ${spec} (${metrics.images} images, ${metrics.captions} captions), model ${modelId} ${variant}`,
-    `  recall ${'text→image'.padStart(12)} ${'image→text'.padStart(12)}`,
+    `  recall ${'text→image (95 % CI)'.padStart(25)} ${'image→text (95 % CI)'.padStart(25)}`,
     ...rows,
     `time: ${timing.wallSeconds.toFixed(2)} s (images ${timing.imageSeconds.toFixed(2)} s, captions ${timing.textSeconds.toFixed(2)} s, similarity ${timing.similaritySeconds.toFixed(2)} s); caption embeddings: ${timing.textEmbeddings}`,
     '',

@@ -7,3 +7,20 @@ export function percent(fraction: number, digits = 2): string {
 export function percentOrNa(fraction: number | null, digits = 2): string {
   return fraction === null ? 'n/a' : percent(fraction, digits);
 }
+
+/** A 95 % interval of a fraction as percentages for people, after its value: [0.6358, 0.6546] -> "(63.58–65.46)". */
+export function percentInterval(interval: readonly [number, number], digits = 2): string {
+  return `(${(100 * interval[0]).toFixed(digits)}–${(100 * interval[1]).toFixed(digits)})`;
+}
+
+/** A change of a fraction in percentage points with its sign: -0.0042 -> "-0.42 pp", 0 -> "+0.00 pp". */
+export function signedPoints(change: number, digits = 2): string {
+  const magnitude = Math.abs(100 * change).toFixed(digits);
+  const negative = change < 0 && Number(magnitude) !== 0;
+  return `${negative ? '-' : '+'}${magnitude} pp`;
+}
+
+/** A p-value for people: "p = 0.0312", and "p < 0.0001" below what four decimals show. */
+export function pValueText(p: number): string {
+  return p < 0.0001 ? 'p < 0.0001' : `p = ${p.toFixed(4)}`;
+}

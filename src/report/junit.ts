@@ -1,7 +1,8 @@
 import { CHECKED_METRICS, METRIC_LABELS, RETRIEVAL_METRICS, modelKey, type CheckOutcome, type RetrievalMetric, type RetrievalOutcome } from '../checks/checks.js';
 import type { EvaluationReport } from '../tasks/zero-shot/result.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { percent, percentOrNa } from '../core/format.js';
+import { percent, percentInterval, pValueText } from '../core/format.js';
+import { pairedComparisonTexts, withInterval } from './summary.js';
 
 /** Text for an XML 1.0 attribute or element: always well-formed, whatever a model path holds. */
 function escapeXml(text: string): string {
@@ -40,7 +41,10 @@ export function formatJunit(report: EvaluationReport, outcomes: readonly CheckOu
       // The name is the metric alone, so that CI dashboards can follow one case across runs; the
       // value and what it was held to change from run to run and go in the output and the failure.
       const name = METRIC_LABELS[metric];
-      const measured = `${METRIC_LABELS[metric]} ${percent(value)}${checks.length > 0 ? ` (${checks.map((c) => c.requirement).join('; ')})` : ''}`;
+      const interval = metric === 'top1' ? result.metrics.top1Interval : metric === 'top5' ? result.metrics.top5Interval : undefined;
+      const ci = interval ? ` 95 % CI ${percentInterval(interval)}` : '';
+      const requirements = checks.map((c) => (c.pValue === undefined ? c.requirement : `${c.requirement}, paired ${pValueText(c.pValue)}`));
+      const measured = `${METRIC_LABELS[metric]} ${percent(value)}${ci}${checks.length > 0 ? ` (${requirements.join('; ')})` : ''}`;
       const time = result.timing.wallSeconds.toFixed(3);
       if (failed.length > 0) failures += 1;
       cases.push(testCase(`clip-eval.${report.dataset.name}.${key}`, name, time, measured, failed));
@@ -101,13 +105,18 @@ export function formatStepSummary(report: EvaluationReport, outcomes: readonly C
   const lines = [
     `### clip-eval ${markdownCell(report.dataset.name)}: ${report.dataset.images} images${verdict}`,
     '',
-    '| model | variant | device | top-1 | top-5 | mean per-class recall | images/s |',
+    '| model | variant | device | top-1 (95 % CI) | top-5 (95 % CI) | mean per-class recall | images/s |',
     '|---|---|---|---:|---:|---:|---:|',
     ...report.results.map(
       (r) =>
-        `| ${[r.model.id, r.model.variant, r.device, percent(r.metrics.top1), percentOrNa(r.metrics.top5), percent(r.metrics.meanPerClassRecall), r.timing.imagesPerSecond.toFixed(1)].map(markdownCell).join(' | ')} |`,
+        `| ${[r.model.id, r.model.variant, r.device, withInterval(r.metrics.top1, r.metrics.top1Interval), withInterval(r.metrics.top5, r.metrics.top5Interval), percent(r.metrics.meanPerClassRecall), r.timing.imagesPerSecond.toFixed(1)].map(markdownCell).join(' | ')} |`,
     ),
   ];
+  const paired = pairedComparisonTexts(report);
+  const pairedLines = [...paired.comparisons, ...paired.baseline];
+  if (pairedLines.length > 0) {
+    lines.push('', 'Paired top-1 comparisons on the same images (exact McNemar test):', '', ...pairedLines.map((line) => `- ${markdownCell(line)}`));
+  }
   if (outcomes.length > 0) {
     lines.push('', ...outcomes.map((o) => `- ${o.passed ? '✅' : '❌'} ${markdownCell(o.message)}`));
   }

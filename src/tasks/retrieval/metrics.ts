@@ -5,6 +5,7 @@
  * product of L2-normalised embeddings; ties go to the lower index. The similarity matrix is computed a
  * block of captions at a time, so memory is blockSize × images scores, never captions × images.
  */
+import { wilsonInterval, type Interval } from '../statistics.js';
 
 export const DEFAULT_RECALL_K: readonly number[] = [1, 5, 10];
 export const DEFAULT_BLOCK_CAPTIONS = 1024;
@@ -30,6 +31,9 @@ export interface RetrievalMetrics {
   /** Fractions in [0, 1], keyed by k. */
   imageRetrievalRecall: Record<string, number>;
   textRetrievalRecall: Record<string, number>;
+  /** 95 % Wilson score intervals of the recalls (on captions, and on images), keyed by k. */
+  imageRetrievalRecallInterval: Record<string, Interval>;
+  textRetrievalRecallInterval: Record<string, Interval>;
 }
 
 export interface RetrievalScores {
@@ -110,12 +114,18 @@ export function computeRetrieval(input: RetrievalInput): RetrievalScores {
   const captionRanks = captionBeaten.map((beaten, i) => (bestCaption[i]! >= 0 ? beaten + 1 : 0));
   const imageRetrievalRecall: Record<string, number> = {};
   const textRetrievalRecall: Record<string, number> = {};
+  const imageRetrievalRecallInterval: Record<string, Interval> = {};
+  const textRetrievalRecallInterval: Record<string, Interval> = {};
   for (const k of ks) {
-    imageRetrievalRecall[String(k)] = fraction(imageRanks, (rank) => rank <= k, captionCount);
-    textRetrievalRecall[String(k)] = fraction(captionRanks, (rank) => rank > 0 && rank <= k, imageCount);
+    const captionHits = hits(imageRanks, (rank) => rank <= k);
+    const imageHits = hits(captionRanks, (rank) => rank > 0 && rank <= k);
+    imageRetrievalRecall[String(k)] = captionCount > 0 ? captionHits / captionCount : 0;
+    textRetrievalRecall[String(k)] = imageCount > 0 ? imageHits / imageCount : 0;
+    imageRetrievalRecallInterval[String(k)] = wilsonInterval(captionHits, captionCount);
+    textRetrievalRecallInterval[String(k)] = wilsonInterval(imageHits, imageCount);
   }
   return {
-    metrics: { images: imageCount, captions: captionCount, imageRetrievalRecall, textRetrievalRecall },
+    metrics: { images: imageCount, captions: captionCount, imageRetrievalRecall, textRetrievalRecall, imageRetrievalRecallInterval, textRetrievalRecallInterval },
     imageRanks,
     captionRanks,
     ...(topImages ? { topImages } : {}),
@@ -141,9 +151,8 @@ function keepTop(out: Int32Array, offset: number, scores: Float64Array, kept: nu
   return Math.min(kept + 1, top);
 }
 
-function fraction(values: Int32Array, hit: (value: number) => boolean, total: number): number {
-  if (total === 0) return 0;
-  let hits = 0;
-  for (const value of values) if (hit(value)) hits += 1;
-  return hits / total;
+function hits(values: Int32Array, hit: (value: number) => boolean): number {
+  let count = 0;
+  for (const value of values) if (hit(value)) count += 1;
+  return count;
 }

@@ -11,6 +11,7 @@ import { ImagePool } from '../../preprocess/image-pool.js';
 import { DEFAULT_IMAGE_MEMORY_BYTES, MemoryBudget } from '../../preprocess/memory-budget.js';
 import { fileDigest } from '../../text/embedding-cache.js';
 import type { TemplateSet } from '../../text/templates.js';
+import { pairedComparisons, topOneCorrect } from './comparisons.js';
 import { runZeroShotStream } from './loop.js';
 import { computeMetrics } from './metrics.js';
 import { openZeroShotModel } from './model-setup.js';
@@ -83,6 +84,8 @@ export interface DatasetEvaluation {
   labels: Int32Array;
   /** One per entry of report.results. */
   predictions: TopK[];
+  /** Per entry of report.results, 1 for each image whose top-1 class is its label. */
+  correct: Uint8Array[];
 }
 
 /** Resolves (and fetches where needed) every model of a run, before any data is read. */
@@ -228,6 +231,7 @@ export async function evaluateDataset(evaluationOptions: DatasetEvaluationOption
   await options.beforeEncoding?.({ dataset: preview, bundles });
   const results: ModelResult[] = [];
   const predictions: TopK[] = [];
+  const correct: Uint8Array[] = [];
   let data: DatasetInfo | undefined;
   let firstPass: ModelPass | undefined;
   // Its workers start with the first encoded image (none for CIFAR's planar samples) and serve every model.
@@ -245,6 +249,7 @@ export async function evaluateDataset(evaluationOptions: DatasetEvaluationOption
       }
       results.push(pass.result);
       predictions.push(pass.predictions);
+      correct.push(topOneCorrect(pass.stream.labels.toArray(), pass.predictions));
     }
   } finally {
     await pool.close();
@@ -257,8 +262,9 @@ export async function evaluateDataset(evaluationOptions: DatasetEvaluationOption
     templates: { name: options.templates.name, templates: options.templates.templates },
     options: { batchSize: options.batchSize, threads: options.threads, device: options.device, deviceId: options.deviceId },
     results,
+    ...(results.length > 1 ? { comparisons: pairedComparisons(correct) } : {}),
   };
-  return { report, ids: firstPass!.stream.ids, labels: firstPass!.stream.labels.toArray(), predictions };
+  return { report, ids: firstPass!.stream.ids, labels: firstPass!.stream.labels.toArray(), predictions, correct };
 }
 
 function noImagesError(dataset: Dataset, stream: SampleBatches): Error {

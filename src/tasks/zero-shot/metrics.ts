@@ -105,3 +105,39 @@ export function computeMetrics(input: MetricsInput): Metrics {
   if (input.superclassOf) metrics.superclassTop1 = count > 0 ? superclassHits / count : 0;
   return metrics;
 }
+
+/** A class's most frequent wrong top-1 prediction. */
+export interface TopConfusion {
+  predicted: number;
+  predictedName: string;
+  count: number;
+}
+
+/**
+ * Per class (by index), the class its images are most often mistaken for at top-1 (ties: the lower
+ * index), or null for a class whose images were all right or that has none.
+ */
+export function topConfusions(labels: ArrayLike<number>, predictions: TopK, classNames: readonly string[]): (TopConfusion | null)[] {
+  const perClass = new Map<number, Map<number, number>>();
+  for (let n = 0; n < labels.length; n += 1) {
+    const label = labels[n]!;
+    const best = predictions.classes[n * predictions.k]!;
+    if (best === label) continue;
+    const counts = perClass.get(label) ?? new Map<number, number>();
+    counts.set(best, (counts.get(best) ?? 0) + 1);
+    perClass.set(label, counts);
+  }
+  return classNames.map((_, index) => {
+    const counts = perClass.get(index);
+    if (!counts) return null;
+    let predicted = -1;
+    let count = 0;
+    for (const [candidate, times] of counts) {
+      if (times > count || (times === count && candidate < predicted)) {
+        predicted = candidate;
+        count = times;
+      }
+    }
+    return { predicted, predictedName: classNames[predicted]!, count };
+  });
+}

@@ -61,6 +61,23 @@ export interface PairedComparison {
   pValue: number;
 }
 
+/**
+ * A result compared with the baseline run's result on the same images, from that run's per-image
+ * predictions (exact McNemar test on the images only one of them got right).
+ */
+export interface BaselineComparison {
+  /** Index into `results`, and into the baseline's results. */
+  result: number;
+  baseline: number;
+  metric: 'top1';
+  /** accuracy of the result − accuracy of the baseline, as a fraction. */
+  delta: number;
+  /** Images right under the baseline only, and under the result only. */
+  onlyBaseline: number;
+  onlyResult: number;
+  pValue: number;
+}
+
 /** The document written by --json: everything needed to reproduce and compare a run. */
 export interface EvaluationReport {
   schema: 'clip-eval/evaluation@1';
@@ -72,4 +89,6 @@ export interface EvaluationReport {
   results: ModelResult[];
   /** Every pair of results compared on the same images, when a run evaluates two or more. */
   comparisons?: PairedComparison[];
+  /** Every result compared with its baseline result image by image, when the baseline's predictions were given. */
+  baselineComparisons?: BaselineComparison[];
 }
