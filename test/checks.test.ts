@@ -88,7 +88,7 @@ test('step summary is a Markdown table with the verdicts', () => {
   const run = report([result('m', 'fp32', 0.7, 0.9)]);
   const text = formatStepSummary(run, runChecks(run, { minTop1: 0.8, maxDrop: 0.5 }));
   assert.match(text, /### clip-eval cifar100: 100 images ❌ 1 check\(s\) failed/);
-  assert.match(text, /\| m \| fp32 \| cpu \| 70.00 % \| 90.00 % \|/);
+  assert.match(text, /\| m \| fp32 \| cpu \| 70\.00 % {2}\(\d\d\.\d\d–\d\d\.\d\d\) \| 90\.00 % {2}\(\d\d\.\d\d–\d\d\.\d\d\) \|/, 'each accuracy with its 95 % interval');
 });
 
 test('a baseline is validated whole when read: each bad field is refused by its path, never coerced', () => {
@@ -160,7 +160,7 @@ test('JUnit case names are the metric alone, stable across runs; the measured va
   const second = names(0.6123, 0.65);
   assert.deepEqual(first.cases, ['top-1', 'top-5', 'mean per-class recall', 'super-class top-1']);
   assert.deepEqual(second.cases, first.cases);
-  assert.match(first.xml, /<system-out>top-1 70\.00 % \(≥ 64\.50 %\)<\/system-out>/);
+  assert.match(first.xml, /<system-out>top-1 70\.00 % 95 % CI \(\d\d\.\d\d–\d\d\.\d\d\) \(≥ 64\.50 %\)<\/system-out>/);
   assert.match(second.xml, /<failure message="m \[fp32\]: top-1 61\.23 % is below the bar 65\.00 %"/);
 });
 

@@ -1,21 +1,7 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { countDiscordant, mcnemarExactPValue, wilsonInterval } from '../src/tasks/statistics.js';
-
-/** Two-sided exact binomial p by exact rational arithmetic: an independent check of the log-space sum. */
-function exactMcnemar(onlyA: number, onlyB: number): number {
-  const n = onlyA + onlyB;
-  const k = Math.min(onlyA, onlyB);
-  let binomial = 1n;
-  let tail = 0n;
-  for (let i = 0; i <= k; i += 1) {
-    if (i > 0) binomial = (binomial * BigInt(n - i + 1)) / BigInt(i);
-    tail += binomial;
-  }
-  const scale = 10n ** 30n;
-  const p = Number((2n * tail * scale) / 2n ** BigInt(n)) / 1e30;
-  return Math.min(1, p);
-}
+import { exactMcnemar } from './support/exact-mcnemar.js';
 
 test('wilsonInterval matches published values and stays inside [0, 1]', () => {
   const close = (actual: number, expected: number) => assert.ok(Math.abs(actual - expected) < 5e-5, `${actual} vs ${expected}`);
