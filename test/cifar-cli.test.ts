@@ -68,7 +68,7 @@ test('cifar100: downloads, evaluates ~100 % on the fixture, writes JSON and pred
 
   const lines = (await readFile(predictions, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { index: number; id: string; label: number; top5: number[]; scores: number[] });
   assert.equal(lines.length, 300);
-  assert.deepEqual(Object.keys(lines[0]!), ['index', 'id', 'label', 'top5', 'scores']);
+  assert.deepEqual(Object.keys(lines[0]!), ['model', 'index', 'id', 'label', 'top5', 'scores']);
   assert.deepEqual(lines.map((l) => l.index), Array.from({ length: 300 }, (_, i) => i));
   assert.deepEqual(lines.map((l) => l.id), Array.from({ length: 300 }, (_, i) => String(i)), 'a CIFAR id is the record index');
   assert.ok(lines.every((l) => l.top5.length === 5 && l.scores.length === 5 && l.scores[0]! >= l.scores[4]!));
