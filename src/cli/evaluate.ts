@@ -10,6 +10,7 @@ import { evaluateDataset, resolveModels } from '../tasks/zero-shot/evaluate.js';
 import { parseDevice } from '../model/session.js';
 import { assertDistinctOutputs, assertWritableOutput, positiveInteger } from './options.js';
 import { formatJunit, formatStepSummary } from '../report/junit.js';
+import { classificationReportHtml } from '../report/html/classification.js';
 import { formatPredictions } from '../report/predictions.js';
 import { formatSummary } from '../report/summary.js';
 import { resolveTemplates, validateTemplates, type TemplateSet } from '../text/templates.js';
@@ -37,6 +38,7 @@ interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
   baseline?: string;
   maxDrop: number;
   junit?: string;
+  report?: string;
 }
 
 /** --templates: as given, else the data set's default; 'dataset' is the data set's own template file. */
@@ -70,7 +72,7 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
   const minTop5 = options.minTop5 ?? options.min?.top5;
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
   if (models.length === 0) throw usageError('--variant with explicit model files takes one variant; the files are the variant');
-  const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--junit', options.junit]] as const;
+  const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--junit', options.junit], ['--report', options.report]] as const;
   for (const [flag, path] of outputs) {
     if (path) await assertWritableOutput(flag, path);
   }
@@ -112,6 +114,7 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
     if (evaluation.predictions.length > 1) logger.warn('--predictions holds the first model\'s predictions only');
     await writeOutput('--predictions', options.predictions, formatPredictions(evaluation.ids, evaluation.labels, evaluation.predictions[0]!));
   }
+  if (options.report) await writeOutput('--report', options.report, await classificationReportHtml(evaluation, dataset, { logger, decode: { autoOrient: false } }));
   if (minTop5 !== undefined && report.results.some((r) => r.metrics.top5 === null)) {
     logger.warn(`--min-top5: ${dataset.name} has ${dataset.classNames.length} classes, fewer than 5, so top-5 is not measured and not checked`);
   }
@@ -142,7 +145,8 @@ function addEvaluationOptions(command: Command): Command {
     .option('--min <metric=x>', 'the same bars as top1=X or top5=X, e.g. --min top1=64% (repeatable)', parseAccuracyBar('--min'))
     .option('--baseline <file>', 'compare with a previous --json result, metric by metric')
     .option('--max-drop <pp>', 'largest drop from --baseline allowed, in percentage points', parsePercentagePoints('--max-drop'), 0.5)
-    .option('--junit <file>', 'write JUnit XML: one test case per model and metric');
+    .option('--junit <file>', 'write JUnit XML: one test case per model and metric')
+    .option('--report <file>', 'write a self-contained HTML report: per-class accuracy, confusion matrix, the most-confused images');
   return addCommonOptions(command);
 }
 
