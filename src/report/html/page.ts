@@ -56,6 +56,7 @@ th button{font:inherit;font-weight:600;color:inherit;background:none;border:0;pa
 th button::after{content:" \\2195";color:var(--muted)}
 th[aria-sort=ascending] button::after{content:" \\2191"}th[aria-sort=descending] button::after{content:" \\2193"}
 figure{margin:.6em 0}
+section{content-visibility:auto;contain-intrinsic-size:auto 1600px}
 figcaption{color:var(--muted);font-size:.9em}
 svg text{fill:var(--fg);font-size:11px}
 svg .axis{stroke:var(--line)}svg .bars{stroke:var(--bar)}
