@@ -194,3 +194,41 @@ test('report size and open time at 100 and 1,000 classes (a unit-level report of
     }
   }
 });
+
+test('retrieval --report: clean, the JSON\'s recalls, a curve with its table, decoded thumbnails of the worst captions', { skip }, async () => {
+  const images = join(dir, 'captioned');
+  await mkdir(images, { recursive: true });
+  const rows: string[] = [];
+  const names = CIFAR100_RAW_NAMES.slice(0, 12);
+  for (const [i, raw] of names.entries()) {
+    const name = raw.replace(/_/g, ' ');
+    await classImage(name).png().toFile(join(images, `${raw}.png`));
+    rows.push(`captioned/${raw}.png,a photo of a ${name}`);
+    // Every third image also gets a caption of another class, with markup in it: the worst captions.
+    if (i % 3 === 0) rows.push(`captioned/${raw}.png,"a <b>photo</b> of a ${names[(i + 5) % names.length]!.replace(/_/g, ' ')} & ""friends"""`);
+  }
+  const manifest = join(dir, 'captions.csv');
+  await writeFile(manifest, `path,caption\n${rows.join('\n')}\n`);
+  const json = join(dir, 'retrieval.json');
+  const html = join(dir, 'retrieval.html');
+  const run = await runCli(['retrieval', manifest, ...modelArgs, '--json', json, '--report', html]);
+  assert.equal(run.code, 0, run.stderr);
+  const report = JSON.parse(await readFile(json, 'utf8')) as { results: { metrics: { imageRetrievalRecall: Record<string, number>; textRetrievalRecall: Record<string, number> } }[] };
+  const opened = await openFile(browser!, html);
+  try {
+    assertClean(opened);
+    const { metrics } = report.results[0]!;
+    for (const k of ['1', '5', '10']) {
+      assert.equal(await text(opened.page, `[data-metric="imageRetrievalRecall@${k}"]`), percent(metrics.imageRetrievalRecall[k]!));
+      assert.equal(await text(opened.page, `[data-metric="textRetrievalRecall@${k}"]`), percent(metrics.textRetrievalRecall[k]!));
+    }
+    assert.equal(await opened.page.locator('#curves svg polyline').count(), 2);
+    assert.equal(await opened.page.locator('#curves table tbody tr').count(), names.length, 'a table row per k of the curve');
+    assert.ok((await opened.page.locator('#worst h4').count()) >= 1);
+    assert.match((await opened.page.locator('#worst h4').first().textContent())!, /<b>photo<\/b> of a .* & "friends"/, 'the caption shown as text');
+    assert.ok((await decodedImages(opened.page)) > 0);
+    await opened.page.screenshot({ path: await artifactPath('report-retrieval.png'), fullPage: true });
+  } finally {
+    await opened.close();
+  }
+});
