@@ -13,6 +13,7 @@ import { parseDevice } from '../model/session.js';
 import { assertDistinctOutputs, assertWritableOutput, positiveInteger } from './options.js';
 import { formatPerClassCsv } from '../report/csv.js';
 import { formatJunit, formatStepSummary } from '../report/junit.js';
+import { classificationReportHtml } from '../report/html/classification.js';
 import { formatPredictions } from '../report/predictions.js';
 import { formatSummary } from '../report/summary.js';
 import { resolveTemplates, validateTemplates, type TemplateSet } from '../text/templates.js';
@@ -42,6 +43,7 @@ interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
   baselinePredictions?: string;
   maxDrop: number;
   junit?: string;
+  report?: string;
 }
 
 /** --templates: as given, else the data set's default; 'dataset' is the data set's own template file. */
@@ -78,7 +80,7 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
   if (options.baselinePredictions !== undefined && options.baseline === undefined) {
     throw usageError('--baseline-predictions needs --baseline: the JSON result of the run that wrote those predictions');
   }
-  const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--csv', options.csv], ['--junit', options.junit]] as const;
+  const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--csv', options.csv], ['--junit', options.junit], ['--report', options.report]] as const;
   for (const [flag, path] of outputs) {
     if (path) await assertWritableOutput(flag, path);
   }
@@ -126,6 +128,7 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
     const confusions = evaluation.predictions.map((predictions) => topConfusions(evaluation.labels, predictions, dataset.classNames));
     await writeOutput('--csv', options.csv, formatPerClassCsv(report, confusions));
   }
+  if (options.report) await writeOutput('--report', options.report, await classificationReportHtml(evaluation, dataset, { logger, decode: { autoOrient: false } }));
   if (minTop5 !== undefined && report.results.some((r) => r.metrics.top5 === null)) {
     logger.warn(`--min-top5: ${dataset.name} has ${dataset.classNames.length} classes, fewer than 5, so top-5 is not measured and not checked`);
   }
@@ -158,7 +161,8 @@ function addEvaluationOptions(command: Command): Command {
     .option('--baseline <file>', 'compare with a previous --json result, metric by metric')
     .option('--baseline-predictions <file>', 'the --predictions output of the --baseline run: compare image by image (exact McNemar test)')
     .option('--max-drop <pp>', 'largest drop from --baseline allowed, in percentage points', parsePercentagePoints('--max-drop'), 0.5)
-    .option('--junit <file>', 'write JUnit XML: one test case per model and metric');
+    .option('--junit <file>', 'write JUnit XML: one test case per model and metric')
+    .option('--report <file>', 'write a self-contained HTML report: per-class accuracy, confusion matrix, the most-confused images');
   return addCommonOptions(command);
 }
 

@@ -12,6 +12,7 @@ import { runRetrieval, type RetrievalRun } from '../tasks/retrieval/retrieval.js
 import { resolveModels } from '../tasks/zero-shot/evaluate.js';
 import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
 import { formatRetrievalJunit } from '../report/junit.js';
+import { REPORT_RETRIEVED_IMAGES, retrievalReportHtml } from '../report/html/retrieval.js';
 import { writeOutput } from './io.js';
 import { assertDistinctOutputs, assertWritableOutput } from './options.js';
 
@@ -27,6 +28,7 @@ interface RetrievalCliOptions extends CommonOptions, ModelOptions, DataOptions {
   predictions?: string;
   min?: RetrievalBar[];
   junit?: string;
+  report?: string;
 }
 
 /** --recall-k 1,5,10: distinct positive whole numbers, kept in ascending order. */
@@ -66,7 +68,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
   const logger = loggerFor(options);
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
   if (models.length !== 1) throw usageError('retrieval runs one model and one variant at a time; give one --model and one --variant');
-  const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--junit', options.junit]] as const;
+  const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--junit', options.junit], ['--report', options.report]] as const;
   for (const [flag, path] of outputs) {
     if (path) await assertWritableOutput(flag, path);
   }
@@ -87,7 +89,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
     batchSize: options.batchSize,
     textCache: options.cache,
     ks,
-    top: options.predictions ? ks.at(-1)! : 0,
+    top: options.predictions ? ks.at(-1)! : options.report ? REPORT_RETRIEVED_IMAGES : 0,
     // Pillow's Image.open, which the reference pipelines use, ignores the EXIF orientation.
     decode: { autoOrient: false },
     logger,
@@ -111,6 +113,10 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
     await writeOutput('--json', options.json, `${JSON.stringify(report, null, 2)}\n`);
   }
   if (options.predictions) await writeOutput('--predictions', options.predictions, formatRetrievalPredictions(run));
+  if (options.report) {
+    const device = options.device === 'cpu' ? 'cpu' : `${options.device}:${options.deviceId ?? 0}`;
+    await writeOutput('--report', options.report, await retrievalReportHtml({ dataset, bundle: bundle!, run, ks, device, cacheRoot, logger, decode: { autoOrient: false } }));
+  }
   const outcomes = checkRetrievalBars(modelKey({ model: bundle! }), run.scores.metrics, options.min ?? []);
   if (outcomes.length > 0) process.stdout.write(`\nchecks:\n${outcomes.map((o) => `  ${o.passed ? 'pass' : 'FAIL'}  ${o.message}`).join('\n')}\n`);
   if (options.junit) {
@@ -136,7 +142,8 @@ export function retrievalCommand(setExit: (code: number) => void): Command {
     .option('--min <metric@k=x>', 'fail (exit 1) when a recall is below X, e.g. imageRetrievalRecall@5=80% (repeatable)', parseRetrievalBar('--min'))
     .option('--json <file>', 'write the result as JSON')
     .option('--junit <file>', 'write JUnit XML: one test case per metric and k')
-    .option('--predictions <file>', 'write one JSON Lines row per caption: its image, that image\'s rank and the best images');
+    .option('--predictions <file>', 'write one JSON Lines row per caption: its image, that image\'s rank and the best images')
+    .option('--report <file>', 'write a self-contained HTML report: recall@k curves and the worst captions with the images retrieved');
   addCommonOptions(command);
   command.action(async (spec: string, options: RetrievalCliOptions) => setExit(await runRetrievalCommand(spec, options)));
   return command;
