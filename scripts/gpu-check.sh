@@ -36,10 +36,10 @@ trap 'rm -rf "$work"' EXIT
 
 started=$(date +%s)
 if command -v xz >/dev/null; then
-  timeout 180 tar -C "$work" -xJf "$pack" || fail "$pack: tar -xJf failed or took over 180 s"
+  timeout 120 tar -C "$work" -xJf "$pack" || fail "$pack: tar -xJf failed or took over 120 s"
 else
-  timeout 180 "$python" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$pack" "$work" ||
-    fail "$pack: unpacking with $python's tarfile failed or took over 180 s"
+  timeout 120 "$python" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$pack" "$work" ||
+    fail "$pack: unpacking with $python's tarfile failed or took over 120 s"
 fi
 top=$work/clip-eval-gpu
 node=$top/node/bin/node

@@ -122,7 +122,7 @@ export function parseGpuCheckArguments(argv: string[]): GpuCheckOptions {
       if (!device) throw usageError(`--peer-devices: unknown "${item}"; use ${PEER_DEVICES.join(', ')}`);
       return device;
     }),
-    budgetSeconds: wholeNumber('budget-seconds', values['budget-seconds'], 450, 30),
+    budgetSeconds: wholeNumber('budget-seconds', values['budget-seconds'], 420, 30),
   };
 }
 
