@@ -87,7 +87,7 @@ async function planPeer(options: BenchOptions, harnessDir: string, logger: Logge
 }
 
 /** The evaluation's prompts as token ids, class-major (class c, template t at row c·18 + t), as the peer takes them. */
-async function promptTokenRows(bundle: ModelBundle, classNames: readonly string[]): Promise<number[][]> {
+export async function promptTokenRows(bundle: ModelBundle, classNames: readonly string[]): Promise<number[][]> {
   const padToken = bundle.tokenizerConfigPath ? await readPadTokenFromConfig(bundle.tokenizerConfigPath) : undefined;
   const tokenizer = await loadClipTokenizer(bundle.tokenizerPath, { padToken });
   return classNames.flatMap((name) => OPENAI_CIFAR_TEMPLATES.map((template) => tokenizer.encodeForModel(fillTemplate(template, name), bundle.contextLength)));

@@ -124,3 +124,9 @@ test('--device webgpu: without an adapter, exactly one line on stderr (no driver
   }
   assertOneLineError(run, 3, /^clip-eval: --device webgpu: .*; use --device cpu$/);
 });
+
+test('--device cuda: without the CUDA provider or a GPU, one line naming what is missing, exit 3; with them, the run works', async () => {
+  const run = await runCli(['cifar100', '--model', model, '--data-dir', dataDir, '--variant', 'fp32', '--device', 'cuda', '--cache-dir', join(dir, 'cache-cuda'), '--quiet']);
+  if (run.code === 0) return;
+  assertOneLineError(run, 3, /^clip-eval: --device cuda: (the CUDA provider is not installed \(\S+libonnxruntime_providers_\w+\.so is missing\)|CUDA\/cuDNN library \S+ not found|no usable CUDA GPU|the CUDA provider failed to load).*; use --device cpu$/);
+});
