@@ -75,7 +75,7 @@ after(async () => {
 
 interface Report {
   task: string;
-  dataset: { images: number; captions: number };
+  dataset: { images: number; captions: number; sha256: string };
   results: { metrics: { images: number; captions: number; imageRetrievalRecall: Record<string, number>; textRetrievalRecall: Record<string, number> }; timing: { wallSeconds: number; textEmbeddings: string; similarityBlockFloats: number } }[];
 }
 
@@ -93,7 +93,8 @@ test('retrieval on a caption manifest: recall@1 ~100 % both ways, a table, JSON 
   const { run, report, rows } = await retrieval(join(dir, 'captions.csv'), 'captions');
   const [result] = report.results;
   assert.equal(report.task, 'retrieval');
-  assert.deepEqual(report.dataset, { name: join(dir, 'captions.csv'), split: 'captions', images: 100, captions: 200 });
+  assert.deepEqual(report.dataset, { name: join(dir, 'captions.csv'), split: 'captions', images: 100, captions: 200, sha256: report.dataset.sha256 });
+  assert.match(report.dataset.sha256, /^[0-9a-f]{64}$/);
   assert.deepEqual(Object.keys(result!.metrics.imageRetrievalRecall), ['1', '5', '10']);
   assert.ok(result!.metrics.imageRetrievalRecall['1']! >= 0.95, JSON.stringify(result!.metrics));
   assert.ok(result!.metrics.textRetrievalRecall['1']! >= 0.95, JSON.stringify(result!.metrics));

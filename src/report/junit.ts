@@ -94,12 +94,19 @@ export function formatRetrievalJunit(run: RetrievalJunitRun, outcomes: readonly 
   ].join('\n');
 }
 
-/** A Markdown summary for $GITHUB_STEP_SUMMARY. */
-export function formatStepSummary(report: EvaluationReport, outcomes: readonly CheckOutcome[]): string {
+/** The heading's verdict on a run's checks, and one line per check, for a step summary. */
+function stepSummaryChecks(outcomes: readonly { passed: boolean; message: string }[]): { verdict: string; lines: string[] } {
   const failed = outcomes.filter((o) => !o.passed);
   const verdict = outcomes.length === 0 ? '' : failed.length === 0 ? ' ✅ all checks passed' : ` ❌ ${failed.length} check(s) failed`;
+  const lines = outcomes.length === 0 ? [] : ['', ...outcomes.map((o) => `- ${o.passed ? '✅' : '❌'} ${markdownCell(o.message)}`)];
+  return { verdict, lines };
+}
+
+/** A Markdown summary for $GITHUB_STEP_SUMMARY. */
+export function formatStepSummary(report: EvaluationReport, outcomes: readonly CheckOutcome[]): string {
+  const checks = stepSummaryChecks(outcomes);
   const lines = [
-    `### clip-eval ${markdownCell(report.dataset.name)}: ${report.dataset.images} images${verdict}`,
+    `### clip-eval ${markdownCell(report.dataset.name)}: ${report.dataset.images} images${checks.verdict}`,
     '',
     '| model | variant | device | top-1 | top-5 | mean per-class recall | images/s |',
     '|---|---|---|---:|---:|---:|---:|',
@@ -107,9 +114,30 @@ export function formatStepSummary(report: EvaluationReport, outcomes: readonly C
       (r) =>
         `| ${[r.model.id, r.model.variant, r.device, percent(r.metrics.top1), percentOrNa(r.metrics.top5), percent(r.metrics.meanPerClassRecall), r.timing.imagesPerSecond.toFixed(1)].map(markdownCell).join(' | ')} |`,
     ),
+    ...checks.lines,
   ];
-  if (outcomes.length > 0) {
-    lines.push('', ...outcomes.map((o) => `- ${o.passed ? '✅' : '❌'} ${markdownCell(o.message)}`));
-  }
+  return `${lines.join('\n')}\n\n`;
+}
+
+/** What a retrieval step summary shows of the run, beyond what its JUnit report needs. */
+export interface RetrievalSummaryRun extends RetrievalJunitRun {
+  model: { id: string; variant: string };
+  device: string;
+  images: number;
+  captions: number;
+}
+
+/** A Markdown summary of a retrieval run for $GITHUB_STEP_SUMMARY: one row, a column per metric and k. */
+export function formatRetrievalStepSummary(run: RetrievalSummaryRun, outcomes: readonly RetrievalOutcome[]): string {
+  const checks = stepSummaryChecks(outcomes);
+  const columns = RETRIEVAL_METRICS.flatMap((metric) => run.ks.map((k) => ({ metric, k })));
+  const lines = [
+    `### clip-eval retrieval ${markdownCell(run.dataset)}: ${run.images} images, ${run.captions} captions${checks.verdict}`,
+    '',
+    `| model | variant | device | ${columns.map(({ metric, k }) => `${metric}@${k}`).join(' | ')} |`,
+    `|---|---|---|${columns.map(() => '---:|').join('')}`,
+    `| ${[run.model.id, run.model.variant, run.device, ...columns.map(({ metric, k }) => percent(run.metrics[metric][String(k)]!))].map(markdownCell).join(' | ')} |`,
+    ...checks.lines,
+  ];
   return `${lines.join('\n')}\n\n`;
 }
