@@ -99,7 +99,7 @@ test('retrieval on a caption manifest: recall@1 ~100 % both ways, a table, JSON 
   assert.ok(result!.metrics.imageRetrievalRecall['1']! >= 0.95, JSON.stringify(result!.metrics));
   assert.ok(result!.metrics.textRetrievalRecall['1']! >= 0.95, JSON.stringify(result!.metrics));
   assert.equal(result!.timing.textEmbeddings, 'computed');
-  assert.equal(result!.timing.similarityBlockFloats, 200 * 100);
+  assert.ok(result!.timing.similarityBlockFloats > 0 && result!.timing.similarityBlockFloats < 200 * 100, 'a tile of the similarities, never the whole matrix');
   assert.match(run.stdout, /^retrieval: .*captions\.csv \(100 images, 200 captions\)/);
   assert.match(run.stdout, /^ {2}@1 .*%.*%$/m);
   assert.match(run.stdout, /^time: \d+\.\d\d s/m);

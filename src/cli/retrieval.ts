@@ -128,7 +128,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
           model: { id: bundle!.id, layout: bundle!.layout, variant: bundle!.variant, embeddingDim: run.embeddingDim },
           device: deviceName(options),
           metrics: run.scores.metrics,
-          timing: { ...run.timing, similarityBlockFloats: run.scores.blockFloats },
+          timing: { ...run.timing, similarityBlockFloats: run.scores.blockFloats, similarityWorkers: run.scores.workers },
         },
       ],
     };

@@ -156,7 +156,7 @@ export async function runRetrieval(options: RetrievalOptions): Promise<Retrieval
   }
   const captionImage = Int32Array.from(captionImageList);
   const similarityStart = performance.now();
-  const scores = computeRetrieval({ images: imageEmbeddings, captions: text.weights, dim: text.dim, captionImage, ks: options.ks, top: options.top });
+  const scores = await computeRetrieval({ images: imageEmbeddings, captions: text.weights, dim: text.dim, captionImage, ks: options.ks, top: options.top });
   const similaritySeconds = (performance.now() - similarityStart) / 1000;
   return {
     scores,
