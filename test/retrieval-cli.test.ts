@@ -77,7 +77,7 @@ after(async () => {
 
 interface Report {
   task: string;
-  dataset: { images: number; captions: number };
+  dataset: { images: number; captions: number; sha256: string };
   results: { metrics: { images: number; captions: number; imageRetrievalRecall: Record<string, number>; textRetrievalRecall: Record<string, number>; imageRetrievalRecallInterval: Record<string, [number, number]>; textRetrievalRecallInterval: Record<string, [number, number]> }; timing: { wallSeconds: number; textEmbeddings: string; similarityBlockFloats: number } }[];
 }
 
@@ -95,12 +95,13 @@ test('retrieval on a caption manifest: recall@1 ~100 % both ways, a table, JSON 
   const { run, report, rows } = await retrieval(join(dir, 'captions.csv'), 'captions');
   const [result] = report.results;
   assert.equal(report.task, 'retrieval');
-  assert.deepEqual(report.dataset, { name: join(dir, 'captions.csv'), split: 'captions', images: 100, captions: 200 });
+  assert.deepEqual(report.dataset, { name: join(dir, 'captions.csv'), split: 'captions', images: 100, captions: 200, sha256: report.dataset.sha256 });
+  assert.match(report.dataset.sha256, /^[0-9a-f]{64}$/);
   assert.deepEqual(Object.keys(result!.metrics.imageRetrievalRecall), ['1', '5', '10']);
   assert.ok(result!.metrics.imageRetrievalRecall['1']! >= 0.95, JSON.stringify(result!.metrics));
   assert.ok(result!.metrics.textRetrievalRecall['1']! >= 0.95, JSON.stringify(result!.metrics));
   assert.equal(result!.timing.textEmbeddings, 'computed');
-  assert.equal(result!.timing.similarityBlockFloats, 200 * 100);
+  assert.ok(result!.timing.similarityBlockFloats > 0 && result!.timing.similarityBlockFloats < 200 * 100, 'a tile of the similarities, never the whole matrix');
   assert.match(run.stdout, /^retrieval: .*captions\.csv \(100 images, 200 captions\)/);
   assert.match(run.stdout, /^ {2}@1 +\d+\.\d\d % \(\d+\.\d\d–\d+\.\d\d\) +\d+\.\d\d % \(\d+\.\d\d–\d+\.\d\d\)$/m, 'each recall with its 95 % interval');
   assert.deepEqual(Object.keys(result!.metrics.textRetrievalRecallInterval), ['1', '5', '10']);

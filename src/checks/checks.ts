@@ -84,13 +84,10 @@ export interface BaselineResult {
 /** Metrics every run measures: a baseline result must hold at least one of them to compare with. */
 const ALWAYS_MEASURED: readonly CheckedMetric[] = ['top1', 'top5', 'meanPerClassRecall'];
 
-/**
- * Checks the whole shape of a parsed baseline, so that a hand-edited or truncated file is refused
- * before any work with the path of the bad field (`results[0].metrics.top1`), never coerced.
- */
-export function validateBaseline(value: unknown, label: string): Baseline {
+/** Field readers for validating a parsed result file: each refuses a bad field with its path. */
+function resultFields(label: string, schema: string) {
   const fail = (path: string, expected: string): never => {
-    throw inputError(`${label}: ${path} ${expected}; give a result file written by clip-eval (schema clip-eval/evaluation@1)`);
+    throw inputError(`${label}: ${path} ${expected}; give a result file written by clip-eval (schema ${schema})`);
   };
   const object = (item: unknown, path: string): Record<string, unknown> => {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) fail(path, 'is not an object');
@@ -105,31 +102,58 @@ export function validateBaseline(value: unknown, label: string): Baseline {
     if (typeof item !== 'number' || !Number.isInteger(item) || item < 1) fail(path, 'is not a positive whole number');
     return item as number;
   };
-  const root = object(value, 'the document');
-  if (root.schema !== 'clip-eval/evaluation@1') fail('schema', 'is not "clip-eval/evaluation@1"');
+  const fraction = (item: unknown, path: string): number => {
+    if (typeof item !== 'number' || !(item >= 0 && item <= 1)) fail(path, 'is not a fraction between 0 and 1');
+    return item as number;
+  };
+  const root = (value: unknown): Record<string, unknown> => {
+    const document = object(value, 'the document');
+    if (document.schema !== schema) fail('schema', `is not "${schema}"`);
+    return document;
+  };
+  const sha256 = (item: unknown, path: string): string => {
+    const digest = text(item, path);
+    if (!/^[0-9a-f]{64}$/.test(digest)) fail(path, 'is not a sha256 of 64 hex digits');
+    return digest;
+  };
+  const model = (item: unknown, path: string): { id: string; variant: string } => {
+    const fields = object(item, path);
+    return { id: text(fields.id, `${path}.id`), variant: text(fields.variant, `${path}.variant`) };
+  };
+  const list = (item: unknown, path: string): unknown[] => {
+    if (!Array.isArray(item) || item.length === 0) fail(path, 'is not a non-empty list');
+    return item as unknown[];
+  };
+  return { fail, object, text, count, fraction, root, sha256, model, list };
+}
+
+/**
+ * Checks the whole shape of a parsed baseline, so that a hand-edited or truncated file is refused
+ * before any work with the path of the bad field (`results[0].metrics.top1`), never coerced.
+ */
+export function validateBaseline(value: unknown, label: string): Baseline {
+  const { fail, object, text, count, fraction, root: rootOf, sha256: digestOf, model: modelOf, list } = resultFields(label, 'clip-eval/evaluation@1');
+  const root = rootOf(value);
   const dataset = object(root.dataset, 'dataset');
-  const sha256 = text(dataset.sha256, 'dataset.sha256');
-  if (!/^[0-9a-f]{64}$/.test(sha256)) fail('dataset.sha256', 'is not a sha256 of 64 hex digits');
+  const sha256 = digestOf(dataset.sha256, 'dataset.sha256');
   const subset = object(dataset.subset, 'dataset.subset');
   const templates = object(root.templates, 'templates');
   if (!Array.isArray(templates.templates) || templates.templates.length === 0) fail('templates.templates', 'is not a non-empty list');
   const templateList = (templates.templates as unknown[]).map((template, i) => text(template, `templates.templates[${i}]`));
-  if (!Array.isArray(root.results) || root.results.length === 0) fail('results', 'is not a non-empty list');
-  const results = (root.results as unknown[]).map((item, i): BaselineResult => {
+  const results = list(root.results, 'results').map((item, i): BaselineResult => {
     const result = object(item, `results[${i}]`);
-    const model = object(result.model, `results[${i}].model`);
+    const model = modelOf(result.model, `results[${i}].model`);
     const metrics = object(result.metrics, `results[${i}].metrics`);
     const checked: Partial<Record<CheckedMetric, number>> = {};
     for (const metric of CHECKED_METRICS) {
       const number = metrics[metric];
       if (number === undefined || number === null) continue;
-      if (typeof number !== 'number' || !(number >= 0 && number <= 1)) fail(`results[${i}].metrics.${metric}`, 'is not a fraction between 0 and 1');
-      checked[metric] = number as number;
+      checked[metric] = fraction(number, `results[${i}].metrics.${metric}`);
     }
     if (!ALWAYS_MEASURED.some((metric) => checked[metric] !== undefined)) {
       fail(`results[${i}].metrics`, `holds none of ${ALWAYS_MEASURED.join(', ')}, so nothing would be compared`);
     }
-    return { model: { id: text(model.id, `results[${i}].model.id`), variant: text(model.variant, `results[${i}].model.variant`) }, metrics: checked };
+    return { model, metrics: checked };
   });
   return {
     dataset: {
@@ -143,16 +167,18 @@ export function validateBaseline(value: unknown, label: string): Baseline {
   };
 }
 
-/** Reads and validates a baseline; `what` names it in errors (the CLI passes its flag). */
-export async function readBaseline(path: string, what = 'baseline'): Promise<Baseline> {
-  let parsed: unknown;
+async function readResultFile(path: string, what: string): Promise<unknown> {
   try {
-    parsed = JSON.parse(await readFile(path, 'utf8'));
+    return JSON.parse(await readFile(path, 'utf8'));
   } catch (error) {
     if (isFileSystemError(error)) throw fileSystemError(error, what, path);
     throw inputError(`${what} ${path}: not valid JSON; give a result file written by clip-eval`);
   }
-  return validateBaseline(parsed, `${what} ${path}`);
+}
+
+/** Reads and validates a baseline; `what` names it in errors (the CLI passes its flag). */
+export async function readBaseline(path: string, what = 'baseline'): Promise<Baseline> {
+  return validateBaseline(await readResultFile(path, what), `${what} ${path}`);
 }
 
 /** What a run is, as far as a baseline comparison cares; the images and digest once they are known. */
@@ -164,10 +190,19 @@ export interface RunSetup {
 
 export interface RunData {
   name: string;
-  subset: { limit?: number; perClass?: number };
+  /** The images chosen (zero-shot's --limit, --per-class); absent for a task that always takes them all. */
+  subset?: { limit?: number; perClass?: number };
   /** Undefined until the data has streamed, for a data set that is counted and digested as it streams. */
   images?: number;
   sha256?: string;
+}
+
+/** The data a baseline was measured on, as checkBaselineData compares it. */
+export interface BaselineData {
+  name: string;
+  images: number;
+  sha256: string;
+  subset?: { limit?: number; perClass?: number };
 }
 
 /**
@@ -175,15 +210,15 @@ export interface RunData {
  * refused otherwise. What the run does not know yet (`images`, `sha256` of a streamed data set) is
  * not compared; call this again once it is known.
  */
-export function checkBaselineData(baseline: Baseline, run: RunData, label: string): void {
+export function checkBaselineData(baseline: { dataset: BaselineData }, run: RunData, label: string): void {
   const b = baseline.dataset;
   const c = run;
   if (b.name !== c.name) throw inputError(`${label}: was measured on ${b.name}, this run is ${c.name}; compare like with like`);
-  const subsetOf = (d: RunData) => `(limit ${d.subset.limit ?? 'none'}, per-class ${d.subset.perClass ?? 'none'})`;
-  const sameSubset = b.subset.limit === c.subset.limit && b.subset.perClass === c.subset.perClass;
+  const subsetOf = (d: { subset?: RunData['subset'] }) => (d.subset ? ` (limit ${d.subset.limit ?? 'none'}, per-class ${d.subset.perClass ?? 'none'})` : '');
+  const sameSubset = b.subset?.limit === c.subset?.limit && b.subset?.perClass === c.subset?.perClass;
   if (!sameSubset || (c.images !== undefined && b.images !== c.images)) {
-    const now = c.images !== undefined ? `this run on ${c.images} images ${subsetOf(c)}` : `this run selects ${subsetOf(c)}`;
-    throw inputError(`${label}: was measured on ${b.images} images ${subsetOf(b)}, ${now}; use the same subset (limit, per class)`);
+    const now = c.images !== undefined ? `this run on ${c.images} images${subsetOf(c)}` : `this run selects${subsetOf(c)}`;
+    throw inputError(`${label}: was measured on ${b.images} images${subsetOf(b)}, ${now}; ${b.subset ? 'use the same subset (limit, per class)' : 'compare like with like'}`);
   }
   if (c.sha256 !== undefined && b.sha256 !== c.sha256) {
     throw inputError(`${label}: was measured on a different copy of ${c.name} (sha256 ${b.sha256.slice(0, 12)}…, now ${c.sha256.slice(0, 12)}…)`);
@@ -202,7 +237,7 @@ export function checkBaselineFits(baseline: Baseline, run: RunSetup, label: stri
     warnings.push(`${label}: was measured with the template set ${baseline.templates.name} (${baseline.templates.templates.length}), this run uses ${run.templates.name} (${run.templates.templates.length}); the comparison mixes two prompt sets`);
   }
   for (const model of run.models) {
-    const before = baselineFor(baseline, model, run.models.length);
+    const before = baselineFor(baseline.results, model, run.models.length);
     if (!before) throw inputError(`${label}: has no result for ${modelKey({ model })}; it holds ${baseline.results.map(modelKey).join(', ')}`);
     if (modelKey(before) !== modelKey({ model })) warnings.push(`${label}: holds ${modelKey(before)}, compared with ${modelKey({ model })}, another model`);
   }
@@ -211,16 +246,36 @@ export function checkBaselineFits(baseline: Baseline, run: RunSetup, label: stri
 
 /** The index of the baseline result a run's model is compared with, or -1 when there is none. */
 export function baselineIndexFor(baseline: Baseline, model: { id: string; variant: string }, runModels: number): number {
-  const found = baselineFor(baseline, model, runModels);
+  const found = baselineFor(baseline.results, model, runModels);
   return found ? baseline.results.indexOf(found) : -1;
 }
 
-function baselineFor(baseline: Baseline, model: { id: string; variant: string }, runModels: number): BaselineResult | undefined {
+function baselineFor<R extends { model: { id: string; variant: string } }>(results: readonly R[], model: { id: string; variant: string }, runModels: number): R | undefined {
   const key = modelKey({ model });
-  const same = baseline.results.find((r) => modelKey(r) === key);
+  const same = results.find((r) => modelKey(r) === key);
   if (same) return same;
   // A single-model baseline compares with a single-model run even when the model changed: that is the point.
-  return baseline.results.length === 1 && runModels === 1 ? baseline.results[0] : undefined;
+  return results.length === 1 && runModels === 1 ? results[0] : undefined;
+}
+
+/** A metric against its baseline value: passed unless it dropped more than `maxDrop` percentage points. */
+function againstBaseline(
+  key: string,
+  label: string,
+  value: number,
+  previous: number,
+  maxDrop: number,
+  note = '',
+): { passed: boolean; requirement: string; message: string } {
+  const drop = 100 * (previous - value);
+  // Compare in rounded hundredths of a point so that float noise in the JSON cannot flip a verdict.
+  const passed = Math.round(drop * 100) <= Math.round(maxDrop * 100);
+  const change = `${drop > 0 ? '-' : '+'}${Math.abs(drop).toFixed(2)} pp`;
+  return {
+    passed,
+    requirement: `baseline ${percent(previous)}, max drop ${maxDrop.toFixed(2)} pp`,
+    message: `${key}: ${label} ${percent(value)} vs baseline ${percent(previous)} (${change}${note}${passed ? '' : `, more than the allowed ${maxDrop.toFixed(2)} pp`})`,
+  };
 }
 
 /** Applies every threshold and the baseline comparison to every model of the run. */
@@ -247,25 +302,19 @@ export function runChecks(report: EvaluationReport, options: CheckOptions): Chec
       });
     }
     if (!options.baseline) continue;
-    const before = baselineFor(options.baseline, result.model, report.results.length);
+    const before = baselineFor(options.baseline.results, result.model, report.results.length);
     if (!before) throw inputError(`${options.baselineLabel ?? 'the baseline'}: has no result for ${key}; it holds ${options.baseline.results.map(modelKey).join(', ')}`);
     for (const metric of CHECKED_METRICS) {
       const value = result.metrics[metric];
       const previous = before.metrics[metric];
       if (value === undefined || value === null || previous === undefined || previous === null) continue;
-      const drop = 100 * (previous - value);
-      // Compare in rounded hundredths of a point so that float noise in the JSON cannot flip a verdict.
-      const passed = Math.round(drop * 100) <= Math.round(options.maxDrop * 100);
-      const change = `${drop > 0 ? '-' : '+'}${Math.abs(drop).toFixed(2)} pp`;
       const pValue = metric === 'top1' ? report.baselineComparisons?.find((c) => c.result === index)?.pValue : undefined;
       const paired = pValue === undefined ? '' : `, paired ${pValueText(pValue)}`;
       outcomes.push({
         modelKey: key,
         metric,
         value,
-        passed,
-        requirement: `baseline ${percent(previous)}, max drop ${options.maxDrop.toFixed(2)} pp`,
-        message: `${key}: ${METRIC_LABELS[metric]} ${percent(value)} vs baseline ${percent(previous)} (${change}${paired}${passed ? '' : `, more than the allowed ${options.maxDrop.toFixed(2)} pp`})`,
+        ...againstBaseline(key, METRIC_LABELS[metric], value, previous, options.maxDrop, paired),
         ...(pValue === undefined ? {} : { pValue }),
       });
     }
@@ -324,4 +373,79 @@ export function checkRetrievalBars(key: string, metrics: Readonly<Record<Retriev
     const passed = value >= bar;
     return { metric, k, passed, requirement: `≥ ${percent(bar)}`, message: `${key}: ${metric}@${k} ${percent(value)} ${passed ? 'meets' : 'is below'} the bar ${percent(bar)}` };
   });
+}
+
+/** The schema of a retrieval --json result, and so of a retrieval baseline. */
+export const RETRIEVAL_SCHEMA = 'clip-eval/retrieval@1';
+
+/** What a retrieval baseline must hold: the parts of a retrieval --json result that checks read. */
+export interface RetrievalBaseline {
+  dataset: BaselineData & { captions: number };
+  results: RetrievalBaselineResult[];
+}
+
+export interface RetrievalBaselineResult {
+  model: { id: string; variant: string };
+  /** Fractions keyed by k. */
+  metrics: Record<RetrievalMetric, Record<string, number>>;
+}
+
+/** Checks the whole shape of a parsed retrieval baseline, as validateBaseline does for zero-shot results. */
+export function validateRetrievalBaseline(value: unknown, label: string): RetrievalBaseline {
+  const { fail, object, text, count, fraction, root: rootOf, sha256, model, list } = resultFields(label, RETRIEVAL_SCHEMA);
+  const root = rootOf(value);
+  const dataset = object(root.dataset, 'dataset');
+  const results = list(root.results, 'results').map((item, i): RetrievalBaselineResult => {
+    const result = object(item, `results[${i}]`);
+    const metrics = object(result.metrics, `results[${i}].metrics`);
+    const byMetric = (metric: RetrievalMetric): Record<string, number> => {
+      const path = `results[${i}].metrics.${metric}`;
+      const entries = Object.entries(object(metrics[metric], path));
+      if (entries.length === 0) fail(path, 'holds no k, so nothing would be compared');
+      return Object.fromEntries(entries.map(([k, number]) => {
+        if (!/^[1-9]\d*$/.test(k)) fail(`${path}["${k}"]`, 'is not keyed by a positive whole number k');
+        return [k, fraction(number, `${path}["${k}"]`)];
+      }));
+    };
+    return { model: model(result.model, `results[${i}].model`), metrics: { imageRetrievalRecall: byMetric('imageRetrievalRecall'), textRetrievalRecall: byMetric('textRetrievalRecall') } };
+  });
+  return {
+    dataset: {
+      name: text(dataset.name, 'dataset.name'),
+      images: count(dataset.images, 'dataset.images', false)!,
+      captions: count(dataset.captions, 'dataset.captions', false)!,
+      sha256: sha256(dataset.sha256, 'dataset.sha256'),
+    },
+    results,
+  };
+}
+
+/** Reads and validates a retrieval baseline; `what` names it in errors (the CLI passes its flag). */
+export async function readRetrievalBaseline(path: string, what = 'baseline'): Promise<RetrievalBaseline> {
+  return validateRetrievalBaseline(await readResultFile(path, what), `${what} ${path}`);
+}
+
+/**
+ * The baseline's result for the run's one model, checked before any image is encoded: refused for
+ * another data set or when it has no result to compare with; a warning when that result is another model's.
+ */
+export function retrievalBaselineFor(baseline: RetrievalBaseline, run: { dataset: RunData; model: { id: string; variant: string } }, label: string): { result: RetrievalBaselineResult; warnings: string[] } {
+  checkBaselineData(baseline, run.dataset, label);
+  const result = baselineFor(baseline.results, run.model, 1);
+  if (!result) throw inputError(`${label}: has no result for ${modelKey(run)}; it holds ${baseline.results.map(modelKey).join(', ')}`);
+  const warnings = modelKey(result) !== modelKey(run) ? [`${label}: holds ${modelKey(result)}, compared with ${modelKey(run)}, another model`] : [];
+  return { result, warnings };
+}
+
+/** Every metric@k of the baseline result against the run's: a drop over `maxDrop` points fails. */
+export function checkRetrievalBaseline(key: string, metrics: Readonly<Record<RetrievalMetric, Readonly<Record<string, number>>>>, before: RetrievalBaselineResult, maxDrop: number): RetrievalOutcome[] {
+  return RETRIEVAL_METRICS.flatMap((metric) =>
+    Object.keys(before.metrics[metric])
+      .sort((a, b) => Number(a) - Number(b))
+      .map((k) => {
+        const value = metrics[metric][k];
+        if (value === undefined) throw new RangeError(`retrieval check: ${metric}@${k} was not measured`);
+        return { metric, k: Number(k), ...againstBaseline(key, `${metric}@${k}`, value, before.metrics[metric][k]!, maxDrop) };
+      }),
+  );
 }

@@ -1,7 +1,18 @@
 import { Command } from 'commander';
 import { resolveCacheRoot } from '../core/cache.js';
 import { EXIT, usageError } from '../core/errors.js';
-import { checkRetrievalBars, modelKey, parseRetrievalBar, type RetrievalBar } from '../checks/checks.js';
+import {
+  checkBaselineData,
+  checkRetrievalBars,
+  checkRetrievalBaseline,
+  modelKey,
+  parsePercentagePoints,
+  parseRetrievalBar,
+  readRetrievalBaseline,
+  retrievalBaselineFor,
+  RETRIEVAL_SCHEMA,
+  type RetrievalBar,
+} from '../checks/checks.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { percent, percentInterval } from '../core/format.js';
 import { VERSION } from '../core/version.js';
@@ -11,9 +22,9 @@ import { DEFAULT_RECALL_K } from '../tasks/retrieval/metrics.js';
 import { runRetrieval, type RetrievalRun } from '../tasks/retrieval/retrieval.js';
 import { resolveModels } from '../tasks/zero-shot/evaluate.js';
 import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
-import { formatRetrievalJunit } from '../report/junit.js';
+import { formatRetrievalJunit, formatRetrievalStepSummary } from '../report/junit.js';
 import { REPORT_RETRIEVED_IMAGES, retrievalReportHtml } from '../report/html/retrieval.js';
-import { writeOutput } from './io.js';
+import { appendStepSummary, stepSummaryPath, writeOutput } from './io.js';
 import { assertDistinctOutputs, assertWritableOutput } from './options.js';
 
 interface RetrievalCliOptions extends CommonOptions, ModelOptions, DataOptions {
@@ -27,6 +38,8 @@ interface RetrievalCliOptions extends CommonOptions, ModelOptions, DataOptions {
   json?: string;
   predictions?: string;
   min?: RetrievalBar[];
+  baseline?: string;
+  maxDrop: number;
   junit?: string;
   report?: string;
 }
@@ -64,6 +77,10 @@ function formatRetrievalPredictions(run: RetrievalRun): string {
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
 
+function deviceName(options: RetrievalCliOptions): string {
+  return options.device === 'cpu' ? 'cpu' : `${options.device}:${options.deviceId ?? 0}`;
+}
+
 async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): Promise<number> {
   const logger = loggerFor(options);
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
@@ -73,12 +90,19 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
     if (path) await assertWritableOutput(flag, path);
   }
   await assertDistinctOutputs(outputs);
+  const baselineLabel = `--baseline ${options.baseline}`;
+  const baseline = options.baseline ? await readRetrievalBaseline(options.baseline, '--baseline') : undefined;
+  const stepSummary = await stepSummaryPath(logger);
   const cacheRoot = resolveCacheRoot(options.cacheDir);
   const quiet = options.quiet ?? false;
   const [bundle] = await resolveModels(models, { cacheRoot, offline: options.offline, quiet, logger });
   const dataset = await openDataset(spec, { ...dataOptions(options), cacheRoot, offline: options.offline, quiet, logger, split: options.split, captions: true });
-  // A bar's k is measured even when --recall-k leaves it out.
-  const ks = [...new Set([...options.recallK, ...(options.min ?? []).map((bar) => bar.k)])].sort((a, b) => a - b);
+  // Another data set is refused before any image is encoded; another copy of it once it has streamed.
+  const before = baseline ? retrievalBaselineFor(baseline, { dataset: { name: dataset.name }, model: bundle! }, baselineLabel) : undefined;
+  for (const warning of before?.warnings ?? []) logger.warn(warning);
+  // A bar's k, and every k of the baseline, is measured even when --recall-k leaves it out.
+  const baselineKs = before ? Object.values(before.result.metrics).flatMap((byK) => Object.keys(byK).map(Number)) : [];
+  const ks = [...new Set([...options.recallK, ...(options.min ?? []).map((bar) => bar.k), ...baselineKs])].sort((a, b) => a - b);
   const run = await runRetrieval({
     dataset,
     bundle: bundle!,
@@ -94,19 +118,21 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
     decode: { autoOrient: false },
     logger,
     quiet,
+    ...(baseline ? { afterStreaming: ({ images, sha256 }: { images: number; sha256: string }) => checkBaselineData(baseline, { name: dataset.name, images, sha256 }, baselineLabel) } : {}),
   });
   process.stdout.write(formatRetrievalSummary(spec, bundle!.id, bundle!.variant, run, ks));
   if (options.json) {
     const report = {
+      schema: RETRIEVAL_SCHEMA,
       tool: { name: 'clip-eval', version: VERSION },
       task: 'retrieval',
-      dataset: { name: dataset.name, split: dataset.split, images: run.scores.metrics.images, captions: run.scores.metrics.captions },
+      dataset: { name: dataset.name, split: dataset.split, images: run.scores.metrics.images, captions: run.scores.metrics.captions, sha256: run.sha256 },
       results: [
         {
           model: { id: bundle!.id, layout: bundle!.layout, variant: bundle!.variant, embeddingDim: run.embeddingDim },
-          device: options.device === 'cpu' ? 'cpu' : `${options.device}:${options.deviceId ?? 0}`,
+          device: deviceName(options),
           metrics: run.scores.metrics,
-          timing: { ...run.timing, similarityBlockFloats: run.scores.blockFloats },
+          timing: { ...run.timing, similarityBlockFloats: run.scores.blockFloats, similarityWorkers: run.scores.workers },
         },
       ],
     };
@@ -117,12 +143,25 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
     const device = options.device === 'cpu' ? 'cpu' : `${options.device}:${options.deviceId ?? 0}`;
     await writeOutput('--report', options.report, await retrievalReportHtml({ dataset, bundle: bundle!, run, ks, device, cacheRoot, logger, decode: { autoOrient: false } }));
   }
-  const outcomes = checkRetrievalBars(modelKey({ model: bundle! }), run.scores.metrics, options.min ?? []);
+  const key = modelKey({ model: bundle! });
+  const outcomes = [
+    ...checkRetrievalBars(key, run.scores.metrics, options.min ?? []),
+    ...(before ? checkRetrievalBaseline(key, run.scores.metrics, before.result, options.maxDrop) : []),
+  ];
   if (outcomes.length > 0) process.stdout.write(`\nchecks:\n${outcomes.map((o) => `  ${o.passed ? 'pass' : 'FAIL'}  ${o.message}`).join('\n')}\n`);
-  if (options.junit) {
-    const junitRun = { dataset: dataset.name, modelKey: modelKey({ model: bundle! }), wallSeconds: run.timing.wallSeconds, ks, metrics: run.scores.metrics };
-    await writeOutput('--junit', options.junit, formatRetrievalJunit(junitRun, outcomes));
-  }
+  const summaryRun = {
+    dataset: dataset.name,
+    modelKey: key,
+    model: bundle!,
+    device: deviceName(options),
+    images: run.scores.metrics.images,
+    captions: run.scores.metrics.captions,
+    wallSeconds: run.timing.wallSeconds,
+    ks,
+    metrics: run.scores.metrics,
+  };
+  if (options.junit) await writeOutput('--junit', options.junit, formatRetrievalJunit(summaryRun, outcomes));
+  if (stepSummary) await appendStepSummary(stepSummary, formatRetrievalStepSummary(summaryRun, outcomes), logger);
   const failed = outcomes.filter((o) => !o.passed);
   for (const outcome of failed) process.stderr.write(`clip-eval: check failed: ${showUnprintable(outcome.message)}\n`);
   return failed.length > 0 ? EXIT.checkFailed : EXIT.ok;
@@ -140,6 +179,8 @@ export function retrievalCommand(setExit: (code: number) => void): Command {
     .option('--split <name>', 'the data set split (webdatasets; default test)')
     .option('--recall-k <list>', 'the k of recall@k, comma-separated', recallKList, [...DEFAULT_RECALL_K])
     .option('--min <metric@k=x>', 'fail (exit 1) when a recall is below X, e.g. imageRetrievalRecall@5=80% (repeatable)', parseRetrievalBar('--min'))
+    .option('--baseline <file>', 'compare with a previous retrieval --json result, metric by metric and k by k')
+    .option('--max-drop <pp>', 'largest drop from --baseline allowed, in percentage points', parsePercentagePoints('--max-drop'), 0.5)
     .option('--json <file>', 'write the result as JSON')
     .option('--junit <file>', 'write JUnit XML: one test case per metric and k')
     .option('--predictions <file>', 'write one JSON Lines row per caption: its image, that image\'s rank and the best images')

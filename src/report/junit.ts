@@ -98,12 +98,19 @@ export function formatRetrievalJunit(run: RetrievalJunitRun, outcomes: readonly 
   ].join('\n');
 }
 
-/** A Markdown summary for $GITHUB_STEP_SUMMARY. */
-export function formatStepSummary(report: EvaluationReport, outcomes: readonly CheckOutcome[]): string {
+/** The heading's verdict on a run's checks, and one line per check, for a step summary. */
+function stepSummaryChecks(outcomes: readonly { passed: boolean; message: string }[]): { verdict: string; lines: string[] } {
   const failed = outcomes.filter((o) => !o.passed);
   const verdict = outcomes.length === 0 ? '' : failed.length === 0 ? ' ✅ all checks passed' : ` ❌ ${failed.length} check(s) failed`;
+  const lines = outcomes.length === 0 ? [] : ['', ...outcomes.map((o) => `- ${o.passed ? '✅' : '❌'} ${markdownCell(o.message)}`)];
+  return { verdict, lines };
+}
+
+/** A Markdown summary for $GITHUB_STEP_SUMMARY. */
+export function formatStepSummary(report: EvaluationReport, outcomes: readonly CheckOutcome[]): string {
+  const checks = stepSummaryChecks(outcomes);
   const lines = [
-    `### clip-eval ${markdownCell(report.dataset.name)}: ${report.dataset.images} images${verdict}`,
+    `### clip-eval ${markdownCell(report.dataset.name)}: ${report.dataset.images} images${checks.verdict}`,
     '',
     '| model | variant | device | top-1 (95 % CI) | top-5 (95 % CI) | mean per-class recall | images/s |',
     '|---|---|---|---:|---:|---:|---:|',
@@ -117,8 +124,29 @@ export function formatStepSummary(report: EvaluationReport, outcomes: readonly C
   if (pairedLines.length > 0) {
     lines.push('', 'Paired top-1 comparisons on the same images (exact McNemar test):', '', ...pairedLines.map((line) => `- ${markdownCell(line)}`));
   }
-  if (outcomes.length > 0) {
-    lines.push('', ...outcomes.map((o) => `- ${o.passed ? '✅' : '❌'} ${markdownCell(o.message)}`));
-  }
+  lines.push(...checks.lines);
+  return `${lines.join('\n')}\n\n`;
+}
+
+/** What a retrieval step summary shows of the run, beyond what its JUnit report needs. */
+export interface RetrievalSummaryRun extends RetrievalJunitRun {
+  model: { id: string; variant: string };
+  device: string;
+  images: number;
+  captions: number;
+}
+
+/** A Markdown summary of a retrieval run for $GITHUB_STEP_SUMMARY: one row, a column per metric and k. */
+export function formatRetrievalStepSummary(run: RetrievalSummaryRun, outcomes: readonly RetrievalOutcome[]): string {
+  const checks = stepSummaryChecks(outcomes);
+  const columns = RETRIEVAL_METRICS.flatMap((metric) => run.ks.map((k) => ({ metric, k })));
+  const lines = [
+    `### clip-eval retrieval ${markdownCell(run.dataset)}: ${run.images} images, ${run.captions} captions${checks.verdict}`,
+    '',
+    `| model | variant | device | ${columns.map(({ metric, k }) => `${metric}@${k}`).join(' | ')} |`,
+    `|---|---|---|${columns.map(() => '---:|').join('')}`,
+    `| ${[run.model.id, run.model.variant, run.device, ...columns.map(({ metric, k }) => percent(run.metrics[metric][String(k)]!))].map(markdownCell).join(' | ')} |`,
+    ...checks.lines,
+  ];
   return `${lines.join('\n')}\n\n`;
 }

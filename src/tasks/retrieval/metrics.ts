@@ -1,14 +1,20 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { dot, rankCaptions, TILE_CAPTIONS, TILE_IMAGES, type RankInput, type Tile } from './similarity.js';
+
 /**
  * Text-image retrieval recall with CLIP_benchmark's definitions: imageRetrievalRecall@k (text→image:
  * captions whose own image is among the k most similar images) and textRetrievalRecall@k (image→text:
  * images with at least one of their captions among the k most similar captions). Similarity is the dot
- * product of L2-normalised embeddings; ties go to the lower index. The similarity matrix is computed a
- * block of captions at a time, so memory is blockSize × images scores, never captions × images.
+ * product of L2-normalised embeddings; ties go to the lower index. Scores are counted and ranked tile by
+ * tile as they are computed (similarity.ts), on worker threads for a large set, so memory holds the
+ * embeddings and per-caption results, never a captions × images matrix.
  */
 import { wilsonInterval, type Interval } from '../statistics.js';
 
 export const DEFAULT_RECALL_K: readonly number[] = [1, 5, 10];
-export const DEFAULT_BLOCK_CAPTIONS = 1024;
+/** Multiply-adds below which a worker thread costs more than it saves (a few hundred ms of work). */
+const MIN_WORK_PER_WORKER = 2 ** 28;
 
 export interface RetrievalInput {
   /** images × dim, row-major, L2-normalised. */
@@ -19,10 +25,15 @@ export interface RetrievalInput {
   /** Caption index → its image's index. */
   captionImage: Int32Array;
   ks: readonly number[];
-  /** Captions scored at once (default DEFAULT_BLOCK_CAPTIONS). */
-  blockCaptions?: number;
   /** Keep, per caption, the indices of its `top` most similar images (for per-caption outputs). */
   top?: number;
+  /**
+   * Threads ranking captions (1: this thread only); default one per core, fewer for a small set.
+   * The results never depend on it.
+   */
+  workers?: number;
+  /** Captions and images per tile (default similarity.ts's); the results never depend on it. */
+  tile?: Tile;
 }
 
 export interface RetrievalMetrics {
@@ -45,20 +56,18 @@ export interface RetrievalScores {
   /** Per caption, `top` image indices best first (captions × top), when asked. */
   topImages?: Int32Array;
   top: number;
-  /** Floats the largest similarity block held. */
+  /** Similarity scores held at once: a tile of captions × images per thread (in registers, as they are counted). */
   blockFloats: number;
+  /** Threads that ranked the captions. */
+  workers: number;
 }
 
-/** One definition of similarity, used for every comparison, so that equal pairs compare exactly equal. */
-function dot(a: Float32Array, aRow: number, b: Float32Array, bRow: number, dim: number): number {
-  let sum = 0;
-  const ai = aRow * dim;
-  const bi = bRow * dim;
-  for (let d = 0; d < dim; d += 1) sum += a[ai + d]! * b[bi + d]!;
-  return sum;
+/** One thread per core, but no more than the work pays for. */
+function defaultWorkers(work: number): number {
+  return Math.max(1, Math.min(availableParallelism(), Math.floor(work / MIN_WORK_PER_WORKER)));
 }
 
-export function computeRetrieval(input: RetrievalInput): RetrievalScores {
+export async function computeRetrieval(input: RetrievalInput): Promise<RetrievalScores> {
   const { images, captions, dim, captionImage, ks } = input;
   if (!Number.isInteger(dim) || dim <= 0) throw new RangeError(`retrieval: embedding size must be positive, got ${dim}`);
   const imageCount = images.length / dim;
@@ -67,8 +76,9 @@ export function computeRetrieval(input: RetrievalInput): RetrievalScores {
   if (captionImage.length !== captionCount) throw new RangeError(`retrieval: ${captionCount} captions but ${captionImage.length} caption images`);
   for (const k of ks) if (!Number.isInteger(k) || k < 1) throw new RangeError(`retrieval: recall k must be a positive integer, got ${k}`);
   for (const image of captionImage) if (image < 0 || image >= imageCount) throw new RangeError(`retrieval: caption image ${image} outside 0-${imageCount - 1}`);
-  const blockCaptions = Math.max(1, Math.min(input.blockCaptions ?? DEFAULT_BLOCK_CAPTIONS, Math.max(captionCount, 1)));
   const top = Math.min(input.top ?? 0, imageCount);
+  const workers = input.workers ?? defaultWorkers(captionCount * imageCount * dim);
+  if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`retrieval: workers must be a positive integer, got ${workers}`);
 
   // Each caption's score with its own image, and each image's best own caption (ties: lower index).
   const ownScore = new Float64Array(captionCount);
@@ -84,31 +94,11 @@ export function computeRetrieval(input: RetrievalInput): RetrievalScores {
   }
 
   // Counted per caption: images that beat its own; per image: captions that beat its best own.
-  const imageBeaten = new Int32Array(captionCount);
-  const captionBeaten = new Int32Array(imageCount);
-  const topImages = top > 0 ? new Int32Array(captionCount * top) : undefined;
-  const topScores = new Float64Array(top);
-  const block = new Float64Array(blockCaptions * imageCount);
-  for (let first = 0; first < captionCount; first += blockCaptions) {
-    const rows = Math.min(blockCaptions, captionCount - first);
-    for (let r = 0; r < rows; r += 1) {
-      for (let i = 0; i < imageCount; i += 1) block[r * imageCount + i] = dot(captions, first + r, images, i, dim);
-    }
-    for (let r = 0; r < rows; r += 1) {
-      const c = first + r;
-      const own = ownScore[c]!;
-      const ownImage = captionImage[c]!;
-      let beaten = 0;
-      let kept = 0;
-      for (let i = 0; i < imageCount; i += 1) {
-        const s = block[r * imageCount + i]!;
-        if (s > own || (s === own && i < ownImage)) beaten += 1;
-        if (bestCaption[i]! >= 0 && (s > bestScore[i]! || (s === bestScore[i]! && c < bestCaption[i]!))) captionBeaten[i]! += 1;
-        if (topImages) kept = keepTop(topImages, c * top, topScores, kept, top, i, s);
-      }
-      imageBeaten[c] = beaten;
-    }
-  }
+  const tile = input.tile ?? { captions: TILE_CAPTIONS, images: TILE_IMAGES };
+  if (![tile.captions, tile.images].every((n) => Number.isInteger(n) && n >= 1)) throw new RangeError(`retrieval: tile sizes must be positive integers, got ${tile.captions} × ${tile.images}`);
+  const rank = { images, captions, dim, captionImage, ownScore, bestScore, bestCaption, first: 0, end: captionCount, top, tile };
+  const threads = Math.min(workers, Math.max(1, Math.ceil(captionCount / tile.captions)));
+  const { imageBeaten, captionBeaten, topImages } = threads === 1 ? rankHere(rank) : await rankOnWorkers(rank, threads);
 
   const imageRanks = imageBeaten.map((beaten) => beaten + 1);
   const captionRanks = captionBeaten.map((beaten, i) => (bestCaption[i]! >= 0 ? beaten + 1 : 0));
@@ -130,29 +120,100 @@ export function computeRetrieval(input: RetrievalInput): RetrievalScores {
     captionRanks,
     ...(topImages ? { topImages } : {}),
     top,
-    blockFloats: block.length,
+    blockFloats: threads * tile.captions * Math.min(tile.images, imageCount),
+    workers: threads,
   };
-}
-
-/**
- * Inserts image `index` with score `score` into a caption's best-first list of `kept` (of at most `top`)
- * entries; a later index never displaces an equal score, so ties stay with the lower index.
- */
-function keepTop(out: Int32Array, offset: number, scores: Float64Array, kept: number, top: number, index: number, score: number): number {
-  if (kept === top && score <= scores[top - 1]!) return kept;
-  let at = Math.min(kept, top - 1);
-  while (at > 0 && score > scores[at - 1]!) {
-    scores[at] = scores[at - 1]!;
-    out[offset + at] = out[offset + at - 1]!;
-    at -= 1;
-  }
-  scores[at] = score;
-  out[offset + at] = index;
-  return Math.min(kept + 1, top);
 }
 
 function hits(values: Int32Array, hit: (value: number) => boolean): number {
   let count = 0;
   for (const value of values) if (hit(value)) count += 1;
   return count;
+}
+
+interface Ranked {
+  imageBeaten: Int32Array;
+  captionBeaten: Int32Array;
+  topImages?: Int32Array;
+}
+
+function rankHere(input: RankInput): Ranked {
+  const captionCount = input.captionImage.length;
+  const output = {
+    imageBeaten: new Int32Array(captionCount),
+    captionBeaten: new Int32Array(input.bestScore.length),
+    ...(input.top > 0 ? { topImages: new Int32Array(captionCount * input.top) } : {}),
+  };
+  rankCaptions(input, output);
+  return output;
+}
+
+const WORKER_URL = new URL('./similarity-worker.js', import.meta.url);
+
+/** A typed array's contents in shared memory, so that every worker reads the one copy. */
+function shared<T extends Float32Array | Float64Array | Int32Array>(array: T, make: (buffer: SharedArrayBuffer) => T): T {
+  const copy = make(new SharedArrayBuffer(array.byteLength));
+  copy.set(array as never);
+  return copy;
+}
+
+/**
+ * The captions split into `threads` contiguous ranges of whole tiles, each ranked on a worker over
+ * shared memory: per-caption results land in their own range, each worker's per-image counts in its
+ * own row, summed here (counts, so the sum is exact whatever the split).
+ */
+async function rankOnWorkers(input: RankInput, threads: number): Promise<Ranked> {
+  const captionCount = input.captionImage.length;
+  const imageCount = input.bestScore.length;
+  const sharedInput: RankInput = {
+    ...input,
+    images: shared(input.images, (b) => new Float32Array(b)),
+    captions: shared(input.captions, (b) => new Float32Array(b)),
+    captionImage: shared(input.captionImage, (b) => new Int32Array(b)),
+    ownScore: shared(input.ownScore, (b) => new Float64Array(b)),
+    bestScore: shared(input.bestScore, (b) => new Float64Array(b)),
+    bestCaption: shared(input.bestCaption, (b) => new Int32Array(b)),
+  };
+  const imageBeaten = new Int32Array(new SharedArrayBuffer(captionCount * 4));
+  const perWorker = new Int32Array(new SharedArrayBuffer(threads * imageCount * 4));
+  const topImages = input.top > 0 ? new Int32Array(new SharedArrayBuffer(captionCount * input.top * 4)) : undefined;
+  const tileCaptions = input.tile!.captions;
+  const tiles = Math.ceil(captionCount / tileCaptions);
+  const workers: Worker[] = [];
+  const jobs = Array.from({ length: threads }, (_, w) => {
+    const first = Math.min(captionCount, Math.floor((tiles * w) / threads) * tileCaptions);
+    const end = Math.min(captionCount, Math.floor((tiles * (w + 1)) / threads) * tileCaptions);
+    const output = { imageBeaten, captionBeaten: perWorker.subarray(w * imageCount, (w + 1) * imageCount), ...(topImages ? { topImages } : {}) };
+    const worker = new Worker(WORKER_URL, { workerData: { input: { ...sharedInput, first, end }, output } });
+    workers.push(worker);
+    return workerDone(worker);
+  });
+  try {
+    await Promise.all(jobs);
+  } finally {
+    // Once one has failed the others' work is moot: stop them rather than wait.
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+  const captionBeaten = new Int32Array(imageCount);
+  for (let w = 0; w < threads; w += 1) {
+    for (let i = 0; i < imageCount; i += 1) captionBeaten[i]! += perWorker[w * imageCount + i]!;
+  }
+  return { imageBeaten: Int32Array.from(imageBeaten), captionBeaten, ...(topImages ? { topImages: Int32Array.from(topImages) } : {}) };
+}
+
+function workerDone(worker: Worker): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    worker.once('message', () => {
+      done = true;
+      resolve();
+    });
+    worker.once('error', (error) => {
+      done = true;
+      reject(error);
+    });
+    worker.once('exit', (code) => {
+      if (!done) reject(new Error(`retrieval similarity worker exited with code ${code} before it finished`));
+    });
+  });
 }

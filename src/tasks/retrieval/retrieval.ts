@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { inputError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { Dataset, Sample } from '../../datasets/dataset.js';
@@ -34,7 +35,22 @@ export interface RetrievalOptions {
   imageWorkers?: number;
   logger: Logger;
   quiet: boolean;
+  /**
+   * Told what streamed (the image and caption counts and the data digest) before any caption is
+   * encoded; it may throw to stop the run (a baseline from another copy of the data).
+   */
+  afterStreaming?: (data: RetrievalData) => void | Promise<void>;
 }
+
+export interface RetrievalData {
+  images: number;
+  captions: number;
+  /** sha256 of what streamed: each image's id and bytes and its captions. */
+  sha256: string;
+}
+
+/** Versioned, so that a change to what is digested can never match an old baseline. */
+const DIGEST_VERSION = 'clip-eval retrieval digest 1\n';
 
 export interface RetrievalRun {
   scores: RetrievalScores;
@@ -44,6 +60,7 @@ export interface RetrievalRun {
   /** Caption index → its image's index. */
   captionImage: Int32Array;
   embeddingDim: number;
+  sha256: string;
   timing: {
     wallSeconds: number;
     imageSeconds: number;
@@ -94,7 +111,7 @@ export async function runRetrieval(options: RetrievalOptions): Promise<Retrieval
       pool,
       skipUnreadable: false,
       keepIds: true,
-      digest: false,
+      digest: true,
     });
     try {
       imageRun = await runZeroShotStream({
@@ -116,6 +133,10 @@ export async function runRetrieval(options: RetrievalOptions): Promise<Retrieval
     await pool.close();
   }
   if (images === 0) throw inputError(`${dataset.name}: no images with captions`);
+  const digest = createHash('sha256').update(DIGEST_VERSION).update(`${stream.digest()!}\n`);
+  captions.forEach((caption, c) => digest.update(`${captionImageList[c]!} ${JSON.stringify(caption)}\n`));
+  const sha256 = digest.digest('hex');
+  await options.afterStreaming?.({ images, captions: captions.length, sha256 });
 
   const text = await bundleClassifier(bundle, {
     classNames: captions,
@@ -135,7 +156,7 @@ export async function runRetrieval(options: RetrievalOptions): Promise<Retrieval
   }
   const captionImage = Int32Array.from(captionImageList);
   const similarityStart = performance.now();
-  const scores = computeRetrieval({ images: imageEmbeddings, captions: text.weights, dim: text.dim, captionImage, ks: options.ks, top: options.top });
+  const scores = await computeRetrieval({ images: imageEmbeddings, captions: text.weights, dim: text.dim, captionImage, ks: options.ks, top: options.top });
   const similaritySeconds = (performance.now() - similarityStart) / 1000;
   return {
     scores,
@@ -143,6 +164,7 @@ export async function runRetrieval(options: RetrievalOptions): Promise<Retrieval
     captions,
     captionImage,
     embeddingDim: text.dim,
+    sha256,
     timing: {
       wallSeconds: (performance.now() - start) / 1000,
       imageSeconds: imageRun.seconds,
