@@ -63,6 +63,8 @@ const EMBEDDING_NAME = /^[0-9a-f]{64}\.bin$/;
 const HUB_REPO_FOLDER = /^[\w.-]+--[\w.-]+$/;
 const WDS_URL_FOLDER = /^[0-9a-f]{16}$/;
 const SHARD_FOLDER = /^[0-9a-f]{2}$/;
+/** A lock file (and a stale lock's break file) as src/net/file-lock.ts names them. */
+const LOCK_FILE = /\.lock(\.break)?$/;
 
 export async function listCache(cacheRoot: string): Promise<CacheInventory> {
   return toInventory(await survey(cacheRoot));
@@ -206,7 +208,11 @@ interface Tree {
   files: string[];
 }
 
-/** The bytes of the regular files in a folder and the newest modification time in it, by lstat. */
+/**
+ * The bytes of the regular files in a folder, by lstat, and its last use: the newest of the folder's own
+ * time (which readers mark) and its files' (which downloads write). Lock files do not count: a held one
+ * is judged by its holder, not as a use.
+ */
 async function walkTree(folder: string): Promise<Tree> {
   const tree: Tree = { bytes: 0, lastUseMs: (await lstat(folder)).mtimeMs, folders: [], files: [] };
   const visit = async (path: string): Promise<void> => {
@@ -214,10 +220,10 @@ async function walkTree(folder: string): Promise<Tree> {
       const childPath = join(path, child);
       const info = await lstatOrUndefined(childPath);
       if (info === undefined) continue;
-      tree.lastUseMs = Math.max(tree.lastUseMs, info.mtimeMs);
       if (info.isDirectory()) await visit(childPath);
       else {
         if (info.isFile()) tree.bytes += info.size;
+        if (!LOCK_FILE.test(child)) tree.lastUseMs = Math.max(tree.lastUseMs, info.mtimeMs);
         tree.files.push(childPath);
       }
     }
@@ -324,7 +330,7 @@ async function remove(removal: Removal, dryRun: boolean): Promise<Outcome> {
     return done.ran ? { freedBytes: done.value } : { freedBytes: 0, heldBy: { lock, holder: done.holder } };
   }
   // A download in progress anywhere in the folder keeps all of it: its files belong together.
-  for (const file of removal.files.filter((each) => each.endsWith('.lock'))) {
+  for (const file of removal.files.filter((each) => LOCK_FILE.test(each))) {
     const holder = await liveLockHolder(file);
     if (holder !== undefined) return { freedBytes: 0, heldBy: { lock: file, holder } };
   }
