@@ -206,7 +206,9 @@ test('prune --older-than removes only entries last used before then, says what a
 
   const dry = await prune(cache, '--older-than', '30d', '--dry-run');
   assert.match(dry.stdout, new RegExp(`^would remove ${MODEL} \\(model, .*, last used 40 d ago\\)$`, 'm'));
-  assert.match(dry.stdout, /^would remove text-embeddings\/[0-9a-f]{64}\.bin \(text embedding, /m);
+  assert.match(dry.stdout, /^would remove 1 text embedding \(1\.\d kB, last used 31 d ago or earlier\)$/m);
+  const dryVerbose = await prune(cache, '--older-than', '30d', '--dry-run', '--verbose');
+  assert.match(dryVerbose.stdout, /^would remove text-embeddings\/[0-9a-f]{64}\.bin \(text embedding, /m);
   assert.ok(await exists(join(cache, MODEL)), 'a dry run removes nothing');
   assert.ok(await exists(textEntry!));
 

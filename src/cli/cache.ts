@@ -78,12 +78,18 @@ function listJson(inventory: CacheInventory): string {
 function formatPrune(result: PruneResult, dryRun: boolean, verbose: boolean, now: number): string {
   const lines = [`cache folder: ${showUnprintable(result.root)}`];
   const describe = (entry: CacheEntry) => `${showUnprintable(entry.path)} (${KIND_NAMES[entry.kind].one}, ${formatBytes(entry.bytes)}, last used ${ago(entry.lastUseMs, now)})`;
-  for (const entry of result.removed) lines.push(`${dryRun ? 'would remove' : 'removed'} ${describe(entry)}`);
+  const verb = dryRun ? 'would remove' : 'removed';
+  // Embedding entries come by the thousand: one line per kind unless --verbose.
+  const embedding = (entry: CacheEntry) => !verbose && (entry.kind === 'textEmbedding' || entry.kind === 'imageEmbedding');
+  for (const entry of result.removed.filter((each) => !embedding(each))) lines.push(`${verb} ${describe(entry)}`);
+  for (const row of summary(result.removed.filter(embedding))) {
+    if (row.entries > 0) lines.push(`${verb} ${row.entries} ${row.entries === 1 ? KIND_NAMES[row.kind].one : KIND_NAMES[row.kind].many} (${formatBytes(row.bytes)}, last used ${ago(row.lastUseMs!, now)} or earlier)`);
+  }
   for (const entry of result.kept) lines.push(`kept ${describe(entry)}: ${showUnprintable(entry.reason)}`);
   if (result.temporaries.length > 0) {
     const bytes = result.temporaries.reduce((sum, file) => sum + file.bytes, 0);
     const count = `${result.temporaries.length} stale ${result.temporaries.length === 1 ? 'temporary file' : 'temporary files'}`;
-    lines.push(`${dryRun ? 'would remove' : 'removed'} ${count} of interrupted writers (${formatBytes(bytes)})`);
+    lines.push(`${verb} ${count} of interrupted writers (${formatBytes(bytes)})`);
   }
   if (verbose) for (const skip of result.skipped) lines.push(`skipped ${showUnprintable(skip.path)}: ${skip.reason}`);
   const freed = result.freedBytes + result.temporaries.reduce((sum, file) => sum + file.bytes, 0);
