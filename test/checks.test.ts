@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import { checkBaselineFits, parseAccuracy, parsePercentagePoints, runChecks, validateBaseline } from '../src/checks/checks.js';
 import { formatJunit, formatStepSummary } from '../src/report/junit.js';
+import { wilsonInterval } from '../src/tasks/statistics.js';
 import type { EvaluationReport, ModelResult } from '../src/tasks/zero-shot/result.js';
 import { havePython, xmlElements } from './support/xml.js';
 
@@ -9,7 +10,13 @@ function result(id: string, variant: string, top1: number, top5: number): ModelR
   return {
     model: { id, layout: 'huggingface', variant, embeddingDim: 192, files: [], imageEncoder: 'image_embeds' },
     device: 'cpu',
-    metrics: { images: 100, top1, top5, meanPerClassRecall: top1, superclassTop1: top5, perClass: [], mostConfused: [] },
+    metrics: {
+      images: 100,
+      top1,
+      top5,
+      top1Interval: wilsonInterval(Math.round(100 * top1), 100),
+      top5Interval: wilsonInterval(Math.round(100 * top5), 100),
+      meanPerClassRecall: top1, superclassTop1: top5, perClass: [], mostConfused: [] },
     timing: { wallSeconds: 1.5, imageSeconds: 1, imagesPerSecond: 100, textSeconds: 0.1, textEmbeddings: 'cached' },
   };
 }

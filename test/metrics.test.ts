@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import { computeMetrics } from '../src/tasks/zero-shot/metrics.js';
 import { createTopK, scoreImages, softmax } from '../src/tasks/zero-shot/scores.js';
+import { wilsonInterval } from '../src/tasks/statistics.js';
 import { selectSubset } from '../src/tasks/zero-shot/subset.js';
 
 test('scoreImages keeps the k best classes by 100·cosine, best first, ties to the lower index', () => {
@@ -52,6 +53,10 @@ test('computeMetrics: top-1, top-5, mean per-class recall, super-classes and con
   assert.equal(metrics.superclassTop1, 0.75);
   assert.deepEqual(metrics.mostConfused[0], { label: 2, labelName: 'c', predicted: 5, predictedName: 'f', count: 2 });
   assert.equal(metrics.mostConfused.length, 2);
+  assert.deepEqual(metrics.top1Interval, wilsonInterval(1, 4));
+  assert.deepEqual(metrics.top5Interval, wilsonInterval(2, 4));
+  assert.deepEqual(metrics.perClass[2]!.interval, wilsonInterval(0, 2));
+  assert.deepEqual(metrics.perClass[3]!.interval, [0, 1]);
 });
 
 test('selectSubset picks the same images every time: first N per class, then a limit', () => {

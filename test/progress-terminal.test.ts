@@ -5,7 +5,8 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatBarLine } from '../src/core/progress.js';
+import { PassThrough } from 'node:stream';
+import { createProgress, formatBarLine } from '../src/core/progress.js';
 import { makeTempDir, repoRoot } from './support/paths.js';
 
 /**
@@ -69,6 +70,26 @@ test('the bar line fits the terminal: the bar shrinks or goes, the rate and ETA 
   assert.match(formatBarLine(line, 80), /^cifar100 fp32 \[█+░+\] 50% .* ETA 6s top-1 64\.12 %$/, 'at 80 columns a shorter bar');
   assert.match(formatBarLine(line, 60), /^cifar100 fp32 \[█+░+\] 50% .* ETA 6s$/, 'at 60 columns the detail goes first');
   assert.match(formatBarLine(line, 40), /^c… 50% 5000\/10000 812\.3 images\/s ETA 6s$/, 'at 40 columns the label is cut');
+});
+
+test('a stream of unknown length shows its count and rate, never "N/0", a percentage or an ETA', () => {
+  const line = { label: 'wds/flickr30k fp32', fraction: undefined, amount: '5000', rate: '812.3 images/s', eta: '--', detail: 'top-1 64.12 %' };
+  assert.equal(formatBarLine(line, 120), 'wds/flickr30k fp32 5000 812.3 images/s top-1 64.12 %');
+  assert.equal(formatBarLine(line, 40), 'wds/flickr30k fp32 5000 812.3 images/s');
+
+  const stream = new PassThrough();
+  let written = '';
+  stream.on('data', (chunk: Buffer) => (written += chunk.toString()));
+  const progress = createProgress({ label: 'shards', total: undefined, unit: 'images', stream: stream as unknown as NodeJS.WriteStream });
+  progress.update(250);
+  progress.stop();
+  assert.match(written, /^shards: 250 [0-9.]+ images\/s\n$/);
+
+  const known = createProgress({ label: 'cifar100', total: 1000, unit: 'images', stream: stream as unknown as NodeJS.WriteStream });
+  written = '';
+  known.update(250);
+  known.stop();
+  assert.match(written, /^cifar100: 25% 250\/1000 [0-9.]+ images\/s ETA \S+\n$/);
 });
 
 test('on a 60-column terminal every drawn bar line fits and shows the rate and ETA', { skip: haveScript ? false : 'needs script (util-linux)' }, async () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -179,4 +180,48 @@ test('retrieval errors are one line: a missing image, a data set without caption
   await refuses([join(dir, 'captions.csv'), '--recall-k', '1,0'], /--recall-k 1,0: expected positive whole numbers/, 2);
   await refuses([join(dir, 'captions.csv'), '--min', 'top1=50%'], /--min top1=50%: expected METRIC@K=VALUE/, 2);
   await refuses([join(dir, 'captions.csv'), '--min', 'imageRetrievalRecall@5=80'], /--min imageRetrievalRecall@5 80: expected a fraction/, 2);
+});
+
+test('fetch wds/NAME of a caption webdataset (no classnames.txt) fills the cache; retrieval then runs from it with the hub stopped', async () => {
+  const server = await startTestServer();
+  await publishDatasetRepo(server, 'clip-benchmark/wds_flickr', join(dir, 'flickr'));
+  const cache = join(dir, 'cache-fetched');
+  const fetched = await runCli(['fetch', 'wds/flickr', '--cache-dir', cache, '--quiet'], { env: { HF_ENDPOINT: server.origin } });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  const folder = join(cache, 'datasets', 'hub', 'clip-benchmark--wds_flickr', 'main');
+  assert.equal(fetched.stdout, `wds/flickr (test, 2 shards, captions): ${folder}\n`);
+  await server.close();
+  for (const offline of [[], ['--offline']]) {
+    const json = join(dir, `fetched${offline.join('')}.json`);
+    const run = await runCli(['retrieval', 'wds/flickr', '--model', join(dir, 'model'), '--cache-dir', cache, '--threads', '1', '--quiet', '--json', json, ...offline], { env: { HF_ENDPOINT: server.origin } });
+    assert.equal(run.code, 0, run.stderr);
+    const { metrics } = (JSON.parse(await readFile(json, 'utf8')) as Report).results[0]!;
+    assert.equal(metrics.images, WDS_CLASSES);
+    assert.equal(metrics.captions, 2 * WDS_CLASSES);
+    assert.ok(metrics.imageRetrievalRecall['1']! >= 0.95, JSON.stringify(metrics));
+  }
+
+  const local = await runCli(['fetch', `wds:${join(dir, 'flickr')}`, '--cache-dir', cache, '--quiet']);
+  assert.equal(local.code, 0, local.stderr);
+  assert.equal(local.stdout, `wds:${join(dir, 'flickr')} (test, 2 shards, captions): ${join(dir, 'flickr')}\n`);
+});
+
+test('fetch of a webdataset with neither classnames.txt nor captions is one line, exit 3, before its other shards are downloaded', async () => {
+  const layout = join(dir, 'unlabelled');
+  const shard = async (first: number): Promise<ShardMember[]> => [
+    { name: `s${first}.png`, bytes: await encodeClassImage(names[first]!, 'png') },
+    { name: `s${first}.cls`, bytes: Buffer.from('0\n') },
+  ];
+  await mkdir(join(layout, 'test'), { recursive: true });
+  await writeFile(join(layout, 'test', 'nshards.txt'), '2\n');
+  await writeShard(join(layout, 'test', '0.tar'), await shard(0));
+  await writeShard(join(layout, 'test', '1.tar'), await shard(1));
+  await publishDatasetRepo(hub, 'clip-benchmark/wds_unlabelled', layout);
+  const cache = join(dir, 'cache-unlabelled');
+  const run = await runCli(['fetch', 'wds/unlabelled', '--cache-dir', cache, '--quiet'], { env: { HF_ENDPOINT: hub.origin } });
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(run.stderr, /^clip-eval: webdataset wds\/unlabelled has no classnames\.txt, so it was read as a caption data set, but webdataset shard test\/0\.tar: sample s0 has no captions \(\.txt member\)\n$/);
+  const folder = join(cache, 'datasets', 'hub', 'clip-benchmark--wds_unlabelled', 'main', 'test');
+  assert.ok(existsSync(join(folder, '0.tar')));
+  assert.equal(existsSync(join(folder, '1.tar')), false);
 });

@@ -267,7 +267,7 @@ test('clip-eval fetch wds/<name> fills the cache for offline runs; a missing spl
   const run = await runCli(['fetch', 'wds/pattern10', '--cache-dir', cacheRoot, '--quiet'], { env: { HF_ENDPOINT: hub.origin } });
   assert.equal(run.code, 0, run.stderr);
   const folder = join(cacheRoot, 'datasets', 'hub', 'clip-benchmark--wds_pattern10', 'main');
-  assert.equal(run.stdout, `wds/pattern10 (test, 2 shards): ${folder}\n`);
+  assert.equal(run.stdout, `wds/pattern10 (test, 2 shards, 10 classes): ${folder}\n`);
   const requests = hub.requests.length;
   await assertFixture(await openDataset('wds/pattern10', { cacheRoot, offline: true, quiet: true }), 'wds/pattern10');
   assert.equal(hub.requests.length, requests);

@@ -34,7 +34,8 @@ export function fetchCommand(setExit: (code: number) => void): Command {
         process.stdout.write(`${item}: ${directory}\n`);
       } else {
         const fetched = await fetchWebdataset(item, { cacheRoot, split: options.split, offline: options.offline, quiet: options.quiet, logger });
-        process.stdout.write(`${item} (${options.split}, ${fetched.shards} shard${fetched.shards === 1 ? '' : 's'}): ${fetched.folder}\n`);
+        const content = fetched.kind === 'captions' ? 'captions' : `${fetched.classes} ${fetched.classes === 1 ? 'class' : 'classes'}`;
+        process.stdout.write(`${item} (${options.split}, ${fetched.shards} shard${fetched.shards === 1 ? '' : 's'}, ${content}): ${fetched.folder}\n`);
       }
     }
     setExit(EXIT.ok);

@@ -1,16 +1,18 @@
+import { lstat } from 'node:fs/promises';
 import { Command } from 'commander';
 import { resolveCacheRoot } from '../core/cache.js';
 import { EXIT, usageError } from '../core/errors.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { expandInputs } from '../datasets/image-files.js';
+import { expandInputs, isImageFileName, STDIN_ARGUMENT } from '../datasets/image-files.js';
 import { parseDevice } from '../model/session.js';
-import { searchImages, type SearchRun } from '../tasks/search/search.js';
+import { searchImages, type SearchOptions, type SearchRun } from '../tasks/search/search.js';
 import { addCommonOptions, addImageFileOptions, addInferenceOptions, addModelOptions, loggerFor, modelChoices, type CommonOptions, type ModelOptions } from './flags.js';
 import { readStdinBytes } from './io.js';
 import { positiveInteger } from './options.js';
 import { FLAG_WORDING } from './wording.js';
 
 interface SearchCliOptions extends CommonOptions, ModelOptions {
+  image?: string;
   top: number;
   json?: boolean;
   recursive?: boolean;
@@ -37,8 +39,31 @@ function formatJsonLines(run: SearchRun): string {
   return `${rows.join('\n')}\n`;
 }
 
-async function runSearch(query: string, files: string[], options: SearchCliOptions): Promise<number> {
-  if (query.trim() === '') throw usageError('the search query is empty; give the text to search for, e.g. "a red car"');
+/**
+ * What the positional arguments mean: a text query then the images, or, with --image, only images. A
+ * text given beside --image is an argument that names no file or folder and no image either.
+ */
+async function searchQuery(positionals: string[], options: SearchCliOptions): Promise<{ query: SearchOptions['query']; files: string[] }> {
+  if (options.image === undefined) {
+    const [text, ...files] = positionals;
+    if (text === undefined) throw usageError('give the text to search for (or --image FILE) and the images or folders to search');
+    if (text.trim() === '') throw usageError('the search query is empty; give the text to search for, e.g. "a red car"');
+    if (files.length === 0) throw usageError('give the images or folders to search after the query');
+    return { query: { text }, files };
+  }
+  if (positionals.length === 0) throw usageError('--image: give the images or folders to search');
+  for (const argument of positionals) {
+    if (argument === STDIN_ARGUMENT || isImageFileName(argument)) continue;
+    const exists = await lstat(argument).then(() => true, () => false);
+    if (!exists) {
+      throw usageError(`${JSON.stringify(argument)} is no file or folder: search by a text query or by --image FILE, not both (with --image every argument names images to search)`);
+    }
+  }
+  return { query: { image: { file: options.image, path: options.image } }, files: positionals };
+}
+
+async function runSearch(positionals: string[], options: SearchCliOptions): Promise<number> {
+  const { query, files } = await searchQuery(positionals, options);
   const logger = loggerFor(options);
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
   if (models.length !== 1) throw usageError('search uses one model: give at most one --model and one --variant');
@@ -70,15 +95,17 @@ async function runSearch(query: string, files: string[], options: SearchCliOptio
 
 export function searchCommand(setExit: (code: number) => void): Command {
   const command = new Command('search')
-    .description('rank images by similarity to a text query (cosine of the CLIP embeddings); image embeddings are cached, so a second search over the same files encodes nothing')
-    .argument('<query>', 'the text to search for, e.g. "a red car on a beach"')
-    .argument('<file...>', 'image files, folders of images, or - for standard input')
+    .description('rank images by similarity to a text query or, with --image, to an image (cosine of the CLIP embeddings); image embeddings are cached, so a second search over the same files encodes nothing')
+    .usage('[options] <query> <file...>\n       clip-eval search [options] --image <file> <file...>')
+    .argument('[query]', 'the text to search for, e.g. "a red car on a beach" (none with --image)')
+    .argument('[file...]', 'image files, folders of images, or - for standard input')
+    .option('--image <file>', 'rank by similarity to this image instead of a text query (find similar photos); it is ranked too when it is among the files')
     .option('-k, --top <n>', 'how many of the best images to show', positiveInteger('--top'), 10)
     .option('--json', 'print JSON Lines {"rank","file","score"}, then {"summary":{"images","encoded","cached"}}');
   addImageFileOptions(command, 'search');
   addModelOptions(command, false);
   addInferenceOptions(command);
   addCommonOptions(command);
-  command.action(async (query: string, files: string[], options: SearchCliOptions) => setExit(await runSearch(query, files, options)));
+  command.action(async (query: string | undefined, files: string[], options: SearchCliOptions) => setExit(await runSearch(query === undefined ? files : [query, ...files], options)));
   return command;
 }

@@ -12,7 +12,8 @@ export interface Progress {
 
 export interface ProgressOptions {
   label: string;
-  total: number;
+  /** Undefined while unknown (a stream of unknown length): the line then shows the count and rate only. */
+  total: number | undefined;
   unit: 'bytes' | 'images' | 'prompts';
   quiet?: boolean;
   stream?: NodeJS.WriteStream;
@@ -49,6 +50,11 @@ function formatRate(perSecond: number, unit: ProgressOptions['unit']): string {
   return unit === 'bytes' ? `${formatBytes(perSecond)}/s` : `${perSecond.toFixed(1)} ${unit}/s`;
 }
 
+/** "done/total", or just "done" while the total is unknown. */
+function formatDone(done: number, total: number | undefined, unit: ProgressOptions['unit']): string {
+  return total === undefined ? formatAmount(done, unit) : `${formatAmount(done, unit)}/${formatAmount(total, unit)}`;
+}
+
 function formatEta(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '--';
   const s = Math.round(seconds);
@@ -58,8 +64,8 @@ function formatEta(seconds: number): string {
 /** The parts of one bar line; the bar itself is drawn to fit the terminal. */
 export interface BarLine {
   label: string;
-  /** Done, in [0, 1]. */
-  fraction: number;
+  /** Done, in [0, 1]; undefined while the total is unknown (no percentage, no ETA). */
+  fraction: number | undefined;
   amount: string;
   rate: string;
   eta: string;
@@ -75,8 +81,9 @@ const NARROWEST_BAR = 5;
  * rate, ETA) stay.
  */
 export function formatBarLine(line: BarLine, columns: number): string {
-  const fraction = Math.min(Math.max(line.fraction, 0), 1);
-  const figures = `${Math.floor(100 * fraction)}% ${line.amount} ${line.rate} ETA ${line.eta}`;
+  const fraction = line.fraction === undefined ? 0 : Math.min(Math.max(line.fraction, 0), 1);
+  const figures =
+    line.fraction === undefined ? `${line.amount} ${line.rate}` : `${Math.floor(100 * fraction)}% ${line.amount} ${line.rate} ETA ${line.eta}`;
   const room = columns - 1;
   const draw = (width: number) => {
     const done = Math.round(fraction * width);
@@ -84,6 +91,10 @@ export function formatBarLine(line: BarLine, columns: number): string {
   };
   for (const detail of line.detail ? [` ${line.detail}`, ''] : ['']) {
     const width = Math.min(WIDEST_BAR, room - `${line.label}  ${figures}${detail}`.length - 2);
+    if (line.fraction === undefined) {
+      if (`${line.label} ${figures}${detail}`.length <= room) return `${line.label} ${figures}${detail}`;
+      continue;
+    }
     if (width >= NARROWEST_BAR) return `${line.label} ${draw(width)} ${figures}${detail}`;
   }
   const labelRoom = room - figures.length - 1;
@@ -125,7 +136,8 @@ function barProgress(options: ProgressOptions, stream: NodeJS.WriteStream): Prog
   const start = performance.now();
   const bar = new cliProgress.SingleBar({
     stream,
-    format: (_options, params, payload: Omit<BarLine, 'label' | 'fraction'>) => formatBarLine({ label: options.label, fraction: params.progress, ...payload }, params.maxWidth),
+    format: (_options, params, payload: Omit<BarLine, 'label' | 'fraction'>) =>
+      formatBarLine({ label: options.label, fraction: options.total === undefined ? undefined : params.progress, ...payload }, params.maxWidth),
     hideCursor: true,
     clearOnComplete: false,
     etaBuffer: 50,
@@ -134,15 +146,15 @@ function barProgress(options: ProgressOptions, stream: NodeJS.WriteStream): Prog
     const seconds = (performance.now() - start) / 1000;
     const rate = seconds > 0 ? done / seconds : 0;
     return {
-      amount: `${formatAmount(done, options.unit)}/${formatAmount(options.total, options.unit)}`,
+      amount: formatDone(done, options.total, options.unit),
       rate: formatRate(rate, options.unit),
-      eta: formatEta(rate > 0 ? (options.total - done) / rate : Infinity),
+      eta: formatEta(rate > 0 && options.total !== undefined ? (options.total - done) / rate : Infinity),
       detail,
     };
   };
   addSignalHandlers();
   activeBars.set(bar, stream);
-  bar.start(Math.max(options.total, 1), 0, payload(0));
+  bar.start(Math.max(options.total ?? 1, 1), 0, payload(0));
   return {
     update(done, detail) {
       bar.update(done, payload(done, detail));
@@ -164,13 +176,15 @@ function lineProgress(options: ProgressOptions, stream: NodeJS.WritableStream): 
   const print = () => {
     const seconds = (performance.now() - start) / 1000;
     const rate = seconds > 0 ? last.done / seconds : 0;
+    const detail = last.detail ? ` ${last.detail}` : '';
+    const done = formatDone(last.done, options.total, options.unit);
+    if (options.total === undefined) {
+      stream.write(`${options.label}: ${done} ${formatRate(rate, options.unit)}${detail}\n`);
+      return;
+    }
     const percent = options.total > 0 ? Math.floor((100 * last.done) / options.total) : 100;
     const eta = rate > 0 ? (options.total - last.done) / rate : Infinity;
-    const detail = last.detail ? ` ${last.detail}` : '';
-    stream.write(
-      `${options.label}: ${percent}% ${formatAmount(last.done, options.unit)}/${formatAmount(options.total, options.unit)} ` +
-        `${formatRate(rate, options.unit)} ETA ${formatEta(eta)}${detail}\n`,
-    );
+    stream.write(`${options.label}: ${percent}% ${done} ${formatRate(rate, options.unit)} ETA ${formatEta(eta)}${detail}\n`);
   };
   return {
     update(done, detail = '') {

@@ -283,7 +283,7 @@ function lazyProgress(settings: Settings): LazyProgress {
   let progress: Progress | undefined;
   return {
     update(done, total) {
-      progress ??= createProgress({ label: settings.label, total: total ?? 0, unit: 'bytes', quiet: settings.quiet });
+      progress ??= createProgress({ label: settings.label, total, unit: 'bytes', quiet: settings.quiet });
       progress.update(done);
     },
     stop() {

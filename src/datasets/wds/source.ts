@@ -48,6 +48,8 @@ interface WebdatasetFiles {
   readonly folder: string;
   /** Fails with one line when the file is absent (or, offline, not cached). */
   require(path: string): Promise<void>;
+  /** Whether the file is there (offline: whether it is cached). */
+  has(path: string): Promise<boolean>;
   /** A local copy of the file, fetched into the cache when remote. */
   fetch(path: string): Promise<string>;
 }
@@ -60,18 +62,23 @@ function missingError(spec: string, files: { where: string }, path: string): Cli
 function localFiles(spec: string, root: string): WebdatasetFiles {
   const where = root;
   const localPath = (path: string) => join(root, ...path.split('/'));
-  const require = async (path: string) => {
+  const has = async (path: string) => {
     try {
       await stat(localPath(path));
+      return true;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw missingError(spec, { where }, path);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw isFileSystemError(error) ? fileSystemError(error, `webdataset ${spec}:`, localPath(path)) : error;
     }
+  };
+  const require = async (path: string) => {
+    if (!(await has(path))) throw missingError(spec, { where }, path);
   };
   return {
     where,
     folder: root,
     require,
+    has,
     async fetch(path) {
       await require(path);
       return localPath(path);
@@ -90,6 +97,7 @@ function hubFiles(spec: string, id: HubRepoId, options: DatasetOpenOptions): Web
       if (options.offline) throw repo.notCachedError(path);
       if (!(await repo.has(path))) throw missingError(spec, { where }, path);
     },
+    has: (path) => repo.has(path),
     fetch: (path) => repo.fetch(path),
   };
 }
@@ -105,26 +113,33 @@ function urlFiles(spec: string, root: URL, options: DatasetOpenOptions): Webdata
   const folder = join(webdatasetUrlCacheRoot(options.cacheRoot), createHash('sha256').update(root.href).digest('hex').slice(0, 16));
   const localPath = (path: string) => join(folder, ...path.split('/'));
   const fileUrl = (path: string) => new URL(path.split('/').map(encodeURIComponent).join('/'), root);
+  const has = async (path: string) => {
+    const cached = await stat(localPath(path)).then((info) => info.isFile(), () => false);
+    if (cached) {
+      markUsed(folder, FOLDER_USE_RESOLUTION_MS);
+      return true;
+    }
+    if (options.offline) return false;
+    let status: number;
+    try {
+      const response = await httpRequest(fileUrl(path), { method: 'HEAD', headers: { 'Accept-Encoding': 'identity' }, timeoutMs: HEAD_TIMEOUT_MS });
+      await response.discard();
+      status = response.status;
+    } catch (error) {
+      throw inputError(`webdataset ${spec}: cannot reach ${fileUrl(path).href} (${describeError(error)}); check the URL, the connection or the proxy settings`, error);
+    }
+    if (status === 404 || status === 410) return false;
+    if (status >= 400) throw inputError(`webdataset ${spec}: ${fileUrl(path).href} answered HTTP ${status}`);
+    return true;
+  };
   return {
     where,
     folder,
+    has,
     async require(path) {
-      const cached = await stat(localPath(path)).then((info) => info.isFile(), () => false);
-      if (cached) {
-        markUsed(folder, FOLDER_USE_RESOLUTION_MS);
-        return;
-      }
+      if (await has(path)) return;
       if (options.offline) throw inputError(`webdataset ${spec}: ${path} is not in the cache (${localPath(path)}) and offline mode forbids downloading it`);
-      let status: number;
-      try {
-        const response = await httpRequest(fileUrl(path), { method: 'HEAD', headers: { 'Accept-Encoding': 'identity' }, timeoutMs: HEAD_TIMEOUT_MS });
-        await response.discard();
-        status = response.status;
-      } catch (error) {
-        throw inputError(`webdataset ${spec}: cannot reach ${fileUrl(path).href} (${describeError(error)}); check the URL, the connection or the proxy settings`, error);
-      }
-      if (status === 404 || status === 410) throw missingError(spec, { where }, path);
-      if (status >= 400) throw inputError(`webdataset ${spec}: ${fileUrl(path).href} answered HTTP ${status}`);
+      throw missingError(spec, { where }, path);
     },
     async fetch(path) {
       const result = await downloadFile({
@@ -264,21 +279,44 @@ async function openWebdataset(spec: string, options: DatasetOpenOptions): Promis
   };
 }
 
+/** What a fetched webdataset holds: labelled images (classification) or captioned ones (retrieval). */
+export type WebdatasetKind = { kind: 'classification'; classes: number } | { kind: 'captions' };
+
+/**
+ * Checks that a shard's first sample has captions: a data set without classnames.txt is taken for a
+ * caption data set, and this says so before its other shards are downloaded if it is neither.
+ */
+async function checkCaptionShard(spec: string, local: string, shard: string): Promise<void> {
+  const samples = shardSamples(local, shard, { kind: 'captions' }, new Set());
+  try {
+    await samples.next();
+    await samples.return(undefined);
+  } catch (error) {
+    if (!(error instanceof ClipEvalError)) throw error;
+    throw inputError(`webdataset ${spec} has no ${CLASS_NAMES_FILE}, so it was read as a caption data set, but ${error.message}`, error);
+  }
+}
+
 /**
  * Fetches every file of a remote webdataset split into the cache (for later offline runs) and says how
- * many shards it has and where the copies are; a local folder is only checked.
+ * many shards it has, where the copies are, and what it holds: a classification data set (classnames.txt
+ * and the templates, fetched too) or, without classnames.txt, a caption data set (CLIP_benchmark's
+ * flickr30k, mscoco_captions: .txt members), checked on the first sample. A local folder is only checked.
  */
-export async function fetchWebdataset(spec: string, options: DatasetOpenOptions): Promise<{ shards: number; folder: string }> {
+export async function fetchWebdataset(spec: string, options: DatasetOpenOptions): Promise<{ shards: number; folder: string } & WebdatasetKind> {
   const split = options.split ?? DEFAULT_SPLIT;
   checkSplit(spec, split);
   const files = await filesFor(spec, options);
   const shardCount = await readShardCount(files, spec, split);
-  await readClassNames(files, spec);
-  await readTemplates(files, spec);
+  const kind: WebdatasetKind = (await files.has(CLASS_NAMES_FILE)) ? { kind: 'classification', classes: (await readClassNames(files, spec)).length } : { kind: 'captions' };
+  if (kind.kind === 'classification') await readTemplates(files, spec);
   const shards = shardPaths(split, shardCount);
   await requireAll(files, shards);
-  for (const shard of shards) await files.fetch(shard);
-  return { shards: shardCount, folder: files.folder };
+  for (const [index, shard] of shards.entries()) {
+    const local = await files.fetch(shard);
+    if (index === 0 && kind.kind === 'captions') await checkCaptionShard(spec, local, shard);
+  }
+  return { shards: shardCount, folder: files.folder, ...kind };
 }
 
 export function isWebdatasetSpec(spec: string): boolean {

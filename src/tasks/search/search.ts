@@ -1,10 +1,14 @@
 import { isFailure } from '../zero-shot/classification.js';
-import { classifyImages, type ClassifyOptions } from '../zero-shot/classify.js';
+import type { ImageInput } from '../../datasets/image-files.js';
+import { classifyByImage, classifyImages, type ClassificationRun, type ClassifyOptions } from '../zero-shot/classify.js';
 import { LOGIT_SCALE } from '../zero-shot/scores.js';
 
 export interface SearchOptions extends Omit<ClassifyOptions, 'labels' | 'templates' | 'top' | 'onResult'> {
-  /** The text the images are ranked by, encoded as it is (no template). */
-  query: string;
+  /**
+   * What the images are ranked by: a text, encoded as it is (no template), or an image, read and cached
+   * as the others are (then no text model is loaded). The query image is ranked too if it is among them.
+   */
+  query: { text: string } | { image: Exclude<ImageInput, { error: string }> };
   /** How many of the best images to return. */
   k: number;
   /** Told each image that could not be read, with its one-line error. */
@@ -30,20 +34,17 @@ export interface SearchRun {
 }
 
 /**
- * Ranks images by similarity to a text query: classification against the query as the only label,
- * with the query itself as the prompt, so images go through the same pipeline and cache as classify.
+ * Ranks images by similarity to a query: classification against the query as the only label (a text
+ * with itself as the prompt, or an image's embedding), so images go through the same pipeline and
+ * cache as classify.
  */
 export async function searchImages(options: SearchOptions): Promise<SearchRun> {
   const { query, k, onFailure, ...rest } = options;
-  const run = await classifyImages({
-    ...rest,
-    labels: [query],
-    templates: ['{}'],
-    top: 1,
-    onResult: (result) => {
-      if (isFailure(result)) onFailure?.(result.error);
-    },
-  });
+  const onResult: ClassifyOptions['onResult'] = (result) => {
+    if (isFailure(result)) onFailure?.(result.error);
+  };
+  const run: ClassificationRun =
+    'text' in query ? await classifyImages({ ...rest, labels: [query.text], templates: ['{}'], top: 1, onResult }) : await classifyByImage({ ...rest, query: query.image, onResult });
   const ranked = run.results
     .map((result, index) => ({ result, index }))
     .flatMap(({ result, index }) => (isFailure(result) ? [] : [{ file: result.file, logit: result.top[0]!.logit, index }]))

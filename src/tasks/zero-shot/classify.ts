@@ -1,4 +1,4 @@
-import { describeError, usageError } from '../../core/errors.js';
+import { describeError, inputError, usageError } from '../../core/errors.js';
 import { createTopK, roundLogit, scoreImages, softmax } from './scores.js';
 import { runZeroShot } from './loop.js';
 import type { ModelChoice } from './evaluate.js';
@@ -13,8 +13,9 @@ import { DEFAULT_IMAGE_MEMORY_BYTES, MemoryBudget } from '../../preprocess/memor
 import type { ImageClassification, LabelScore } from './classification.js';
 import { validateTemplates } from '../../text/templates.js';
 import { bytesContentKey, fileContentKey } from './image-content.js';
-import type { ImageContentKey } from '../../model/image-embedding-cache.js';
-import { openZeroShotModel } from './model-setup.js';
+import type { ImageContentKey, ImageEmbeddingCache } from '../../model/image-embedding-cache.js';
+import type { PreprocessConfig } from '../../preprocess/config.js';
+import { openImageQueryModel, openZeroShotModel, type ZeroShotModel } from './model-setup.js';
 
 export interface ClassifyOptions {
   images: readonly ImageInput[];
@@ -72,6 +73,10 @@ function checkOptions(options: ClassifyOptions): void {
   validateLabels(options.labels, 'labels');
   validateTemplates(options.templates, 'templates');
   if (!Number.isInteger(options.top) || options.top < 1) throw usageError('expected a positive whole number', { input: { name: 'top', value: String(options.top) } });
+  checkRunOptions(options);
+}
+
+function checkRunOptions(options: Pick<ClassifyOptions, 'imageMemoryBytes' | 'batchSize'>): void {
   if (options.imageMemoryBytes !== undefined && (!Number.isSafeInteger(options.imageMemoryBytes) || options.imageMemoryBytes < 1)) {
     throw usageError(`image memory ${options.imageMemoryBytes}: expected a positive whole number of bytes`);
   }
@@ -99,8 +104,51 @@ function scoreBatch(embeddings: Float32Array, count: number, weights: Float32Arr
 }
 
 /** What the image's one-line errors call it. */
-function decodeLabel(input: ImageInput): string {
+function decodeLabel(input: ReadableImage): string {
   return 'bytes' in input ? 'standard input' : input.file;
+}
+
+/** An image input that names something to read (not one known to be unusable). */
+type ReadableImage = Exclude<ImageInput, { error: string }>;
+
+/** What reading an image needs besides the image: one run's cache, decoding and worker pool. */
+interface ImageReading {
+  imageCache: ImageEmbeddingCache | undefined;
+  cacheRoot: string;
+  decode: ClassifyOptions['decode'];
+  preprocess: PreprocessConfig;
+  pool: ImagePool;
+  memory: MemoryBudget;
+}
+
+/**
+ * An image's cached embedding (when it has `dim` floats; undefined: any), or else its preprocessed
+ * pixels written into `out` at `offset`, with the cache key to store its embedding under when its bytes
+ * were hashed as they were decoded. An image that cannot be read throws an ImageJobError naming it.
+ */
+async function readImage(input: ReadableImage, reading: ImageReading, dim: number | undefined, out: Float32Array, offset: number): Promise<{ embedding: Float32Array } | { content?: ImageContentKey }> {
+  const { imageCache, memory, pool } = reading;
+  // Leases are taken in image order (before any await), so the earliest image is never kept waiting.
+  const lease = memory.lease();
+  try {
+    const content = !imageCache ? undefined : 'bytes' in input ? bytesContentKey(input.bytes) : await fileContentKey(input.path, reading.cacheRoot, reading.decode?.maxFileBytes);
+    const embedding = content ? await imageCache!.read(content) : undefined;
+    if (embedding && (dim === undefined || embedding.length === dim)) return { embedding };
+    const { pixels, sha256 } = await pool.prepare({
+      source: 'bytes' in input ? { bytes: input.bytes } : { path: input.path },
+      label: decodeLabel(input),
+      config: reading.preprocess,
+      decode: reading.decode,
+      // Hashed again as it is decoded: an embedding is cached only under the bytes it came from.
+      digest: content !== undefined,
+      memory: { budget: memory.shared, lease },
+    });
+    out.set(pixels, offset);
+    pool.recycle(pixels);
+    return content && 'bytesSha256' in content && sha256 === content.bytesSha256 ? { content } : {};
+  } finally {
+    lease.release();
+  }
 }
 
 /**
@@ -111,22 +159,93 @@ function decodeLabel(input: ImageInput): string {
  */
 export async function classifyImages(options: ClassifyOptions): Promise<ClassificationRun> {
   checkOptions(options);
-  const { logger, labels, images } = options;
+  const bundle = await resolveModelBundle({ ...options.model, cacheRoot: options.cacheRoot, offline: options.offline, quiet: options.quiet, logger: options.logger });
+  return classifyWith(options, bundle, options.labels, () =>
+    openZeroShotModel({
+      bundle,
+      classNames: options.labels,
+      templates: options.templates,
+      session: sessionOptions(options),
+      textCacheRoot: options.textCache ? options.cacheRoot : undefined,
+      imageCacheRoot: options.imageCache ? options.cacheRoot : undefined,
+      imageDecode: options.decode,
+      logger: options.logger,
+      quiet: options.quiet,
+    }),
+  );
+}
+
+export interface ImageQueryOptions extends Omit<ClassifyOptions, 'labels' | 'templates' | 'textCache' | 'top'> {
+  /** The image the others are scored against; the results' one label is its `file`. */
+  query: ReadableImage;
+}
+
+/**
+ * Scores images by the cosine similarity of their embeddings to a query image's (search by image), each
+ * image read, decoded and cached as classifyImages reads it, the query too. Only the vision model is
+ * resolved and loaded. A query that cannot be read is an error naming it; the other images' failures
+ * are results, as in classifyImages.
+ */
+export async function classifyByImage(options: ImageQueryOptions): Promise<ClassificationRun> {
+  checkRunOptions(options);
+  const { query, logger } = options;
+  const bundle = await resolveModelBundle({ ...options.model, cacheRoot: options.cacheRoot, offline: options.offline, quiet: options.quiet, logger, needText: false });
+  return classifyWith({ ...options, top: 1 }, bundle, [query.file], (reading) =>
+    openImageQueryModel({
+      bundle,
+      label: query.file,
+      session: sessionOptions(options),
+      imageCacheRoot: options.imageCache ? options.cacheRoot : undefined,
+      imageDecode: options.decode,
+      logger,
+      quiet: options.quiet,
+      embedQuery: async (imageCache, openEncoder) => {
+        const pixels = new Float32Array(3 * bundle.preprocess.imageSize ** 2);
+        let read: Awaited<ReturnType<typeof readImage>>;
+        try {
+          read = await readImage(query, { ...reading, imageCache }, undefined, pixels, 0);
+        } catch (error) {
+          if (!(error instanceof ImageJobError)) throw error;
+          throw inputError(`query image ${describeError(error)}`, error);
+        }
+        if ('embedding' in read) {
+          logger.debug('query image embedding: cached');
+          return read.embedding;
+        }
+        const embedding = await (await openEncoder()).encode(pixels, 1);
+        logger.debug('query image embedding: encoded');
+        if (read.content) await imageCache!.write(read.content, embedding);
+        return embedding;
+      },
+    }),
+  );
+}
+
+function sessionOptions(options: Pick<ClassifyOptions, 'device' | 'deviceId' | 'threads' | 'logger'>) {
+  return { device: options.device, deviceId: options.deviceId, threads: options.threads, logger: options.logger };
+}
+
+/**
+ * Classifies `options.images` against the classes of the model `openModel` opens (given what it needs
+ * to read an image the run's way), `labels` naming them; the model's encoder is released at the end.
+ */
+async function classifyWith(
+  options: Omit<ClassifyOptions, 'labels' | 'templates' | 'textCache'>,
+  bundle: ModelBundle,
+  labels: readonly string[],
+  openModel: (reading: Omit<ImageReading, 'imageCache'>) => Promise<ZeroShotModel>,
+): Promise<ClassificationRun> {
+  const { images } = options;
   const memory = new MemoryBudget(options.imageMemoryBytes ?? DEFAULT_IMAGE_MEMORY_BYTES);
-  const bundle = await resolveModelBundle({ ...options.model, cacheRoot: options.cacheRoot, offline: options.offline, quiet: options.quiet, logger });
-  const { classifier, encoder, imageCache } = await openZeroShotModel({
-    bundle,
-    classNames: labels,
-    templates: options.templates,
-    session: { device: options.device, deviceId: options.deviceId, threads: options.threads, logger },
-    textCacheRoot: options.textCache ? options.cacheRoot : undefined,
-    imageCacheRoot: options.imageCache ? options.cacheRoot : undefined,
-    imageDecode: options.decode,
-    logger,
-    quiet: options.quiet,
-  });
   const pool = new ImagePool(options.imageWorkers !== undefined ? { workers: options.imageWorkers } : {});
+  const common = { cacheRoot: options.cacheRoot, decode: options.decode, preprocess: bundle.preprocess, pool, memory };
+  let model: ZeroShotModel | undefined;
   try {
+    model = await openModel(common);
+    const { classifier, encoder, imageCache } = model;
+    const reading: ImageReading = { ...common, imageCache };
+    // Hits before the loop (the query image's) are not the images' own.
+    const hitsBefore = imageCache?.hits ?? 0;
     const k = Math.min(options.top, labels.length);
     const errors: (string | undefined)[] = new Array(images.length);
     const results: ImageClassification[] = new Array(images.length);
@@ -147,30 +266,14 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
           errors[i] = input.error;
           return new Float32Array(classifier.dim);
         }
-        // Leases are taken in image order (before any await), so the earliest image is never kept waiting.
-        const lease = memory.lease();
         try {
-          const content = !imageCache ? undefined : 'bytes' in input ? bytesContentKey(input.bytes) : await fileContentKey(input.path, options.cacheRoot, options.decode?.maxFileBytes);
-          const embedding = content ? await imageCache!.read(content) : undefined;
-          if (embedding?.length === classifier.dim) return embedding;
-          const { pixels, sha256 } = await pool.prepare({
-            source: 'bytes' in input ? { bytes: input.bytes } : { path: input.path },
-            label: decodeLabel(input),
-            config: bundle.preprocess,
-            decode: options.decode,
-            // Hashed again as it is decoded: an embedding is cached only under the bytes it came from.
-            digest: content !== undefined,
-            memory: { budget: memory.shared, lease },
-          });
-          if (content && 'bytesSha256' in content && sha256 === content.bytesSha256) contents[i] = content;
-          out.set(pixels, offset);
-          pool.recycle(pixels);
+          const read = await readImage(input, reading, classifier.dim, out, offset);
+          if ('embedding' in read) return read.embedding;
+          contents[i] = read.content;
         } catch (error) {
           if (!(error instanceof ImageJobError)) throw error;
           errors[i] = describeError(error);
           return new Float32Array(classifier.dim);
-        } finally {
-          lease.release();
         }
       },
       ...(imageCache
@@ -201,11 +304,11 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
       imagesPerSecond: run.imagesPerSecond,
       bundle,
       textEmbeddingsCached: classifier.cached,
-      imagesCached: imageCache?.hits ?? 0,
+      imagesCached: (imageCache?.hits ?? 0) - hitsBefore,
       peakImageBytes: memory.peak,
     };
   } finally {
     await pool.close();
-    await encoder.release();
+    await model?.encoder.release();
   }
 }

@@ -112,7 +112,7 @@ export async function runZeroShotStream(options: ZeroShotStreamOptions): Promise
   const capacity = buffer.length / imageFloats;
   let spare: Float32Array | undefined;
   const rows = growingTopK(k, expected ?? capacity);
-  const progress = createProgress({ label: options.progressLabel ?? 'images', total: expected ?? 0, unit: 'images', quiet: options.quiet });
+  const progress = createProgress({ label: options.progressLabel ?? 'images', total: expected, unit: 'images', quiet: options.quiet });
   const start = performance.now();
   let scored = 0;
   let correct = 0;

@@ -1,3 +1,4 @@
+import { wilsonInterval, type Interval } from '../statistics.js';
 import type { TopK } from './scores.js';
 
 export interface PerClassAccuracy {
@@ -7,6 +8,8 @@ export interface PerClassAccuracy {
   correct: number;
   /** Fraction in [0, 1]; null for a class with no image in the evaluated set. */
   accuracy: number | null;
+  /** 95 % Wilson score interval of the accuracy ([0, 1] for a class with no image). */
+  interval: Interval;
 }
 
 export interface ConfusedPair {
@@ -23,6 +26,9 @@ export interface Metrics {
   top1: number;
   /** Null when the data set has fewer than 5 classes (as CLIP_benchmark reports it). */
   top5: number | null;
+  /** 95 % Wilson score intervals on (correct, images). */
+  top1Interval: Interval;
+  top5Interval: Interval | null;
   meanPerClassRecall: number;
   /** CIFAR-100 only: how often the top-1 fine prediction lies in the right super-class. */
   superclassTop1?: number;
@@ -75,6 +81,7 @@ export function computeMetrics(input: MetricsInput): Metrics {
     images: perClassImages[index]!,
     correct: perClassCorrect[index]!,
     accuracy: perClassImages[index]! > 0 ? perClassCorrect[index]! / perClassImages[index]! : null,
+    interval: wilsonInterval(perClassCorrect[index]!, perClassImages[index]!),
   }));
   const present = perClass.filter((entry) => entry.accuracy !== null);
   const mostConfused = [...confusion.entries()]
@@ -89,6 +96,8 @@ export function computeMetrics(input: MetricsInput): Metrics {
     images: count,
     top1: count > 0 ? top1 / count : 0,
     top5: classCount < 5 ? null : count > 0 ? top5 / count : 0,
+    top1Interval: wilsonInterval(top1, count),
+    top5Interval: classCount < 5 ? null : wilsonInterval(top5, count),
     meanPerClassRecall: present.length > 0 ? present.reduce((sum, entry) => sum + entry.accuracy!, 0) / present.length : 0,
     perClass,
     mostConfused,

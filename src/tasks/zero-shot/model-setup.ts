@@ -57,32 +57,37 @@ export async function bundleClassifier(
 }
 
 /**
- * Builds (or reads from the cache) the class embeddings, then opens the image encoder and checks that
- * both encoders and the preprocessing config agree. The caller releases `encoder`.
+ * Opens the bundle's vision session and checks that it takes the images the preprocessing config makes
+ * and gives `embeddingDim`-dimensional embeddings (`mismatch` words the error; undefined: any size).
  */
-export async function openZeroShotModel(options: ZeroShotModelOptions): Promise<ZeroShotModel> {
-  const { bundle, logger } = options;
-  const session = { ...options.session, threads: boundedThreads(options.session.threads, logger) };
-  const classifier = await bundleClassifier(bundle, { ...options, session });
-  const open = async () => {
-    const encoder = await createImageEncoder(bundle, session);
-    try {
-      logger.debug(`image encoder: ${encoder.describe()}`);
-      assertEmbeddingDimsMatch(bundle, encoder.embeddingDim, classifier.dim);
-      if (encoder.imageSize !== bundle.preprocess.imageSize) {
-        throw inputError(`${bundle.visionModelPath}: the model takes ${encoder.imageSize}×${encoder.imageSize} images but the bundle's preprocessing config crops to ${bundle.preprocess.imageSize}`);
-      }
-      return encoder;
-    } catch (error) {
-      await encoder.release();
-      throw error;
+async function openImageEncoder(
+  bundle: ModelBundle,
+  session: SessionOptions,
+  logger: Logger,
+  embeddingDim: number | undefined,
+  mismatch: (encoder: ImageEncoder) => void,
+): Promise<ImageEncoder> {
+  const encoder = await createImageEncoder(bundle, session);
+  try {
+    logger.debug(`image encoder: ${encoder.describe()}`);
+    if (embeddingDim !== undefined && encoder.embeddingDim !== embeddingDim) mismatch(encoder);
+    if (encoder.imageSize !== bundle.preprocess.imageSize) {
+      throw inputError(`${bundle.visionModelPath}: the model takes ${encoder.imageSize}×${encoder.imageSize} images but the bundle's preprocessing config crops to ${bundle.preprocess.imageSize}`);
     }
-  };
-  if (options.imageCacheRoot === undefined) return { classifier, encoder: await open() };
+    return encoder;
+  } catch (error) {
+    await encoder.release();
+    throw error;
+  }
+}
+
+/** The image-embedding cache of the bundle's vision model as this session runs it and these decode options read images. */
+async function openImageCache(options: Pick<ZeroShotModelOptions, 'bundle' | 'imageDecode' | 'logger'>, cacheRoot: string, session: SessionOptions): Promise<ImageEmbeddingCache> {
+  const { bundle, logger } = options;
   const imageCache = new ImageEmbeddingCache(
-    options.imageCacheRoot,
+    cacheRoot,
     {
-      visionModelSha256: await fileDigest(bundle.visionModelPath, options.imageCacheRoot, logger),
+      visionModelSha256: await fileDigest(bundle.visionModelPath, cacheRoot, logger),
       variant: bundle.variant,
       executionProvider: session.device,
       preprocess: bundle.preprocess,
@@ -95,7 +100,60 @@ export async function openZeroShotModel(options: ZeroShotModelOptions): Promise<
     logger,
   );
   await imageCache.removeStaleTemporaries();
+  return imageCache;
+}
+
+/**
+ * Builds (or reads from the cache) the class embeddings, then opens the image encoder and checks that
+ * both encoders and the preprocessing config agree. The caller releases `encoder`.
+ */
+export async function openZeroShotModel(options: ZeroShotModelOptions): Promise<ZeroShotModel> {
+  const { bundle, logger } = options;
+  const session = { ...options.session, threads: boundedThreads(options.session.threads, logger) };
+  const classifier = await bundleClassifier(bundle, { ...options, session });
+  const open = () => openImageEncoder(bundle, session, logger, classifier.dim, (encoder) => assertEmbeddingDimsMatch(bundle, encoder.embeddingDim, classifier.dim));
+  if (options.imageCacheRoot === undefined) return { classifier, encoder: await open() };
+  const imageCache = await openImageCache(options, options.imageCacheRoot, session);
   return { classifier, encoder: lazyImageEncoder(open, classifier.dim, bundle.preprocess.imageSize), imageCache };
+}
+
+export interface ImageQueryModelOptions extends Omit<ZeroShotModelOptions, 'classNames' | 'templates' | 'textCacheRoot'> {
+  /** What the query is called: the one class name of the classifier. */
+  label: string;
+  /**
+   * The query image's embedding: from `imageCache` when it holds it, else encoded with `openEncoder`'s
+   * encoder (and cached). Called once, before the images to rank are read.
+   */
+  embedQuery: (imageCache: ImageEmbeddingCache | undefined, openEncoder: () => Promise<ImageEncoder>) => Promise<Float32Array>;
+}
+
+/**
+ * A model whose one class is a query image (search by image): its embedding stands where the class
+ * embeddings would, so neither the tokenizer nor the text encoder is loaded. The vision session opens
+ * for the query when it is not cached, else only when an image to rank is not cached either.
+ */
+export async function openImageQueryModel(options: ImageQueryModelOptions): Promise<ZeroShotModel> {
+  const { bundle, logger } = options;
+  const session = { ...options.session, threads: boundedThreads(options.session.threads, logger) };
+  const imageCache = options.imageCacheRoot === undefined ? undefined : await openImageCache(options, options.imageCacheRoot, session);
+  const start = performance.now();
+  let opened: Promise<ImageEncoder> | undefined;
+  const openForQuery = () => (opened ??= openImageEncoder(bundle, session, logger, undefined, () => undefined));
+  let query: Float32Array;
+  try {
+    query = await options.embedQuery(imageCache, openForQuery);
+  } catch (error) {
+    await (await opened?.catch(() => undefined))?.release();
+    throw error;
+  }
+  const dim = query.length;
+  // The query's embedding came from this model's cache, whose key holds the vision model's digest, so the sizes agree unless the entry lies.
+  const mismatch = (encoder: ImageEncoder) => {
+    throw inputError(`${bundle.visionModelPath} gives ${encoder.embeddingDim}-dimensional image embeddings but the cached query embedding has ${dim}; run again without the cache`);
+  };
+  const classifier = { classNames: [options.label], dim, weights: query, cached: opened === undefined, seconds: (performance.now() - start) / 1000 };
+  const encoder = opened ? await opened : lazyImageEncoder(() => openImageEncoder(bundle, session, logger, dim, mismatch), dim, bundle.preprocess.imageSize);
+  return { classifier, encoder, ...(imageCache ? { imageCache } : {}) };
 }
 
 /**

@@ -47,6 +47,20 @@ export interface DatasetInfo {
   subset: { limit?: number; perClass?: number };
 }
 
+/** Two results compared on the same images (exact McNemar test on the discordant images). */
+export interface PairedComparison {
+  /** Indices into `results`, a < b. */
+  a: number;
+  b: number;
+  metric: 'top1';
+  /** accuracy of b − accuracy of a, as a fraction. */
+  delta: number;
+  /** Images right under a only, and under b only. */
+  onlyA: number;
+  onlyB: number;
+  pValue: number;
+}
+
 /** The document written by --json: everything needed to reproduce and compare a run. */
 export interface EvaluationReport {
   schema: 'clip-eval/evaluation@1';
@@ -56,4 +70,6 @@ export interface EvaluationReport {
   templates: { name: string; templates: readonly string[] };
   options: { batchSize: number; threads?: number; device: string; deviceId?: number };
   results: ModelResult[];
+  /** Every pair of results compared on the same images, when a run evaluates two or more. */
+  comparisons?: PairedComparison[];
 }
