@@ -46,9 +46,12 @@ function variantList(value: string, previous: Variant[] = []): Variant[] {
   return variants;
 }
 
+export function addCacheDirOption(command: Command): Command {
+  return command.option('--cache-dir <dir>', 'cache folder (default: $CLIP_EVAL_CACHE, $XDG_CACHE_HOME/clip-eval or ~/.cache/clip-eval)');
+}
+
 export function addCommonOptions(command: Command): Command {
-  return command
-    .option('--cache-dir <dir>', 'cache folder (default: $CLIP_EVAL_CACHE, $XDG_CACHE_HOME/clip-eval or ~/.cache/clip-eval)')
+  return addCacheDirOption(command)
     .option('--offline', 'never use the network; fail if something is not cached')
     .option('-q, --quiet', 'no progress output')
     .option('-v, --verbose', 'say more about what is loaded and why');

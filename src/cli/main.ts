@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ClipEvalError, EXIT, describeError, fileSystemError, isFileSystemError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { evalCommand, evaluationCommand } from './evaluate.js';
+import { cacheCommand } from './cache.js';
 import { fetchCommand } from './fetch.js';
 import { tokenizeCommand } from './tokenize.js';
 import { classifyCommand } from './classify.js';
@@ -21,6 +22,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(classifyCommand(setExit));
   program.addCommand(retrievalCommand(setExit));
   program.addCommand(searchCommand(setExit));
+  program.addCommand(cacheCommand(setExit));
   return program;
 }
 
@@ -36,7 +38,10 @@ export async function main(argv: string[]): Promise<number> {
     outputError: (text: string, write: (text: string) => void) => write(`clip-eval: ${text.replace(/^error: /, '').trimEnd()} (see --help)\n`),
   };
   program.configureOutput(output);
-  for (const command of program.commands) command.exitOverride().configureOutput(output);
+  const configure = (command: Command): void => {
+    for (const sub of command.commands) configure(sub.exitOverride().configureOutput(output));
+  };
+  configure(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;

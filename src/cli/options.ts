@@ -20,6 +20,30 @@ export function nonNegativeInteger(flag: string): (value: string) => number {
   };
 }
 
+const DURATION_UNITS_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** A duration such as 30d, 12h, 90m, 45s or 2w (whole numbers), in milliseconds. */
+export function durationMs(flag: string): (value: string) => number {
+  return (value) => {
+    const match = /^(\d+)([smhdw])$/.exec(value.trim());
+    const ms = match ? Number(match[1]) * DURATION_UNITS_MS[match[2]!]! : NaN;
+    if (!Number.isSafeInteger(ms)) throw usageError(`${flag} ${value}: expected a whole number and a unit: s, m, h, d or w (e.g. 30d, 12h, 90m)`);
+    return ms;
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** A size such as 5GB, 500MB, 1GiB, 1.5TB or 0B (kB = 1000 bytes, KiB = 1024), in bytes. */
+export function byteSize(flag: string): (value: string) => number {
+  return (value) => {
+    const match = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)$/i.exec(value.trim());
+    const bytes = match ? Math.floor(Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]!) : NaN;
+    if (!Number.isSafeInteger(bytes)) throw usageError(`${flag} ${value}: expected a size with a unit: B, kB, MB, GB, TB, KiB, MiB, GiB or TiB (e.g. 5GB, 500MB, 1GiB)`);
+    return bytes;
+  };
+}
+
 export function md5Hex(flag: string): (value: string) => string {
   return (value) => {
     if (!/^[0-9a-fA-F]{32}$/.test(value)) throw usageError(`${flag} ${value}: expected an MD5 checksum of 32 hex digits`);

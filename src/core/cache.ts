@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream, fstatSync, type Stats } from 'node:fs';
+import { constants, createReadStream, fstatSync, lstatSync, lutimesSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -120,15 +120,17 @@ function processRuns(pid: number): boolean {
 /**
  * Removes the temporary files that interrupted writers (a kill, a power cut) left in `folder`: those
  * older than a grace period whose writer no longer runs on this host, and any older than a day. A live
- * writer's file is never touched. Best-effort: a folder that cannot be listed is left as it is.
+ * writer's file is never touched. Best-effort: a folder that cannot be listed is left as it is. Returns
+ * what was removed (with `dryRun`, what would be).
  */
-export async function removeStaleTemporaries(folder: string, now = Date.now()): Promise<void> {
+export async function removeStaleTemporaries(folder: string, now = Date.now(), dryRun = false): Promise<{ path: string; bytes: number }[]> {
   let names: string[];
   try {
     names = await readdir(folder);
   } catch {
-    return;
+    return [];
   }
+  const removed: { path: string; bytes: number }[] = [];
   for (const name of names) {
     const pid = TEMPORARY_NAME.exec(name)?.[1];
     if (pid === undefined) continue;
@@ -137,10 +139,35 @@ export async function removeStaleTemporaries(folder: string, now = Date.now()): 
       const info = await lstat(path);
       const age = now - info.mtimeMs;
       if (!info.isFile() || age < TEMPORARY_GRACE_MS || (age < TEMPORARY_MAX_AGE_MS && processRuns(Number(pid)))) continue;
-      await rm(path, { force: true });
+      if (!dryRun) await rm(path, { force: true });
+      removed.push({ path, bytes: info.size });
     } catch {
       // Gone already, or not ours to remove: the next run tries again.
     }
+  }
+  return removed;
+}
+
+/**
+ * How finely "last use" is recorded: a hit on an entry file (there are thousands of embedding entries
+ * per run) rewrites its time at most once an hour, a hit on an entry's folder at most once a minute.
+ */
+export const ENTRY_USE_RESOLUTION_MS = 3600_000;
+export const FOLDER_USE_RESOLUTION_MS = 60_000;
+
+/**
+ * Records a cache hit on `path` (an entry file or an entry's folder) as its modification time, which
+ * `clip-eval cache` reads as the entry's last use (access times are unreliable under noatime and
+ * relatime): the time is set to now when it is older than `resolutionMs`, so a hit costs an lstat and
+ * rarely a write. Best-effort, and never through a link (lutimes). Downloaded data sets and models are
+ * marked on their folder, never on their files, so no file identity that other caches key on changes.
+ */
+export function markUsed(path: string, resolutionMs: number, now = Date.now()): void {
+  try {
+    const info = lstatSync(path);
+    if ((info.isFile() || info.isDirectory()) && now - info.mtimeMs > resolutionMs) lutimesSync(path, now / 1000, now / 1000);
+  } catch {
+    // A read-only or vanished cache: the last use stays what it was.
   }
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { ENTRY_USE_RESOLUTION_MS, markUsed } from './cache.js';
 import { describeError, fileSystemError, isFileSystemError } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -31,7 +32,8 @@ export function encodeEmbeddingEntry(kind: EmbeddingEntryKind, key: string, shap
 
 /**
  * Reads an entry with the dimensions `shapeNames`: undefined when it is missing, or unreadable or
- * damaged (reported, then rebuilt by the caller), or written for another key or format.
+ * damaged (reported, then rebuilt by the caller), or written for another key or format. A hit is
+ * recorded as the entry's last use.
  */
 export async function readEmbeddingEntry(
   path: string,
@@ -76,5 +78,6 @@ export async function readEmbeddingEntry(
   if (createHash('sha256').update(payload).digest('hex') !== header.payloadSha256) return damaged('checksum mismatch');
   const floats = new Float32Array(payload.length / 4);
   Buffer.from(floats.buffer).set(payload);
+  markUsed(path, ENTRY_USE_RESOLUTION_MS);
   return { shape, floats };
 }

@@ -86,6 +86,16 @@ interface Settings {
   logger: Logger;
 }
 
+/** Where a download's bytes go until they are verified. */
+export function partialDownloadPath(destination: string): string {
+  return `${destination}.part`;
+}
+
+/** The lock a download of `destination` holds. */
+export function downloadLockPath(destination: string): string {
+  return `${destination}.lock`;
+}
+
 export async function downloadFile(options: DownloadOptions): Promise<DownloadResult> {
   const settings = validateOptions(options);
   const { destination, logger } = settings;
@@ -95,7 +105,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     throw inputError(`${settings.label}: ${destination} is not in the cache and offline mode forbids downloading ${settings.url.href}`);
   }
   return withFileLock(
-    `${destination}.lock`,
+    downloadLockPath(destination),
     async () => {
       // Another process may have finished it while this one waited for the lock.
       const finished = await completeSize(settings);
@@ -135,7 +145,7 @@ function validateOptions(options: DownloadOptions): Settings {
   return {
     url,
     destination: options.destination,
-    part: `${options.destination}.part`,
+    part: partialDownloadPath(options.destination),
     label: options.label ?? basename(options.destination),
     expectedSize: options.expectedSize,
     md5: checkHex(options.md5, 'md5', 32),

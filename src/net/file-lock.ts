@@ -65,14 +65,9 @@ export async function withFileLock<T>(lockPath: string, task: () => Promise<T>, 
   const started = performance.now();
   let announced = false;
   await mkdir(dirname(lockPath), { recursive: true });
-  while (!(await createExclusive(lockPath, JSON.stringify(owner)))) {
-    const state = await readLock(lockPath);
-    if (state === undefined) continue;
-    if (isStale(state)) {
-      await breakStaleLock(lockPath);
-      continue;
-    }
-    const holder = state.owner ? `process ${state.owner.pid} on ${state.owner.host}` : 'another process';
+  for (;;) {
+    const holder = await tryAcquire(lockPath, owner);
+    if (holder === undefined) break;
     const waited = performance.now() - started;
     if (waited >= maxWaitMs) {
       throw inputError(
@@ -86,6 +81,43 @@ export async function withFileLock<T>(lockPath: string, task: () => Promise<T>, 
     }
     await sleep(Math.min(LOCK_POLL_MS, maxWaitMs - waited));
   }
+  return holdWhile(lockPath, owner, task);
+}
+
+/**
+ * Runs `task` under `lockPath` like withFileLock when the lock is free (or stale), without waiting:
+ * when a live process holds it, `task` does not run and the holder is returned instead.
+ */
+export async function withFileLockUnlessHeld<T>(lockPath: string, task: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false; holder: string }> {
+  const owner: LockOwner = { pid: process.pid, host: hostname(), token: randomBytes(8).toString('hex') };
+  const holder = await tryAcquire(lockPath, owner);
+  if (holder !== undefined) return { ran: false, holder };
+  return { ran: true, value: await holdWhile(lockPath, owner, task) };
+}
+
+/** Who holds `lockPath` now ("process 123 on host"), or undefined when nobody does or its holder is gone. */
+export async function liveLockHolder(lockPath: string): Promise<string | undefined> {
+  const state = await readLock(lockPath);
+  return state === undefined || isStale(state) ? undefined : holderName(state);
+}
+
+/** Takes the lock (breaking a stale one) and returns undefined, or returns who holds it. */
+async function tryAcquire(lockPath: string, owner: LockOwner): Promise<string | undefined> {
+  while (!(await createExclusive(lockPath, JSON.stringify(owner)))) {
+    const state = await readLock(lockPath);
+    if (state === undefined) continue;
+    if (!isStale(state)) return holderName(state);
+    await breakStaleLock(lockPath);
+  }
+  return undefined;
+}
+
+function holderName(state: LockState): string {
+  return state.owner ? `process ${state.owner.pid} on ${state.owner.host}` : 'another process';
+}
+
+/** Runs `task` while touching the lock we hold, then releases it if it is still ours. */
+async function holdWhile<T>(lockPath: string, owner: LockOwner, task: () => Promise<T>): Promise<T> {
   const heartbeat = setInterval(() => {
     const now = new Date();
     utimes(lockPath, now, now).catch(() => undefined);

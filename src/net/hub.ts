@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../core/cache.js';
+import { FOLDER_USE_RESOLUTION_MS, markUsed, writeFileAtomic } from '../core/cache.js';
 import { ClipEvalError, describeError, inputError, usageError } from '../core/errors.js';
 import { downloadFile } from './download.js';
 import { httpRequest, type HttpResponse } from './http.js';
@@ -77,7 +77,12 @@ export function hubCacheFolder(cacheRoot: string, id: HubRepoId): string {
   if (problem !== undefined) throw usageError(`${id.repo}@${id.revision}: ${problem}`);
   const repoFolder = id.repo.replace('/', '--');
   const revisionFolder = encodeURIComponent(id.revision);
-  return id.type === 'dataset' ? join(cacheRoot, 'datasets', 'hub', repoFolder, revisionFolder) : join(cacheRoot, 'models', repoFolder, revisionFolder);
+  return join(hubCacheRoot(cacheRoot, id.type ?? 'model'), repoFolder, revisionFolder);
+}
+
+/** The folder holding every cached repo of one type: `<org>--<name>/<revision>` folders. */
+export function hubCacheRoot(cacheRoot: string, type: HubRepoType): string {
+  return type === 'dataset' ? join(cacheRoot, 'datasets', 'hub') : join(cacheRoot, 'models');
 }
 
 /** What a repo of this type holds, for messages. */
@@ -155,7 +160,9 @@ export function openHubRepo(id: HubRepoId, options: HubRepoOptions): HubRepo {
 
   const cached = (path: string) => {
     const local = localPath(path);
-    return existsSync(local) ? local : undefined;
+    if (!existsSync(local)) return undefined;
+    markUsed(folder, FOLDER_USE_RESOLUTION_MS);
+    return local;
   };
 
   const download = async (path: string, found: HubFileInfo): Promise<string> => {

@@ -3,7 +3,7 @@ import { constants, existsSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { writeFileAtomic } from '../../core/cache.js';
+import { FOLDER_USE_RESOLUTION_MS, markUsed, writeFileAtomic } from '../../core/cache.js';
 import { downloadFile } from '../../net/download.js';
 import { processExists, withFileLock } from '../../net/file-lock.js';
 import { ClipEvalError, describeError, inputError, usageError } from '../../core/errors.js';
@@ -187,7 +187,10 @@ async function prepareCifar(spec: CifarSpec, options: CifarLoadOptions): Promise
   const logger = options.logger ?? silentLogger;
   const source = resolveSource(spec, options);
   const cached = await readMarker(spec, source.directory);
-  if (cached !== undefined) return { directory: source.directory, recorded: cached.files };
+  if (cached !== undefined) {
+    markUsed(source.directory, FOLDER_USE_RESOLUTION_MS);
+    return { directory: source.directory, recorded: cached.files };
+  }
   if (options.offline) {
     throw inputError(`${spec.title} is not in the cache (${source.directory})`, undefined, {
       input: { name: 'offline' },
@@ -198,7 +201,7 @@ async function prepareCifar(spec: CifarSpec, options: CifarLoadOptions): Promise
     logger.warn({ input: { name: 'datasetMd5' }, detail: `not given for ${source.url}, so its archive is checked for layout only` });
   }
   const marker = await withFileLock(
-    `${source.directory}.lock`,
+    cifarCacheLock(source.directory),
     async () => (await readMarker(spec, source.directory)) ?? fillCache(spec, source, options, logger),
     { logger, label: spec.title },
   );
@@ -213,6 +216,24 @@ interface Source {
   directory: string;
 }
 
+/** The folder of the extracted copies, named as resolveSource says. */
+export function cifarCacheRoot(cacheRoot: string): string {
+  return join(resolve(cacheRoot), 'datasets');
+}
+
+/** The names resolveSource gives cache folders. */
+export const CIFAR_CACHE_FOLDER = /^(cifar100|cifar10)(-(md5|url)-[0-9a-f]{12})?$/;
+
+/** The lock under which a cache folder and its archive are filled (and may be removed). */
+export function cifarCacheLock(directory: string): string {
+  return `${directory}.lock`;
+}
+
+/** Where a cache folder's archive is downloaded; it is removed once extracted. */
+export function cifarCacheArchive(directory: string): string {
+  return `${directory}.tar.gz`;
+}
+
 /**
  * Cache folders: the official release (from its URL or any mirror given its md5) is
  * `datasets/cifar100`. Other content gets a folder of its own so it can never stand in for the
@@ -224,7 +245,7 @@ function resolveSource(spec: CifarSpec, options: CifarLoadOptions): Source {
   const url = options.url ?? spec.url;
   if (!/^https?:\/\/[^/]/i.test(url)) throw usageError('expected an http:// or https:// URL', { input: { name: 'datasetUrl', value: url } });
   const md5 = options.md5?.toLowerCase() ?? (url === spec.url ? spec.md5 : undefined);
-  const root = join(resolve(options.cacheRoot), 'datasets');
+  const root = cifarCacheRoot(options.cacheRoot);
   if (md5 === spec.md5) return { url, md5, expectedSize: spec.archiveBytes, directory: join(root, spec.name) };
   const key = md5 !== undefined ? `md5-${md5.slice(0, 12)}` : `url-${createHash('sha256').update(url).digest('hex').slice(0, 12)}`;
   return { url, md5, directory: join(root, `${spec.name}-${key}`) };
@@ -297,7 +318,7 @@ function fileKind(info: Stats): string {
  */
 async function fillCache(spec: CifarSpec, source: Source, options: CifarLoadOptions, logger: Logger): Promise<CacheMarker> {
   const { directory, url } = source;
-  const archive = `${directory}.tar.gz`;
+  const archive = cifarCacheArchive(directory);
   await removeStaleStaging(directory, logger);
   await downloadFile({
     url,

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { readTextFile } from '../../core/bounded-read.js';
+import { FOLDER_USE_RESOLUTION_MS, markUsed } from '../../core/cache.js';
 import { ClipEvalError, describeError, fileSystemError, inputError, isFileSystemError, usageError } from '../../core/errors.js';
 import { downloadFile } from '../../net/download.js';
 import { httpRequest } from '../../net/http.js';
@@ -101,15 +102,23 @@ function hubFiles(spec: string, id: HubRepoId, options: DatasetOpenOptions): Web
   };
 }
 
+/** The folder of the webdatasets fetched by URL: one `<first 16 hex of sha256(root URL)>` folder each. */
+export function webdatasetUrlCacheRoot(cacheRoot: string): string {
+  return join(resolve(cacheRoot), 'datasets', 'wds-url');
+}
+
 /** `<cacheRoot>/datasets/wds-url/<first 16 hex of sha256(root URL)>/<path>`: each file keyed by its URL. */
 function urlFiles(spec: string, root: URL, options: DatasetOpenOptions): WebdatasetFiles {
   const where = root.href;
-  const folder = join(resolve(options.cacheRoot), 'datasets', 'wds-url', createHash('sha256').update(root.href).digest('hex').slice(0, 16));
+  const folder = join(webdatasetUrlCacheRoot(options.cacheRoot), createHash('sha256').update(root.href).digest('hex').slice(0, 16));
   const localPath = (path: string) => join(folder, ...path.split('/'));
   const fileUrl = (path: string) => new URL(path.split('/').map(encodeURIComponent).join('/'), root);
   const has = async (path: string) => {
     const cached = await stat(localPath(path)).then((info) => info.isFile(), () => false);
-    if (cached) return true;
+    if (cached) {
+      markUsed(folder, FOLDER_USE_RESOLUTION_MS);
+      return true;
+    }
     if (options.offline) return false;
     let status: number;
     try {
