@@ -17,7 +17,7 @@ import { showUnprintable } from '../core/unprintable.js';
 import { percent, percentInterval } from '../core/format.js';
 import { VERSION } from '../core/version.js';
 import { openDataset } from '../datasets/registry.js';
-import { parseDevice } from '../model/session.js';
+import { deviceLabel, parseDevice } from '../model/session.js';
 import { DEFAULT_RECALL_K } from '../tasks/retrieval/metrics.js';
 import { runRetrieval, type RetrievalRun } from '../tasks/retrieval/retrieval.js';
 import { resolveModels } from '../tasks/zero-shot/evaluate.js';
@@ -77,10 +77,6 @@ function formatRetrievalPredictions(run: RetrievalRun): string {
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
 
-function deviceName(options: RetrievalCliOptions): string {
-  return options.device === 'cpu' ? 'cpu' : `${options.device}:${options.deviceId ?? 0}`;
-}
-
 async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): Promise<number> {
   const logger = loggerFor(options);
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
@@ -130,7 +126,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
       results: [
         {
           model: { id: bundle!.id, layout: bundle!.layout, variant: bundle!.variant, embeddingDim: run.embeddingDim },
-          device: deviceName(options),
+          device: deviceLabel(options),
           metrics: run.scores.metrics,
           timing: { ...run.timing, similarityBlockFloats: run.scores.blockFloats, similarityWorkers: run.scores.workers },
         },
@@ -140,7 +136,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
   }
   if (options.predictions) await writeOutput('--predictions', options.predictions, formatRetrievalPredictions(run));
   if (options.report) {
-    const device = options.device === 'cpu' ? 'cpu' : `${options.device}:${options.deviceId ?? 0}`;
+    const device = deviceLabel(options);
     await writeOutput('--report', options.report, await retrievalReportHtml({ dataset, bundle: bundle!, run, ks, device, cacheRoot, logger, decode: { autoOrient: false } }));
   }
   const key = modelKey({ model: bundle! });
@@ -153,7 +149,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
     dataset: dataset.name,
     modelKey: key,
     model: bundle!,
-    device: deviceName(options),
+    device: deviceLabel(options),
     images: run.scores.metrics.images,
     captions: run.scores.metrics.captions,
     wallSeconds: run.timing.wallSeconds,

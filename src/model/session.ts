@@ -92,6 +92,11 @@ export async function runSession(
   }
 }
 
+/** The device as reports name it: "cpu", else the provider and its device index ("cuda:0"). */
+export function deviceLabel(options: { device: string; deviceId?: number }): string {
+  return options.device === 'cpu' ? 'cpu' : `${options.device}:${options.deviceId ?? 0}`;
+}
+
 function describeDevice(options: SessionOptions): string {
   return options.device === 'cuda' ? `cuda:${options.deviceId ?? 0}` : options.device;
 }

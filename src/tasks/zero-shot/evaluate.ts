@@ -5,7 +5,7 @@ import { VERSION } from '../../core/version.js';
 import type { Dataset } from '../../datasets/dataset.js';
 import { resolveModelBundle, type ModelBundle, type Variant } from '../../model/bundle.js';
 import type { ImageEmbeddingCache } from '../../model/image-embedding-cache.js';
-import { boundedThreads, type Device } from '../../model/session.js';
+import { boundedThreads, deviceLabel, type Device } from '../../model/session.js';
 import type { DecodeOptions } from '../../preprocess/decode.js';
 import { ImagePool } from '../../preprocess/image-pool.js';
 import { DEFAULT_IMAGE_MEMORY_BYTES, MemoryBudget } from '../../preprocess/memory-budget.js';
@@ -158,7 +158,7 @@ async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOpti
     );
     const result: ModelResult = {
       model: { id: bundle.id, layout: bundle.layout, variant: bundle.variant, embeddingDim: encoder.embeddingDim, files, imageEncoder: encoder.describe() },
-      device: options.device === 'cpu' ? 'cpu' : `${options.device}:${options.deviceId ?? 0}`,
+      device: deviceLabel(options),
       metrics,
       timing: {
         wallSeconds: (performance.now() - start) / 1000,
