@@ -63,6 +63,10 @@ export async function bundleClassifier(
 export async function openZeroShotModel(options: ZeroShotModelOptions): Promise<ZeroShotModel> {
   const { bundle, logger } = options;
   const session = { ...options.session, threads: boundedThreads(options.session.threads, logger) };
+  // Started before the text side so that, on a first run, the vision model is hashed on another thread
+  // while the tokenizer and text encoder load.
+  const visionDigest = options.imageCacheRoot === undefined ? undefined : fileDigest(bundle.visionModelPath, options.imageCacheRoot, logger);
+  visionDigest?.catch(() => undefined);
   const classifier = await bundleClassifier(bundle, { ...options, session });
   const open = async () => {
     const encoder = await createImageEncoder(bundle, session);
@@ -78,11 +82,11 @@ export async function openZeroShotModel(options: ZeroShotModelOptions): Promise<
       throw error;
     }
   };
-  if (options.imageCacheRoot === undefined) return { classifier, encoder: await open() };
+  if (options.imageCacheRoot === undefined || visionDigest === undefined) return { classifier, encoder: await open() };
   const imageCache = new ImageEmbeddingCache(
     options.imageCacheRoot,
     {
-      visionModelSha256: await fileDigest(bundle.visionModelPath, options.imageCacheRoot, logger),
+      visionModelSha256: await visionDigest,
       variant: bundle.variant,
       executionProvider: session.device,
       preprocess: bundle.preprocess,
