@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFile, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'node:test';
 import { createLogger } from '../src/core/log.js';
 import { l2NormaliseRows } from '../src/model/encoders.js';
 import { ensembleClassEmbeddings } from '../src/text/classifier.js';
-import { fileDigest, readTextEmbeddings, textEmbeddingCachePath, textEmbeddingKeyDigest, writeTextEmbeddings, type TextEmbeddingKey } from '../src/text/embedding-cache.js';
+import { fileDigest, fileDigestKnown, OFF_THREAD_HASH_BYTES, readTextEmbeddings, textEmbeddingCachePath, textEmbeddingKeyDigest, writeTextEmbeddings, type TextEmbeddingKey } from '../src/text/embedding-cache.js';
 import { OPENAI_CIFAR_TEMPLATES, fillTemplate, resolveTemplates, validateTemplates } from '../src/text/templates.js';
 import { makeTempDir } from './support/paths.js';
 
@@ -96,6 +97,26 @@ test('fileDigest re-hashes a file whose size or time changed', async () => {
     assert.equal(first, await fileDigest(file, root));
     await writeFile(file, 'two, longer');
     assert.notEqual(await fileDigest(file, root), first);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('fileDigest hashes a model-sized file on the hashing thread, once for concurrent callers, and again once it changes', async () => {
+  const root = await makeTempDir();
+  try {
+    const file = join(root, 'model.onnx');
+    const bytes = Buffer.alloc(OFF_THREAD_HASH_BYTES + 5, 7);
+    await writeFile(file, bytes);
+    const expected = createHash('sha256').update(bytes).digest('hex');
+    assert.equal(await fileDigestKnown(file, root), false);
+    const digests = await Promise.all([fileDigest(file, root), fileDigest(file, root), fileDigest(file, root)]);
+    assert.deepEqual(digests, [expected, expected, expected]);
+    assert.equal(await fileDigestKnown(file, root), true);
+    bytes[0] = 8;
+    await writeFile(file, bytes);
+    assert.equal(await fileDigestKnown(file, root), false);
+    assert.equal(await fileDigest(file, root), createHash('sha256').update(bytes).digest('hex'));
   } finally {
     await rm(root, { recursive: true, force: true });
   }

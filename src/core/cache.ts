@@ -3,7 +3,9 @@ import { constants, createReadStream, fstatSync, lstatSync, lutimesSync, type St
 import { lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { describeError, fileSystemError, isFileSystemError } from './errors.js';
+import type { HashAnswer, HashJob } from './hash-worker.js';
 import type { Logger } from './log.js';
 
 /**
@@ -97,6 +99,48 @@ export async function hashFile(path: string, algorithm: 'sha256' | 'md5' = 'sha2
   const hash = createHash(algorithm);
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+interface HashThread {
+  worker: Worker;
+  pending: Map<number, { resolve: (sha256: string) => void; reject: (error: Error) => void }>;
+  next: number;
+}
+let hashThread: HashThread | undefined;
+
+/**
+ * hashFile on a worker thread: a model file of hundreds of megabytes is hashed while the calling
+ * thread loads a tokenizer or creates a session. One thread for the process, one file at a time; it
+ * holds the process open only while a file is being hashed.
+ */
+export function hashFileOffThread(path: string): Promise<string> {
+  if (!hashThread) {
+    const worker = new Worker(new URL('./hash-worker.js', import.meta.url));
+    const thread: HashThread = { worker, pending: new Map(), next: 0 };
+    const failAll = (error: Error) => {
+      if (hashThread === thread) hashThread = undefined;
+      for (const job of thread.pending.values()) job.reject(error);
+      thread.pending.clear();
+    };
+    worker.on('message', (answer: HashAnswer) => {
+      const job = thread.pending.get(answer.id);
+      thread.pending.delete(answer.id);
+      if (thread.pending.size === 0) worker.unref();
+      if (!job) return;
+      if ('sha256' in answer) job.resolve(answer.sha256);
+      else job.reject(Object.assign(new Error(answer.error.message), answer.error));
+    });
+    worker.on('error', failAll);
+    worker.on('exit', (code) => failAll(new Error(`the file-hashing thread ended (exit code ${code})`)));
+    hashThread = thread;
+  }
+  const thread = hashThread;
+  return new Promise((resolveHash, rejectHash) => {
+    const job: HashJob = { id: thread.next++, path: resolve(path) };
+    thread.pending.set(job.id, { resolve: resolveHash, reject: rejectHash });
+    thread.worker.ref();
+    thread.worker.postMessage(job);
+  });
 }
 
 /** What temporarySibling appends: the writer's pid, 8 hex digits and a suffix. */

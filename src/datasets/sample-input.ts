@@ -1,5 +1,5 @@
-import sharp from 'sharp';
 import { inputError } from '../core/errors.js';
+import { loadSharp } from '../preprocess/decode.js';
 import type { Dataset, Sample } from './dataset.js';
 import { datasetSourceFor } from './registry.js';
 
@@ -31,6 +31,7 @@ async function planarAsPng(pixels: Uint8Array, width: number, height: number): P
   const plane = width * height;
   const rgb = Buffer.alloc(3 * plane);
   for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) rgb[p * 3 + c] = pixels[c * plane + p]!;
+  const sharp = await loadSharp();
   return sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
 }
 

@@ -1,5 +1,5 @@
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
-import { EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { describeError, inputError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 
@@ -152,8 +152,8 @@ class BodyQueue {
   }
 }
 
-function send(url: URL, headers: Record<string, string>, options: HttpRequestOptions): Promise<HttpResponse> {
-  const dispatcher = proxyAwareDispatcher();
+async function send(url: URL, headers: Record<string, string>, options: HttpRequestOptions): Promise<HttpResponse> {
+  const dispatcher = await proxyAwareDispatcher();
   const body = new BodyQueue();
   return new Promise((resolve, reject) => {
     let answered = false;
@@ -258,7 +258,9 @@ let shared: { settings: string; dispatcher: Dispatcher } | undefined;
  * EnvHttpProxyAgent reads the proxy variables when it is made (NO_PROXY on every request), so a new one
  * is made when they change.
  */
-function proxyAwareDispatcher(): Dispatcher {
+async function proxyAwareDispatcher(): Promise<Dispatcher> {
+  // undici is loaded with the first request: a run that downloads nothing does not pay for it.
+  const { EnvHttpProxyAgent } = await import('undici');
   const httpProxy = proxyFromEnvironment('http_proxy', 'HTTP_PROXY');
   const httpsProxy = proxyFromEnvironment('https_proxy', 'HTTPS_PROXY');
   const settings = `${httpProxy ?? ''} ${httpsProxy ?? ''}`;

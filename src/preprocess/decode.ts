@@ -1,4 +1,4 @@
-import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import type { default as Sharp, Metadata, OutputInfo } from 'sharp';
 import { readRegularFile } from '../core/bounded-read.js';
 import { ClipEvalError, describeError, inputError } from '../core/errors.js';
 
@@ -269,6 +269,11 @@ function toRgb(raw: Buffer, pixels: number, channels: number): { data: Uint8Arra
   return alpha ? { data, alpha } : { data };
 }
 
+/** sharp (libvips) takes a good part of a second to load: only runs that decode images load it. */
+export async function loadSharp(): Promise<typeof Sharp> {
+  return (await import('sharp')).default;
+}
+
 /**
  * Decodes any image sharp reads (first frame or page) to 8-bit RGB. Embedded ICC profiles are
  * ignored, as Pillow ignores them; EXIF orientation is applied unless autoOrient is false. Every
@@ -276,6 +281,7 @@ function toRgb(raw: Buffer, pixels: number, channels: number): { data: Uint8Arra
  */
 export async function decodeImage(input: string | Uint8Array, label: string, options: DecodeOptions = {}): Promise<DecodedImage> {
   const checked = checkOptions(options);
+  const sharp = await loadSharp();
   const { autoOrient, maxPixels } = checked;
   const bytes = await readInput(input, label, checked);
   // Headers first, without the limit, so that an oversized image gets an error that says so.

@@ -1,8 +1,7 @@
-import sharp from 'sharp';
 import { ClipEvalError, describeError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Dataset, SampleImage } from '../datasets/dataset.js';
-import { decodeImage, type DecodeOptions } from '../preprocess/decode.js';
+import { decodeImage, loadSharp, type DecodeOptions } from '../preprocess/decode.js';
 
 /** The longest side of a thumbnail, in pixels; smaller images (CIFAR's 32 × 32) keep their size. */
 export const THUMBNAIL_SIZE = 64;
@@ -29,7 +28,7 @@ async function rgbOf(image: SampleImage, label: string, decode: Omit<DecodeOptio
 }
 
 async function thumbnailOf(rgb: { data: Buffer; width: number; height: number }): Promise<Thumbnail> {
-  const { data, info } = await sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
+  const { data, info } = await (await loadSharp())(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
     .resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true })
     .jpeg({ quality: 82 })
     .toBuffer({ resolveWithObject: true });

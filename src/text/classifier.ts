@@ -7,6 +7,7 @@ import { fillTemplate } from './templates.js';
 import {
   fileDigest,
   fileDigestFolder,
+  fileDigestKnown,
   readTextEmbeddings,
   textEmbeddingCachePath,
   textEmbeddingFolder,
@@ -88,16 +89,35 @@ async function encodePrompts(encoder: TextEncoder, tokenIds: number[][], batchSi
   return out;
 }
 
+/** What a cache miss needs before the text encoder runs: token ids and an open encoder. */
+interface PreparedText {
+  tokenIds: number[][];
+  encoder: TextEncoder;
+}
+
 export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Promise<ZeroShotClassifier> {
   const start = performance.now();
   const { classNames, templates, logger } = options;
+  const prompts = classNames.flatMap((name) => templates.map((template) => fillTemplate(template, name)));
+  let preparing: Promise<PreparedText> | undefined;
+  const prepare = () =>
+    (preparing ??= (async () => {
+      const tokenizer = await options.loadTokenizer();
+      const tokenIds = prompts.map((prompt) => tokenizer.encodeForModel(prompt, options.contextLength));
+      return { tokenIds, encoder: await options.openTextEncoder(tokenizer) };
+    })());
   let cachePath: string | undefined;
   let digest = '';
   if (options.cacheRoot) {
     for (const folder of [textEmbeddingFolder(options.cacheRoot), fileDigestFolder(options.cacheRoot)]) await removeStaleTemporaries(folder);
+    const cacheRoot = options.cacheRoot;
+    // A text model never hashed here before has, all but always, no cached embeddings either: its
+    // tokenizer and encoder load while it is hashed (on another thread) instead of after.
+    if (!(await fileDigestKnown(options.textModelPath, cacheRoot))) prepare().catch(() => undefined);
+    const [textModelSha256, tokenizerSha256] = await Promise.all([options.textModelPath, options.tokenizerPath].map((path) => fileDigest(path, cacheRoot, logger)));
     const key: TextEmbeddingKey = {
-      textModelSha256: await fileDigest(options.textModelPath, options.cacheRoot, logger),
-      tokenizerSha256: await fileDigest(options.tokenizerPath, options.cacheRoot, logger),
+      textModelSha256: textModelSha256!,
+      tokenizerSha256: tokenizerSha256!,
       contextLength: options.contextLength,
       padToken: options.padToken ?? null,
       templates,
@@ -105,18 +125,16 @@ export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Pr
       reduction: 'l2-mean-l2',
     };
     digest = textEmbeddingKeyDigest(key);
-    cachePath = textEmbeddingCachePath(options.cacheRoot, digest);
+    cachePath = textEmbeddingCachePath(cacheRoot, digest);
     const hit = await readTextEmbeddings(cachePath, digest, logger);
     if (hit && hit.classes === classNames.length) {
       logger.debug(`text embeddings: cached (${cachePath})`);
+      if (preparing) await preparing.then(({ encoder }) => encoder.release(), () => undefined);
       return { classNames, dim: hit.dim, weights: hit.matrix, cached: true, seconds: (performance.now() - start) / 1000 };
     }
   }
 
-  const tokenizer = await options.loadTokenizer();
-  const prompts = classNames.flatMap((name) => templates.map((template) => fillTemplate(template, name)));
-  const tokenIds = prompts.map((prompt) => tokenizer.encodeForModel(prompt, options.contextLength));
-  const encoder = await options.openTextEncoder(tokenizer);
+  const { tokenIds, encoder } = await prepare();
   try {
     logger.debug(`text encoder: ${encoder.describe()}`);
     const encodeStart = performance.now();

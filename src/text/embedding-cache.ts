@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hashFile, writeCacheEntry, writeFileAtomic } from '../core/cache.js';
+import { hashFile, hashFileOffThread, writeCacheEntry, writeFileAtomic } from '../core/cache.js';
 import { encodeEmbeddingEntry, readEmbeddingEntry, type EmbeddingEntryKind } from '../core/embedding-entry.js';
 import { silentLogger, type Logger } from '../core/log.js';
 
@@ -62,24 +62,62 @@ export async function writeTextEmbeddings(path: string, digest: string, entry: C
   await writeFileAtomic(path, encodeEmbeddingEntry(TEXT_ENTRY, digest, { classes: entry.classes, dim: entry.dim }, entry.matrix));
 }
 
+/** Files from this size on are hashed on a worker thread (model files), smaller ones (images) inline. */
+export const OFF_THREAD_HASH_BYTES = 32 * 1024 * 1024;
+
+/** A file's identity as the digest memo records it: any change to the file changes one of these. */
+type FileIdentity = Record<'dev' | 'ino' | 'size' | 'mtimeNs' | 'ctimeNs', string>;
+
+/** Digests of this process, by path and identity: a file is hashed at most once per run, even by concurrent callers. */
+const digestsInProcess = new Map<string, Promise<string>>();
+
+async function fileIdentity(path: string, cacheRoot: string): Promise<{ identity: FileIdentity; memoPath: string; processKey: string }> {
+  const info = await stat(path, { bigint: true });
+  const memoPath = join(fileDigestFolder(cacheRoot), `${createHash('sha256').update(path).digest('hex')}.json`);
+  const identity = { dev: `${info.dev}`, ino: `${info.ino}`, size: `${info.size}`, mtimeNs: `${info.mtimeNs}`, ctimeNs: `${info.ctimeNs}` };
+  return { identity, memoPath, processKey: JSON.stringify([path, identity]) };
+}
+
+async function readDigestMemo(memoPath: string, identity: FileIdentity): Promise<string | undefined> {
+  try {
+    const memo = JSON.parse(await readFile(memoPath, 'utf8')) as Partial<Record<keyof FileIdentity | 'sha256', unknown>>;
+    const same = (Object.keys(identity) as (keyof FileIdentity)[]).every((name) => memo[name] === identity[name]);
+    if (same && typeof memo.sha256 === 'string' && /^[0-9a-f]{64}$/.test(memo.sha256)) return memo.sha256;
+  } catch {
+    // No memo yet, or an unreadable one: the file is hashed.
+  }
+  return undefined;
+}
+
+/** Whether fileDigest would answer without reading the file: a memo of it as it is now, here or under the cache root. */
+export async function fileDigestKnown(path: string, cacheRoot: string): Promise<boolean> {
+  const { identity, memoPath, processKey } = await fileIdentity(path, cacheRoot);
+  return digestsInProcess.has(processKey) || (await readDigestMemo(memoPath, identity)) !== undefined;
+}
+
 /**
  * sha256 of a file, remembered under the cache root so that a 250 MB text model is not re-read on every
  * run. The memo holds the file's whole identity: device, inode, size, mtime and ctime (nanoseconds). A
  * rewrite that restores size and mtime (tar --mtime, cp -p, a snapshot) still changes the ctime, which no
- * tool can set back, so any change re-hashes the file.
+ * tool can set back, so any change re-hashes the file. Model-sized files are hashed on a worker thread.
  */
 export async function fileDigest(path: string, cacheRoot: string, logger: Logger = silentLogger): Promise<string> {
-  const info = await stat(path, { bigint: true });
-  const memoPath = join(fileDigestFolder(cacheRoot), `${createHash('sha256').update(path).digest('hex')}.json`);
-  const identity = { dev: `${info.dev}`, ino: `${info.ino}`, size: `${info.size}`, mtimeNs: `${info.mtimeNs}`, ctimeNs: `${info.ctimeNs}` };
-  try {
-    const memo = JSON.parse(await readFile(memoPath, 'utf8')) as Partial<Record<keyof typeof identity | 'sha256', unknown>>;
-    const same = (Object.keys(identity) as (keyof typeof identity)[]).every((name) => memo[name] === identity[name]);
-    if (same && typeof memo.sha256 === 'string' && /^[0-9a-f]{64}$/.test(memo.sha256)) return memo.sha256;
-  } catch {
-    // No memo yet, or an unreadable one: hash the file.
-  }
-  const sha256 = await hashFile(path);
-  await writeCacheEntry('file-digest memo', memoPath, () => writeFileAtomic(memoPath, JSON.stringify({ ...identity, sha256 })), logger);
-  return sha256;
+  const { identity, memoPath, processKey } = await fileIdentity(path, cacheRoot);
+  const known = digestsInProcess.get(processKey);
+  if (known) return known;
+  const large = BigInt(identity.size) >= OFF_THREAD_HASH_BYTES;
+  const digest = (async () => {
+    const memo = await readDigestMemo(memoPath, identity);
+    if (memo) return memo;
+    const sha256 = large ? await hashFileOffThread(path) : await hashFile(path);
+    await writeCacheEntry('file-digest memo', memoPath, () => writeFileAtomic(memoPath, JSON.stringify({ ...identity, sha256 })), logger);
+    return sha256;
+  })();
+  digestsInProcess.set(processKey, digest);
+  // Small files (images, one per entry) are kept only while in flight; a failure is never kept.
+  digest.then(
+    () => (large ? undefined : digestsInProcess.delete(processKey)),
+    () => digestsInProcess.delete(processKey),
+  );
+  return digest;
 }

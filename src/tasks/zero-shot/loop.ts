@@ -135,6 +135,9 @@ export async function runZeroShotStream(options: ZeroShotStreamOptions): Promise
     progress.update(scored, options.labelOf ? `top-1 ${((100 * correct) / scored).toFixed(1)}%` : '');
   };
 
+  // A batch's cache entries are written while the next batch encodes (each write waits mostly on its
+  // fsync); at most one batch's writes are in flight, and all have ended before the run returns.
+  let storing: Promise<void> | undefined;
   try {
     let batch = await startBatch(buffer);
     while (batch) {
@@ -151,12 +154,18 @@ export async function runZeroShotStream(options: ZeroShotStreamOptions): Promise
       }
       if (n > 0) {
         const encoded = running ? await running : new Float32Array(0);
-        if (cached && store) await store(encoded);
+        if (cached && store) {
+          await storing;
+          storing = store(encoded);
+          storing.catch(() => undefined);
+        }
         finish(n, cached ? withCached(cached, encoded, dim) : encoded);
       }
       batch = await (next ?? startBatch(buffer));
     }
+    await storing;
   } finally {
+    await storing?.catch(() => undefined);
     progress.stop();
   }
   const seconds = (performance.now() - start) / 1000;

@@ -81,13 +81,21 @@ async function openImageEncoder(
   }
 }
 
-/** The image-embedding cache of the bundle's vision model as this session runs it and these decode options read images. */
-async function openImageCache(options: Pick<ZeroShotModelOptions, 'bundle' | 'imageDecode' | 'logger'>, cacheRoot: string, session: SessionOptions): Promise<ImageEmbeddingCache> {
+/**
+ * The image-embedding cache of the bundle's vision model as this session runs it and these decode options
+ * read images. `visionDigest` is the vision model's digest when the caller started hashing it already.
+ */
+async function openImageCache(
+  options: Pick<ZeroShotModelOptions, 'bundle' | 'imageDecode' | 'logger'>,
+  cacheRoot: string,
+  session: SessionOptions,
+  visionDigest: Promise<string> = fileDigest(options.bundle.visionModelPath, cacheRoot, options.logger),
+): Promise<ImageEmbeddingCache> {
   const { bundle, logger } = options;
   const imageCache = new ImageEmbeddingCache(
     cacheRoot,
     {
-      visionModelSha256: await fileDigest(bundle.visionModelPath, cacheRoot, logger),
+      visionModelSha256: await visionDigest,
       variant: bundle.variant,
       executionProvider: session.device,
       preprocess: bundle.preprocess,
@@ -110,10 +118,14 @@ async function openImageCache(options: Pick<ZeroShotModelOptions, 'bundle' | 'im
 export async function openZeroShotModel(options: ZeroShotModelOptions): Promise<ZeroShotModel> {
   const { bundle, logger } = options;
   const session = { ...options.session, threads: boundedThreads(options.session.threads, logger) };
+  // Started before the text side so that, on a first run, the vision model is hashed on another thread
+  // while the tokenizer and text encoder load.
+  const visionDigest = options.imageCacheRoot === undefined ? undefined : fileDigest(bundle.visionModelPath, options.imageCacheRoot, logger);
+  visionDigest?.catch(() => undefined);
   const classifier = await bundleClassifier(bundle, { ...options, session });
   const open = () => openImageEncoder(bundle, session, logger, classifier.dim, (encoder) => assertEmbeddingDimsMatch(bundle, encoder.embeddingDim, classifier.dim));
-  if (options.imageCacheRoot === undefined) return { classifier, encoder: await open() };
-  const imageCache = await openImageCache(options, options.imageCacheRoot, session);
+  if (options.imageCacheRoot === undefined || visionDigest === undefined) return { classifier, encoder: await open() };
+  const imageCache = await openImageCache(options, options.imageCacheRoot, session, visionDigest);
   return { classifier, encoder: lazyImageEncoder(open, classifier.dim, bundle.preprocess.imageSize), imageCache };
 }
 
