@@ -1,7 +1,8 @@
 /**
  * Throughput benchmark (issue #7): the real pipeline on a model folder and a synthetic CIFAR-100-format
  * file, stage by stage and end to end, optionally against the PyTorch reference peer; then a folder of
- * 500×375 JPEGs end to end (`clip-eval eval FOLDER`) against pure image encoding (issue #11).
+ * 500×375 JPEGs end to end (`clip-eval eval FOLDER`) against pure image encoding (issue #11); then
+ * `clip-eval classify` on JPEG photos of 1000×750, with its decode / resize / inference split (issue #14).
  *
  *   npm run bench -- --model DIR [--images N] [--batch-size N] [--threads N] [--device cpu|cuda|webgpu]
  *                    [--vs-torch [--peer-text-length context|longest]] [--out FILE] [--work-dir DIR]
@@ -51,9 +52,18 @@ import {
   type TableRow,
   type Target,
 } from './lib/bench-report.js';
-import { timeImageEncoding, timePreprocessing, type ImageEncodeTiming, type PreprocessTiming } from './lib/bench-stages.js';
+import { runClassifyCase, timeClassifyStages, type ClassifyCase, type ClassifyStages } from './lib/bench-classify.js';
+import { PHOTO_HEIGHT, PHOTO_WIDTH, writeBenchPhotos } from './lib/bench-photos.js';
+import {
+  timeImageEncoding,
+  timePreprocessing,
+  timePreprocessingAllCores,
+  type ImageEncodeTiming,
+  type ParallelPreprocessTiming,
+  type PreprocessTiming,
+} from './lib/bench-stages.js';
 
-const CLI_PATH = join(benchRepoRoot, 'bin', 'clip-eval.js');
+const CLI_PATH = join(benchRepoRoot, 'bin', 'clip-eval.cjs');
 const EXTRA_VARIANTS: Variant[] = ['fp16', 'int8'];
 
 interface VariantResult {
@@ -131,6 +141,7 @@ function peerFigures(run: PeerRun | undefined): StageFigures | undefined {
 
 function tableRows(
   preprocess: PreprocessTiming,
+  preprocessAllCores: ParallelPreprocessTiming,
   imageEncode: ImageEncodeTiming,
   cold: EndToEndRun,
   warm: EndToEndRun,
@@ -148,6 +159,7 @@ function tableRows(
   const rate = (value: number | undefined, unit = 'images/s') => (value === undefined ? undefined : formatRate(value, unit));
   const rows: TableRow[] = [
     row('preprocessing, 1 core', formatRate(preprocess.imagesPerSecond, 'images/s'), rate(peerRates?.preprocessImagesPerSecond), 'preprocessing, 1 core'),
+    row(`preprocessing, all cores (${preprocessAllCores.workers})`, formatRate(preprocessAllCores.imagesPerSecond, 'images/s'), undefined),
     row('image encoding', formatRate(imageEncode.imagesPerSecond, 'images/s'), rate(peerRates?.imageEncodeImagesPerSecond), 'image encoding'),
     row(
       'text encoding, cold',
@@ -203,6 +215,17 @@ function folderRows(folderCase: FolderCase): TableRow[] {
   ];
 }
 
+function classifyRows(stages: ClassifyStages, classify: ClassifyCase): TableRow[] {
+  const perImage = (seconds: number) => `${formatRate(stages.images / seconds, 'images/s')} (${((1000 * seconds) / stages.images).toFixed(2)} ms each)`;
+  const { median, min, max } = classify.spread;
+  return [
+    { stage: `classify ${classify.images} photos ${PHOTO_WIDTH}×${PHOTO_HEIGHT}: decode, 1 core`, ours: perImage(stages.decodeSeconds) },
+    { stage: '  resize + normalise, 1 core', ours: perImage(stages.resizeSeconds) },
+    { stage: '  inference', ours: perImage(stages.inferenceSeconds) },
+    { stage: '  classify, image loop', ours: `${formatRate(median, 'images/s')} (${min.toFixed(1)}–${max.toFixed(1)}, ${classify.loopImagesPerSecond.length} runs)` },
+  ];
+}
+
 async function main(argv: string[]): Promise<number> {
   const options = parseBenchArguments(argv);
   const logger = createLogger({ quiet: options.quiet });
@@ -235,6 +258,8 @@ async function main(argv: string[]): Promise<number> {
 
     logger.info('preprocessing, one core …');
     const preprocess = timePreprocessing(testSet, bundle.preprocess, options.batchSize);
+    logger.info(`preprocessing, all cores (${availableParallelism()} worker threads) …`);
+    const preprocessAllCores = await timePreprocessingAllCores(testSet, bundle.preprocess, availableParallelism());
     logger.info(`image encoding, ${options.images} images in batches of ${options.batchSize} …`);
     const imageEncode = await timeImageEncoding(bundle, testSet, sessionOptions, options.batchSize);
 
@@ -265,6 +290,11 @@ async function main(argv: string[]): Promise<number> {
       async () => (await timeImageEncoding(bundle, testSet, sessionOptions, options.batchSize)).imagesPerSecond,
       (name) => runEndToEnd({ ...endToEnd, folder: folder.root, variant: 'fp32', name, cacheDir: e2eCache }),
     );
+
+    logger.info(`classify case: ${options.classifyImages} JPEG photos of ${PHOTO_WIDTH}×${PHOTO_HEIGHT}, stage by stage, then clip-eval classify ${options.folderRepeats}× …`);
+    const photos = await writeBenchPhotos(work, options.classifyImages, options.seed);
+    const classifyStages = await timeClassifyStages(photos, bundle, sessionOptions, options.batchSize);
+    const classify = await runClassifyCase({ ...endToEnd, cliPath: CLI_PATH }, photos, options.folderRepeats);
 
     const peer: PeerResult = {};
     if (peerPlan.model) {
@@ -320,7 +350,7 @@ async function main(argv: string[]): Promise<number> {
       },
       command: `node ${join('dist', 'scripts', 'bench.js')} ${argv.join(' ')}`,
       data: { testBin: data.testBin, source: data.source },
-      ours: { preprocess, imageEncode, cold, warm, warmAgreesWithCold: warmAgreement, peakRssBytes, folder: folderCase },
+      ours: { preprocess, preprocessAllCores, imageEncode, cold, warm, warmAgreesWithCold: warmAgreement, peakRssBytes, folder: folderCase, classifyStages, classify },
       variants,
       peer: { ...peer, ...(peer.run ? { textLength: options.peerTextLength } : {}) },
       targets,
@@ -331,7 +361,9 @@ async function main(argv: string[]): Promise<number> {
     const title =
       `clip-eval bench: ${bundle.id} (${bundle.variant}), ${options.images} images, batch ${options.batchSize}, ` +
       `${options.threads} threads, ${options.device}; ratio = clip-eval ÷ peer`;
-    process.stdout.write(formatTable(title, [...tableRows(preprocess, imageEncode, cold, warm, targets, peer, variants), ...folderRows(folderCase)]));
+    process.stdout.write(
+      formatTable(title, [...tableRows(preprocess, preprocessAllCores, imageEncode, cold, warm, targets, peer, variants), ...folderRows(folderCase), ...classifyRows(classifyStages, classify)]),
+    );
     if (peer.skipped) process.stdout.write(`peer: skipped (${peer.skipped})\n`);
     if (peer.run) {
       const { blas, blasCoreUsed } = peer.run;

@@ -222,7 +222,7 @@ async function clipEvalRun(context: Context, name: string, step: string, device:
   // Each run encodes every image: embeddings an earlier run cached would skip exactly what is measured.
   await rm(join(cacheDir, 'image-embeddings'), { recursive: true, force: true });
   const args = [
-    join(context.options.root, 'bin', 'clip-eval.js'),
+    join(context.options.root, 'bin', 'clip-eval.cjs'),
     'cifar100',
     '--data-dir', dataDir,
     '--model', join(context.work, 'model'),

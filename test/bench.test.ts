@@ -152,7 +152,7 @@ test('bench on the pattern CLIP: every stage runs, warm reuses the text cache, t
   const work = join(dir, 'work');
   const run = await runBench([
     '--model', fixtureModel, '--images', '150', '--batch-size', '32', '--threads', '1', '--out', out, '--shared', join(dir, 'no-shared'),
-    '--folder-images', '40', '--folder-repeats', '2', '--work-dir', work,
+    '--folder-images', '40', '--folder-repeats', '2', '--classify-images', '6', '--work-dir', work,
   ]);
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stderr, /make_cifar_synth\.py not found/, 'without the shared harness the images come from the project itself');
@@ -185,7 +185,7 @@ test('bench on the pattern CLIP: every stage runs, warm reuses the text cache, t
   assert.match(run.stdout, /^folder ÷ image encoding\s+[\d.]+× \([\d.]+–[\d.]+\)\s+≥ 0\.90×\s+(yes|NO)$/m);
   const folder = result.ours.folder;
   assert.equal(folder.images, 40);
-  assert.match(folder.command, /clip-eval\.js eval \S+folder /);
+  assert.match(folder.command, /clip-eval\.cjs eval \S+folder /);
   assert.equal(folder.repeats.length, 2);
   for (const repeat of folder.repeats) {
     assert.ok(repeat.top1 > 0.9, `the fixture classifies the enlarged JPEGs too (top-1 ${repeat.top1})`);
@@ -196,6 +196,22 @@ test('bench on the pattern CLIP: every stage runs, warm reuses the text cache, t
   const first = join(work, 'folder', classes[0]!, (await readdir(join(work, 'folder', classes[0]!)))[0]!);
   const metadata = await sharp(first).metadata();
   assert.deepEqual([metadata.format, metadata.width, metadata.height], ['jpeg', 500, 375]);
+
+  // Preprocessing on every core, and the classify case's split and runs.
+  assert.match(run.stdout, /^preprocessing, all cores \(\d+\)\s+[\d.]+ images\/s/m);
+  assert.equal(result.ours.preprocessAllCores.images % 150, 0);
+  assert.ok(result.ours.preprocessAllCores.workers >= 1);
+  for (const stage of ['classify 6 photos 1000×750: decode, 1 core', '  resize \\+ normalise, 1 core', '  inference']) {
+    assert.match(run.stdout, new RegExp(`^${stage}\\s+[\\d.]+ images/s \\([\\d.]+ ms each\\)$`, 'm'), stage);
+  }
+  assert.match(run.stdout, /^  classify, image loop\s+[\d.]+ images\/s \([\d.]+–[\d.]+, 2 runs\)$/m);
+  const { classifyStages, classify } = result.ours;
+  assert.equal(classifyStages.images, 6);
+  assert.ok(classifyStages.decodeSeconds > 0 && classifyStages.resizeSeconds > 0 && classifyStages.inferenceSeconds > 0);
+  assert.equal(classify.loopImagesPerSecond.length, 2);
+  assert.match(classify.command, /clip-eval\.cjs classify \S+photos .*--no-cache/);
+  const photo = await sharp(join(work, 'photos', '00000.jpg')).metadata();
+  assert.deepEqual([photo.format, photo.width, photo.height], ['jpeg', 1000, 750]);
 });
 
 test('bench errors: --vs-torch on a model the harness did not write, a missing model folder, CUDA without its provider', async () => {

@@ -4,14 +4,15 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'node:test';
+import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { ClipEvalError, describeError } from '../src/core/errors.js';
 import { OPENAI_PREPROCESS, type PreprocessConfig } from '../src/preprocess/config.js';
 import { decodeImage } from '../src/preprocess/decode.js';
 import { defaultImageWorkers, ImageJobError, ImagePool } from '../src/preprocess/image-pool.js';
 import { MemoryBudget } from '../src/preprocess/memory-budget.js';
-import { preprocessDecoded } from '../src/preprocess/transform.js';
-import { repoRoot, makeTempDir } from './support/paths.js';
+import { CIFAR_IMAGE_BYTES, createCifarPreprocessor, preprocessDecoded } from '../src/preprocess/transform.js';
+import { cliPath, repoRoot, makeTempDir } from './support/paths.js';
 import { classImage } from './support/pattern-images.js';
 
 const SMALL: PreprocessConfig = { ...OPENAI_PREPROCESS, imageSize: 64, resizeShortestEdge: 64 };
@@ -258,4 +259,61 @@ test('image pool: one worker per core but one, and at least one', () => {
   assert.equal(defaultImageWorkers(2), 1);
   assert.equal(defaultImageWorkers(16), 15);
   assert.ok(defaultImageWorkers() >= 1);
+});
+
+test('image pool: planar batches, sent together, come back in order and equal the in-thread planar path bit for bit', async () => {
+  const count = 40;
+  const records = new Uint8Array(count * CIFAR_IMAGE_BYTES);
+  for (let i = 0; i < records.length; i++) records[i] = (Math.imul(i, 2654435761) >>> 24) & 0xff;
+  const imageFloats = 3 * SMALL.imageSize * SMALL.imageSize;
+  const expected = new Float32Array(count * imageFloats);
+  const inThreadCifar = createCifarPreprocessor(SMALL);
+  for (let i = 0; i < count; i++) inThreadCifar(records, i, expected, i * imageFloats);
+  const pool = new ImagePool({ workers: 3 });
+  try {
+    for (let round = 0; round < 2; round++) {
+      // Chunks of 7 (the last one shorter), all in flight at once over three workers.
+      const chunks = Array.from({ length: Math.ceil(count / 7) }, (_, c) => ({ first: c * 7, count: Math.min(7, count - c * 7) }));
+      const results = await Promise.all(
+        chunks.map(({ first, count: n }) =>
+          pool.preparePlanar({ records: records.subarray(first * CIFAR_IMAGE_BYTES, (first + n) * CIFAR_IMAGE_BYTES), width: 32, height: 32, count: n, config: SMALL }),
+        ),
+      );
+      results.forEach(({ pixels }, c) => {
+        const { first, count: n } = chunks[c]!;
+        assert.equal(pixels.length, n * imageFloats);
+        assert.deepEqual(pixels, expected.subarray(first * imageFloats, (first + n) * imageFloats), `round ${round}, chunk ${c}`);
+        // Recycled buffers are written into on the next round: its results must still be exact.
+        pool.recycle(pixels);
+      });
+    }
+    await assert.rejects(pool.preparePlanar({ records: records.subarray(0, 100), width: 32, height: 32, count: 1, config: SMALL }), RangeError);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('bin/clip-eval.cjs gives libuv\'s pool (where sharp decodes) a thread per core, at least 4, unless UV_THREADPOOL_SIZE is set; exit codes and one-line errors pass through', async () => {
+  // A hook loaded before the launcher reports the variable as the process exits, after the launcher set it.
+  const hook = `data:text/javascript,process.on('exit', () => process.stderr.write('UV_THREADPOOL_SIZE=' + process.env.UV_THREADPOOL_SIZE + '\\n'))`;
+  const launch = (args: string[], env: NodeJS.ProcessEnv) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', hook, cliPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+  const { UV_THREADPOOL_SIZE: _unset, ...env } = process.env;
+  const sized = await launch(['--version'], env);
+  assert.equal(sized.code, 0, sized.stderr);
+  assert.match(sized.stdout, /^\d+\.\d+\.\d+\n$/);
+  assert.match(sized.stderr, new RegExp(`^UV_THREADPOOL_SIZE=${Math.max(4, availableParallelism())}$`, 'm'));
+  const kept = await launch(['--bogus'], { ...env, UV_THREADPOOL_SIZE: '3' });
+  assert.equal(kept.code, 2);
+  assert.match(kept.stderr, /^UV_THREADPOOL_SIZE=3$/m);
+  const lines = kept.stderr.split('\n').filter((line) => line.startsWith('clip-eval:'));
+  assert.deepEqual(lines.length, 1, kept.stderr);
 });

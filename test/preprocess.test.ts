@@ -305,7 +305,7 @@ test('CIFAR fast path equals the scalar kernels for many configurations', () => 
 
 test('general path (SIMD) equals the scalar path on odd sizes and aspect ratios', () => {
   const config = OPENAI_PREPROCESS;
-  for (const [width, height] of [[301, 200], [97, 61], [224, 400], [400, 224], [640, 480], [250, 9], [9, 250]]) {
+  for (const [width, height] of [[301, 200], [97, 61], [224, 400], [400, 224], [640, 480], [1000, 750], [750, 1000], [250, 9], [9, 250]]) {
     const data = pseudoRandomBytes(width * height * 3, width * 1000 + height);
     const viaSimd = new Float32Array(150528);
     preprocessDecoded({ data, width, height, channels: 3, palette: false }, config, viaSimd, 0);

@@ -7,7 +7,7 @@ import type { EvaluationReport } from '../../src/tasks/zero-shot/result.js';
 import { lastErrorLine, runNodeMeasured } from './bench-process.js';
 
 export interface EndToEndSpec {
-  /** bin/clip-eval.js */
+  /** bin/clip-eval.cjs */
   cliPath: string;
   model: string;
   variant: Variant;

@@ -27,19 +27,23 @@ export interface BenchOptions {
   seed: number;
   /** JPEGs of 500×375 in the folder case. */
   folderImages: number;
-  /** Times the folder case and the image encoding it is compared with are measured, for the spread. */
+  /** Times the folder case and the image encoding it is compared with are measured, for the spread (and the classify case runs). */
   folderRepeats: number;
+  /** JPEG photos of 1000×750 in the classify case. */
+  classifyImages: number;
   quiet: boolean;
 }
 
 export const BENCH_USAGE =
   'usage: npm run bench -- --model DIR [--images N] [--batch-size N] [--threads N] [--device cpu|cuda|webgpu] [--device-id N] ' +
-  '[--vs-torch [--peer-text-length context|longest] [--peer-blas auto|installed|CORE]] [--python PATH] [--shared DIR] [--out FILE] [--work-dir DIR] [--seed S] [--folder-images N] [--folder-repeats N] [--quiet]';
+  '[--vs-torch [--peer-text-length context|longest] [--peer-blas auto|installed|CORE]] [--python PATH] [--shared DIR] [--out FILE] [--work-dir DIR] [--seed S] [--folder-images N] [--folder-repeats N] [--classify-images N] [--quiet]';
 
 export const DEFAULT_IMAGES = 500;
 /** The folder case: 500 JPEGs of 500×375, as the issue asks, measured three times for the spread. */
 export const DEFAULT_FOLDER_IMAGES = 500;
 export const DEFAULT_FOLDER_REPEATS = 3;
+/** The classify case: 200 JPEG photos of 1000×750, as issue #14 asks. */
+export const DEFAULT_CLASSIFY_IMAGES = 200;
 export const DEFAULT_BENCH_BATCH = 64;
 const MAX_IMAGES = 50_000;
 
@@ -80,6 +84,7 @@ function parseFlags(argv: string[]) {
         seed: { type: 'string' },
         'folder-images': { type: 'string' },
         'folder-repeats': { type: 'string' },
+        'classify-images': { type: 'string' },
         quiet: { type: 'boolean' },
       },
       strict: true,
@@ -124,6 +129,7 @@ export function parseBenchArguments(argv: string[], env: NodeJS.ProcessEnv = pro
     seed: wholeNumber('--seed', values.seed, 1, 0, 0xffffffff),
     folderImages: wholeNumber('--folder-images', values['folder-images'], DEFAULT_FOLDER_IMAGES, 1, MAX_IMAGES),
     folderRepeats: wholeNumber('--folder-repeats', values['folder-repeats'], DEFAULT_FOLDER_REPEATS, 1, 100),
+    classifyImages: wholeNumber('--classify-images', values['classify-images'], DEFAULT_CLASSIFY_IMAGES, 1, MAX_IMAGES),
     quiet: values.quiet ?? false,
   };
 }

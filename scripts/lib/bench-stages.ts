@@ -3,7 +3,8 @@ import type { ModelBundle } from '../../src/model/bundle.js';
 import { createImageEncoder } from '../../src/model/encoders.js';
 import type { SessionOptions } from '../../src/model/session.js';
 import type { PreprocessConfig } from '../../src/preprocess/config.js';
-import { createCifarPreprocessor } from '../../src/preprocess/transform.js';
+import { ImagePool } from '../../src/preprocess/image-pool.js';
+import { CIFAR_IMAGE_BYTES, createCifarPreprocessor } from '../../src/preprocess/transform.js';
 
 /** In-process timings of single pipeline stages, each with the project's own components. */
 
@@ -33,6 +34,60 @@ export function timePreprocessing(testSet: CifarTestSet, config: PreprocessConfi
   } while (elapsed < minSeconds);
   const images = passes * testSet.count;
   return { images, passes, seconds: elapsed, imagesPerSecond: images / elapsed };
+}
+
+export interface ParallelPreprocessTiming extends PreprocessTiming {
+  /** Worker threads the images were spread over (one per core). */
+  workers: number;
+}
+
+/** CIFAR images per planar job: large enough that a message costs little beside its work. */
+const PLANAR_CHUNK = 32;
+
+/**
+ * The same CIFAR preprocessing on an ImagePool of `workers` threads (default one per core: nothing
+ * else runs meanwhile), in chunks of PLANAR_CHUNK images, two chunks queued per worker, each chunk's
+ * floats copied into a batch buffer as the evaluation would; repeated until `minSeconds` have passed.
+ */
+export async function timePreprocessingAllCores(
+  testSet: CifarTestSet,
+  config: PreprocessConfig,
+  workers: number,
+  minSeconds = 1,
+): Promise<ParallelPreprocessTiming> {
+  const pool = new ImagePool({ workers, jobsPerWorker: 2 });
+  try {
+    const imageFloats = 3 * config.imageSize * config.imageSize;
+    const batch = new Float32Array(PLANAR_CHUNK * imageFloats);
+    const chunks = Math.ceil(testSet.count / PLANAR_CHUNK);
+    const pass = async () => {
+      let next = 0;
+      const lane = async () => {
+        while (next < chunks) {
+          const first = next++ * PLANAR_CHUNK;
+          const count = Math.min(PLANAR_CHUNK, testSet.count - first);
+          const records = testSet.images.subarray(first * CIFAR_IMAGE_BYTES, (first + count) * CIFAR_IMAGE_BYTES);
+          const { pixels } = await pool.preparePlanar({ records, width: 32, height: 32, count, config });
+          batch.set(pixels);
+          pool.recycle(pixels);
+        }
+      };
+      await Promise.all(Array.from({ length: 2 * workers }, lane));
+    };
+    await pass(); // starts the workers, outside the clock
+    const start = performance.now();
+    let passes = 0;
+    let elapsed = 0;
+    do {
+      await pass();
+      passes += 1;
+      elapsed = (performance.now() - start) / 1000;
+    } while (elapsed < minSeconds);
+    const images = passes * testSet.count;
+    return { images, passes, seconds: elapsed, imagesPerSecond: images / elapsed, workers };
+  } finally {
+    await pool.close();
+  }
 }
 
 export interface ImageEncodeTiming {

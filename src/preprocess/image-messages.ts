@@ -22,12 +22,26 @@ export interface JobMessage {
   output?: Float32Array;
 }
 
-export type ToWorker = JobMessage;
+/** Planar images (CIFAR's records: per image the R, G and B planes) preprocessed one after another. */
+export interface PlanarJobMessage {
+  type: 'planar';
+  id: number;
+  /** count · 3 · width · height bytes, transferred. */
+  records: Uint8Array;
+  width: number;
+  height: number;
+  count: number;
+  config: PreprocessConfig;
+  /** A buffer of count · 3 · size² floats to write into (transferred back, recycled), when one was free. */
+  output?: Float32Array;
+}
+
+export type ToWorker = JobMessage | PlanarJobMessage;
 
 export interface DoneMessage {
   type: 'done';
   id: number;
-  /** Float32 [3, S, S], transferred. */
+  /** Float32 [3, S, S] (a planar job: [count, 3, S, S]), transferred. */
   pixels: Float32Array;
   sha256?: string;
   /** Bytes reserved for the job's lease. */

@@ -3,7 +3,7 @@ import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { ClipEvalError, inputError } from '../core/errors.js';
 import type { PreprocessConfig } from './config.js';
 import { claimDecoderSlot, decoderGate, MAX_DECODER_WORKERS, releaseDecoderSlot, type DecodeOptions } from './decode.js';
-import type { FromWorker, ImageJobSource, JobMessage } from './image-messages.js';
+import type { FromWorker, ImageJobSource, PlanarJobMessage, ToWorker } from './image-messages.js';
 import type { MemoryLease, SharedBudget } from './memory-budget.js';
 
 /**
@@ -71,10 +71,20 @@ export function defaultImageWorkers(cores = availableParallelism()): number {
   return Math.max(1, cores - 1);
 }
 
+/** Planar images preprocessed on a worker, in one message: a share of a batch of CIFAR records. */
+export interface PlanarBatchJob {
+  /** count · 3 · width · height bytes: per image its R, G and B planes (copied, so the view may change after). */
+  records: Uint8Array;
+  width: number;
+  height: number;
+  count: number;
+  config: PreprocessConfig;
+}
+
 interface PendingJob {
   id: number;
-  message: JobMessage;
-  transfer: ArrayBuffer[];
+  /** What a worker's failure calls the job. */
+  label: string;
   lease?: MemoryLease;
   resolve: (image: PreparedImage) => void;
   reject: (error: Error) => void;
@@ -124,11 +134,8 @@ export class ImagePool {
       transfer.push(bytes.buffer);
       source = { bytes };
     }
-    const floats = 3 * job.config.imageSize * job.config.imageSize;
-    const spareAt = this.spare.findIndex((pixels) => pixels.length === floats);
-    const output = spareAt < 0 ? undefined : this.spare.splice(spareAt, 1)[0]!;
-    if (output) transfer.push(output.buffer as ArrayBuffer);
-    const message: JobMessage = {
+    const output = this.spareOutput(3 * job.config.imageSize * job.config.imageSize, transfer);
+    const message: ToWorker = {
       type: 'job',
       id,
       source,
@@ -140,10 +147,40 @@ export class ImagePool {
       sequence: job.memory?.lease.sequence ?? -1,
       ...(output ? { output } : {}),
     };
+    return this.send(message, transfer, job.label, job.memory?.lease);
+  }
+
+  /**
+   * Preprocesses `count` planar images on a worker into one [count, 3, size, size] array (hand it back
+   * with recycle once copied). Batches sent together run on different workers, side by side.
+   */
+  preparePlanar(job: PlanarBatchJob): Promise<PreparedImage> {
+    if (this.broken) return Promise.reject(this.broken);
+    const { width, height, count, config } = job;
+    if (!Number.isInteger(count) || count < 1 || job.records.length !== count * 3 * width * height) {
+      return Promise.reject(new RangeError(`ImagePool: ${count} planar images of ${width}x${height} need ${count * 3 * width * height} bytes, got ${job.records.length}`));
+    }
+    const records = new Uint8Array(job.records);
+    const transfer: ArrayBuffer[] = [records.buffer];
+    const output = this.spareOutput(count * 3 * config.imageSize * config.imageSize, transfer);
+    const message: PlanarJobMessage = { type: 'planar', id: this.nextId++, records, width, height, count, config, ...(output ? { output } : {}) };
+    return this.send(message, transfer, `${count} planar images`);
+  }
+
+  /** A recycled pixel buffer of `floats`, added to `transfer`; undefined when none is free. */
+  private spareOutput(floats: number, transfer: ArrayBuffer[]): Float32Array | undefined {
+    const at = this.spare.findIndex((pixels) => pixels.length === floats);
+    if (at < 0) return undefined;
+    const output = this.spare.splice(at, 1)[0]!;
+    transfer.push(output.buffer as ArrayBuffer);
+    return output;
+  }
+
+  private send(message: ToWorker, transfer: ArrayBuffer[], label: string, lease?: MemoryLease): Promise<PreparedImage> {
     return new Promise((resolve, reject) => {
-      const pending: PendingJob = { id, message, transfer, resolve, reject, ...(job.memory ? { lease: job.memory.lease } : {}) };
+      const pending: PendingJob = { id: message.id, label, resolve, reject, ...(lease ? { lease } : {}) };
       const target = this.leastBusy();
-      target.running.set(id, pending);
+      target.running.set(message.id, pending);
       if (target.running.size === 1) target.worker.ref();
       target.worker.postMessage(message, transfer);
     });
@@ -196,7 +233,7 @@ export class ImagePool {
     if (entry.running.size === 0) entry.worker.unref();
     if (message.type === 'done') job.resolve({ pixels: message.pixels, ...(message.sha256 !== undefined ? { sha256: message.sha256 } : {}) });
     else if (message.kind) job.reject(new ImageJobError(message.message, message.kind, message.sha256));
-    else job.reject(new Error(`preparing ${job.message.label}: ${message.message}`));
+    else job.reject(new Error(`preparing ${job.label}: ${message.message}`));
   }
 
   /** Ends the pool: every image not yet prepared is rejected with `error`, every worker stopped. */

@@ -392,3 +392,52 @@ export function createChannelResizer(spec: ChannelResizeSpec): ChannelResizer | 
     },
   };
 }
+
+/**
+ * Resizes interleaved 8-bit RGB as Pillow does, all three channels at once: the horizontal pass
+ * straight over the interleaved rows (no transposes), then the column pass of each channel, which
+ * writes the window's samples as normalised floats into planes of `output` (as ChannelResizer's).
+ */
+export interface RgbResizer {
+  readonly output: Float32Array;
+  /** `src` is the whole image, interleaved RGB (`channels` 3), horizontal.inSize pixels a row. */
+  run(src: PixelView, mean: readonly number[], std: readonly number[]): void;
+}
+
+/** An RGB resizer for `spec` (planes 3), or undefined when the window is narrower than the kernel's 8 lanes. */
+export function createRgbResizer(spec: ChannelResizeSpec): RgbResizer | undefined {
+  const { horizontal, vertical, colFrom, colCount, rowFrom, rowCount, outputPlane } = spec;
+  if (spec.planes !== 3) throw new RangeError(`createRgbResizer: an RGB resizer writes 3 planes, not ${spec.planes}`);
+  const rows = sourceSpan(vertical, rowFrom, rowCount);
+  const cols = sourceSpan(horizontal, colFrom, colCount);
+  const sourceRows = rows.end - rows.first;
+  if (colCount < 8) return undefined;
+
+  const rowBytes = 3 * horizontal.inSize;
+  const plane = sourceRows * colCount;
+  const layout = new MemoryLayout();
+  const horizontalTables = placePlan(layout, horizontal, colFrom, colCount, cols.first, 3);
+  const verticalTables = placePlan(layout, vertical, rowFrom, rowCount, rows.first, colCount);
+  // The source rows the window reads, whole (one copy); the row kernel's loads reach 5 bytes past the last pixel.
+  const source = layout.place(sourceRows * rowBytes + 8);
+  const resized = layout.place(3 * plane);
+  const output = layout.place(3 * outputPlane * 4);
+  const { buffer, rgbRows, floats } = createResampleKernel(layout.size, PRECISION_BITS);
+  horizontalTables.fill(buffer);
+  verticalTables.fill(buffer);
+  const heap = new Uint8Array(buffer);
+
+  return {
+    output: new Float32Array(buffer, output, 3 * outputPlane),
+    run(src, mean, std) {
+      if (src.channels !== 3 || src.rowStride !== rowBytes) throw new RangeError(`RgbResizer: expected interleaved RGB rows of ${rowBytes} bytes`);
+      const first = src.offset + rows.first * rowBytes;
+      heap.set(src.data.subarray(first, first + sourceRows * rowBytes), source);
+      rgbRows(source + cols.first * 3, horizontalTables.rowOffsets, horizontalTables.weights, horizontal.taps, sourceRows, colCount, rowBytes, resized, plane);
+      for (let c = 0; c < 3; c++) {
+        const out = output + (c * outputPlane + spec.outputOffset) * 4;
+        floats(resized + c * plane, verticalTables.rowOffsets, verticalTables.weights, vertical.taps, rowCount, colCount, colCount, out, spec.outputStride * 4, mean[c]!, std[c]!);
+      }
+    },
+  };
+}

@@ -7,10 +7,10 @@
 const OP = {
   block: 0x02, loop: 0x03, if: 0x04, end: 0x0b, br: 0x0c, brIf: 0x0d, emptyType: 0x40,
   localGet: 0x20, localSet: 0x21, localTee: 0x22, i32Load: 0x28, i64Store: 0x37, i32Const: 0x41,
-  f32Const: 0x43, i32Eq: 0x46, i32GtS: 0x4a, i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, simdPrefix: 0xfd,
+  i32Store8: 0x3a, f32Const: 0x43, i32Eq: 0x46, i32GtS: 0x4a, i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, simdPrefix: 0xfd,
 } as const;
 const SIMD = {
-  load8x8U: 0x02, load32Splat: 0x09, store: 0x0b, i32x4Splat: 0x11, f32x4Splat: 0x13, i64x2ExtractLane: 0x1d,
+  load8x8U: 0x02, load32Splat: 0x09, store: 0x0b, i32x4Splat: 0x11, f32x4Splat: 0x13, i32x4ExtractLane: 0x1b, i64x2ExtractLane: 0x1d,
   i8x16NarrowI16x8U: 0x66, i16x8NarrowI32x4S: 0x85, i32x4ExtendLowI16x8U: 0xa9, i32x4ExtendHighI16x8U: 0xaa,
   i32x4ShrS: 0xac, i32x4Add: 0xae, i32x4Mul: 0xb5, i32x4MinS: 0xb6, i32x4MaxS: 0xb8,
   f32x4Sub: 0xe5, f32x4Div: 0xe7, f32x4ConvertI32x4S: 0xfa,
@@ -133,21 +133,77 @@ function kernelBody(output: KernelOutput, precisionBits: number): number[] {
   ];
 }
 
-/** A module importing env.memory and exporting the kernel as `bytes` and `floats`. */
+/**
+ * The body of (src, columnOffsets, weights, taps, rows, columns, srcStride, out, plane): the
+ * horizontal pass straight over interleaved RGB, one output pixel's three samples at a time in
+ * i32x4 lanes (the fourth lane is the next pixel's red, computed and dropped). Output pixel x of row
+ * y < rows reads `taps` pixels from src + y·srcStride + columnOffsets[x] (bytes), weighted by
+ * weights[x·taps ..], and writes clip8 of its red, green and blue at out + y·columns + x and one and
+ * two `plane`s further: three row-major planes, ready for the column pass. It reads up to 5 bytes past
+ * the last pixel of a row (the load takes 8), which the caller keeps inside memory.
+ */
+function rgbRowsBody(precisionBits: number): number[] {
+  const [src, columnOffsets, weights, taps, rows, columns, srcStride, out, plane] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [y, x, k, p, w, rowSrc, o] = [9, 10, 11, 12, 13, 14, 15];
+  const [acc, v, zero, max255, rounding] = [16, 17, 18, 19, 20];
+  const lane = (index: number): number[] => [...get(v), ...simd(SIMD.i32x4ExtractLane), index, ...memory([OP.i32Store8])];
+  return [
+    ...i32(0), ...simd(SIMD.i32x4Splat), ...set(zero),
+    ...i32(255), ...simd(SIMD.i32x4Splat), ...set(max255),
+    ...i32(1 << (precisionBits - 1)), ...simd(SIMD.i32x4Splat), ...set(rounding),
+    OP.block, OP.emptyType, OP.loop, OP.emptyType, // rows
+    ...get(y), ...get(rows), OP.i32Eq, OP.brIf, 1,
+    ...get(src), ...get(y), ...get(srcStride), OP.i32Mul, OP.i32Add, ...set(rowSrc),
+    ...get(out), ...get(y), ...get(columns), OP.i32Mul, OP.i32Add, ...set(o),
+    ...get(weights), ...set(w),
+    ...i32(0), ...set(x),
+    OP.block, OP.emptyType, OP.loop, OP.emptyType, // output pixels
+    ...get(x), ...get(columns), OP.i32Eq, OP.brIf, 1,
+    ...get(rowSrc), ...get(columnOffsets), ...get(x), ...i32(4), OP.i32Mul, OP.i32Add, ...memory([OP.i32Load]), OP.i32Add, ...set(p),
+    ...get(rounding), ...set(acc),
+    ...get(taps), ...set(k),
+    OP.loop, OP.emptyType, // taps
+    ...get(acc),
+    ...get(p), ...memory(simd(SIMD.load8x8U)), ...simd(SIMD.i32x4ExtendLowI16x8U),
+    ...get(w), ...memory(simd(SIMD.load32Splat)), ...simd(SIMD.i32x4Mul), ...simd(SIMD.i32x4Add), ...set(acc),
+    ...get(p), ...i32(3), OP.i32Add, ...set(p),
+    ...get(w), ...i32(4), OP.i32Add, ...set(w),
+    ...get(k), ...i32(1), OP.i32Sub, ...tee(k), OP.brIf, 0,
+    OP.end,
+    ...get(acc), ...i32(precisionBits), ...simd(SIMD.i32x4ShrS), ...get(zero), ...simd(SIMD.i32x4MaxS), ...get(max255), ...simd(SIMD.i32x4MinS), ...set(v),
+    ...get(o), ...lane(0),
+    ...get(o), ...get(plane), OP.i32Add, ...lane(1),
+    ...get(o), ...get(plane), OP.i32Add, ...get(plane), OP.i32Add, ...lane(2),
+    ...get(o), ...i32(1), OP.i32Add, ...set(o),
+    ...get(x), ...i32(1), OP.i32Add, ...set(x),
+    OP.br, 0,
+    OP.end, OP.end,
+    ...get(y), ...i32(1), OP.i32Add, ...set(y),
+    OP.br, 0,
+    OP.end, OP.end,
+    OP.end,
+  ];
+}
+
+/** A module importing env.memory and exporting the kernels as `bytes`, `floats` and `rgbRows`. */
 function kernelModule(precisionBits: number): Uint8Array {
-  const locals = vector([[9, TYPE.i32], [10, TYPE.v128]]);
-  const code = (output: KernelOutput): number[] => {
-    const body = [...locals, ...kernelBody(output, precisionBits)];
-    return [...unsignedLeb(body.length), ...body];
+  const withLocals = (locals: number[], body: number[]): number[] => {
+    const code = [...locals, ...body];
+    return [...unsignedLeb(code.length), ...code];
   };
+  const code = (output: KernelOutput): number[] => withLocals(vector([[9, TYPE.i32], [10, TYPE.v128]]), kernelBody(output, precisionBits));
   const params = [...Array<number>(9).fill(TYPE.i32), TYPE.f32, TYPE.f32];
+  const rgbParams = Array<number>(9).fill(TYPE.i32);
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vector([[TYPE.func, ...vector(params.map((t) => [t])), ...vector([])]])),
+    ...section(1, vector([
+      [TYPE.func, ...vector(params.map((t) => [t])), ...vector([])],
+      [TYPE.func, ...vector(rgbParams.map((t) => [t])), ...vector([])],
+    ])),
     ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
-    ...section(3, vector([[0], [0]])),
-    ...section(7, vector([[...name('bytes'), 0x00, 0], [...name('floats'), 0x00, 1]])),
-    ...section(10, vector([code('bytes'), code('floats')])),
+    ...section(3, vector([[0], [0], [1]])),
+    ...section(7, vector([[...name('bytes'), 0x00, 0], [...name('floats'), 0x00, 1], [...name('rgbRows'), 0x00, 2]])),
+    ...section(10, vector([code('bytes'), code('floats'), withLocals(vector([[7, TYPE.i32], [5, TYPE.v128]]), rgbRowsBody(precisionBits))])),
   ]);
 }
 
@@ -167,11 +223,15 @@ const wasm = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssem
 let compiledKernel: object | undefined;
 const WASM_PAGE = 65536;
 
+/** See rgbRowsBody. */
+export type RgbRowsFunction = (src: number, columnOffsets: number, weights: number, taps: number, rows: number, columns: number, srcStride: number, out: number, plane: number) => void;
+
 export interface ResampleKernel {
   /** The kernel's memory: tables, images and outputs are placed in it by the caller. */
   readonly buffer: ArrayBuffer;
   readonly bytes: KernelFunction;
   readonly floats: KernelFunction;
+  readonly rgbRows: RgbRowsFunction;
 }
 
 /** A kernel instance with at least `memoryBytes` of memory; the module is compiled once per process. */
@@ -179,5 +239,5 @@ export function createResampleKernel(memoryBytes: number, precisionBits: number)
   const memory = new wasm.Memory({ initial: Math.ceil(memoryBytes / WASM_PAGE) });
   compiledKernel ??= new wasm.Module(kernelModule(precisionBits));
   const { exports } = new wasm.Instance(compiledKernel, { env: { memory } });
-  return { buffer: memory.buffer, bytes: exports.bytes as KernelFunction, floats: exports.floats as KernelFunction };
+  return { buffer: memory.buffer, bytes: exports.bytes as KernelFunction, floats: exports.floats as KernelFunction, rgbRows: exports.rgbRows as RgbRowsFunction };
 }

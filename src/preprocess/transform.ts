@@ -4,11 +4,14 @@ import { decodeImage, type DecodedImage, type DecodeOptions } from './decode.js'
 import {
   axisPlan,
   createChannelResizer,
+  createRgbResizer,
   resampleColumns,
   resampleRows,
   sourceSpan,
   type ChannelResizer,
+  type ChannelResizeSpec,
   type PixelView,
+  type RgbResizer,
 } from './resample.js';
 
 /**
@@ -286,16 +289,13 @@ export function preprocessDecoded(image: DecodedImage, config: PreprocessConfig,
 
   // The SIMD kernel always runs both passes (a kept size gives identity weights, as exact as
   // Pillow's skipped pass) and normalises straight after, so it cannot unpremultiply in between.
-  const resizer = premultiplied ? undefined : cachedChannelResizer(width, height, resized, filter, window);
+  const resizer = premultiplied ? undefined : cachedRgbResizer(width, height, resized, filter, window);
   if (resizer !== undefined) {
     const plane = window.crop * window.crop;
     if (window.colCount < window.crop || window.rowCount < window.crop) {
       for (let c = 0; c < 3; c++) resizer.output.fill(table[c * 256], c * plane, (c + 1) * plane);
     }
-    for (let c = 0; c < 3; c++) {
-      const channel: PixelView = { data: image.data, offset: c, rowStride: width * 3, channels: 3 };
-      resizer.run(channel, c, Math.fround(config.mean[c]), Math.fround(config.std[c]));
-    }
+    resizer.run({ data: image.data, offset: 0, rowStride: width * 3, channels: 3 }, config.mean.map(Math.fround), config.std.map(Math.fround));
     out.set(resizer.output, outOffset);
     return;
   }
@@ -307,15 +307,9 @@ export function preprocessDecoded(image: DecodedImage, config: PreprocessConfig,
   writeNormalised(pixels, window, premultiplied, table, out, outOffset);
 }
 
-/** The SIMD resizer for one size of image, resize and crop (undefined where the kernel does not apply). */
-function channelResizer(
-  width: number,
-  height: number,
-  resized: { width: number; height: number },
-  filter: ResampleFilter,
-  window: CropWindow,
-): ChannelResizer | undefined {
-  return createChannelResizer({
+/** What the SIMD resizers compute for one size of image, resize and crop. */
+function resizeSpec(width: number, height: number, resized: { width: number; height: number }, filter: ResampleFilter, window: CropWindow): ChannelResizeSpec {
+  return {
     horizontal: axisPlan(width, resized.width, filter, window.colFrom, window.colCount),
     vertical: axisPlan(height, resized.height, filter, window.rowFrom, window.rowCount),
     colFrom: window.colFrom,
@@ -326,21 +320,21 @@ function channelResizer(
     outputPlane: window.crop * window.crop,
     outputOffset: (window.rowFrom - window.top) * window.crop + (window.colFrom - window.left),
     outputStride: window.crop,
-  });
+  };
 }
 
 /** Consecutive images often share a size (data sets): keep the last resizer. */
-let lastResizer: { key: string; resizer: ChannelResizer | undefined } | undefined;
+let lastResizer: { key: string; resizer: RgbResizer | undefined } | undefined;
 
-function cachedChannelResizer(
+function cachedRgbResizer(
   width: number,
   height: number,
   resized: { width: number; height: number },
   filter: ResampleFilter,
   window: CropWindow,
-): ChannelResizer | undefined {
+): RgbResizer | undefined {
   const key = `${width}x${height}:${filter}:${resized.width}x${resized.height}:${window.crop}`;
-  if (lastResizer?.key !== key) lastResizer = { key, resizer: channelResizer(width, height, resized, filter, window) };
+  if (lastResizer?.key !== key) lastResizer = { key, resizer: createRgbResizer(resizeSpec(width, height, resized, filter, window)) };
   return lastResizer.resizer;
 }
 
@@ -388,7 +382,7 @@ export function createPlanarPreprocessor(config: PreprocessConfig): PlanarPrepro
         throw inputError(`planar image of ${width}x${height} is too elongated to resize its shorter side to ${config.resizeShortestEdge}`);
       }
       const window = cropWindow(resized.width, resized.height, crop);
-      const resizer = channelResizer(width, height, resized, config.resample, window);
+      const resizer = createChannelResizer(resizeSpec(width, height, resized, config.resample, window));
       // Padding (a crop larger than the resized image) never changes for one size: write it once.
       if (resizer) for (let c = 0; c < 3; c++) resizer.output.fill(table[c * 256], c * crop * crop, (c + 1) * crop * crop);
       sized = { key, resizer };

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 /** Compiled tests live in dist/test/support, three levels below the repository root. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-export const cliPath = join(repoRoot, 'bin', 'clip-eval.js');
+export const cliPath = join(repoRoot, 'bin', 'clip-eval.cjs');
 
 /** ../shared beside the checkout; CLIP_EVAL_SHARED overrides it. */
 export const sharedDir = process.env.CLIP_EVAL_SHARED ?? resolve(repoRoot, '..', 'shared');
