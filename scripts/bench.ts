@@ -2,7 +2,9 @@
  * Throughput benchmark (issue #7): the real pipeline on a model folder and a synthetic CIFAR-100-format
  * file, stage by stage and end to end, optionally against the PyTorch reference peer; then a folder of
  * 500×375 JPEGs end to end (`clip-eval eval FOLDER`) against pure image encoding (issue #11); then
- * `clip-eval classify` on JPEG photos of 1000×750, with its decode / resize / inference split (issue #14).
+ * a CI check (`clip-eval cifar100 --per-class 10`, text embeddings cached) and where its wall time goes outside
+ * image encoding; then `clip-eval classify` on JPEG photos of 1000×750, with its decode / resize / inference
+ * split (issue #14).
  *
  *   npm run bench -- --model DIR [--images N] [--batch-size N] [--threads N] [--device cpu|cuda|webgpu]
  *                    [--vs-torch [--peer-text-length context|longest]] [--out FILE] [--work-dir DIR]
@@ -26,6 +28,7 @@ import { fillTemplate, OPENAI_CIFAR_TEMPLATES } from '../src/text/templates.js';
 import { loadClipTokenizer, readPadTokenFromConfig } from '../src/text/tokenizer.js';
 import { VERSION } from '../src/core/version.js';
 import { compareTop5, readTop5Lines, type Agreement } from './lib/bench-agreement.js';
+import { measureCheckCase, type CheckCase } from './lib/bench-check.js';
 import { writeBenchCifar } from './lib/bench-data.js';
 import { runEndToEnd, type EndToEndRun, type EndToEndSpec } from './lib/bench-end-to-end.js';
 import { FOLDER_IMAGE_HEIGHT, FOLDER_IMAGE_WIDTH, measureFolderCase, writeBenchFolder, type FolderCase } from './lib/bench-folder.js';
@@ -215,6 +218,32 @@ function folderRows(folderCase: FolderCase): TableRow[] {
   ];
 }
 
+/** A CI check spends under 10 % of its wall time outside image encoding. */
+const MAX_CHECK_OUTSIDE_SHARE = 0.1;
+
+function checkRows(check: CheckCase): TableRow[] {
+  const seconds = (value: number) => `${value.toFixed(2)} s`;
+  const median = [...check.repeats].sort((a, b) => a.outsideShare - b.outsideShare)[check.repeats.length >> 1]!;
+  const parts = median.breakdown;
+  const percent = (value: number) => `${(100 * value).toFixed(1)} %`;
+  const { min, max } = check.outsideShare;
+  return [
+    {
+      stage: `check: cifar100 --per-class ${check.perClass} (${check.images} images), outside encoding`,
+      ours: `${percent(median.outsideShare)} (${percent(min)}–${percent(max)}, ${check.repeats.length} runs)`,
+      target: `< ${percent(MAX_CHECK_OUTSIDE_SHARE)}`,
+      met: median.outsideShare < MAX_CHECK_OUTSIDE_SHARE,
+    },
+    { stage: '  first run (data set read afresh), outside encoding', ours: percent(check.first.outsideShare) },
+    { stage: '  median run: wall', ours: seconds(parts.wallSeconds) },
+    { stage: '    process start, modules, bundle, data set, reports', ours: seconds(parts.outsideEvaluationSeconds) },
+    { stage: `    class embeddings (${median.textEmbeddings})`, ours: seconds(parts.textSeconds) },
+    { stage: '    image loop beyond encoding (session, warm-up)', ours: seconds(parts.loopOverheadSeconds) },
+    { stage: '    image encoding', ours: seconds(parts.encodingSeconds) },
+    { stage: '    model digests, metrics', ours: seconds(parts.restSeconds) },
+  ];
+}
+
 function classifyRows(stages: ClassifyStages, classify: ClassifyCase): TableRow[] {
   const perImage = (seconds: number) => `${formatRate(stages.images / seconds, 'images/s')} (${((1000 * seconds) / stages.images).toFixed(2)} ms each)`;
   const { median, min, max } = classify.spread;
@@ -291,6 +320,15 @@ async function main(argv: string[]): Promise<number> {
       (name) => runEndToEnd({ ...endToEnd, folder: folder.root, variant: 'fp32', name, cacheDir: e2eCache }),
     );
 
+    logger.info(`check case: cifar100 --per-class ${options.checkPerClass} on ${options.checkImages} synthetic images, against image encoding, ${options.folderRepeats}× after a first run …`);
+    const checkData = await writeBenchCifar(join(work, 'check'), { count: options.checkImages, seed: options.seed + 1, python: options.python, harnessDir });
+    const check = await measureCheckCase(
+      options.checkPerClass,
+      options.folderRepeats,
+      async () => (await timeImageEncoding(bundle, testSet, sessionOptions, options.batchSize)).imagesPerSecond,
+      (name) => runEndToEnd({ ...endToEnd, dataDir: checkData.dataDir, extraArgs: ['--per-class', String(options.checkPerClass)], variant: 'fp32', name, cacheDir: e2eCache }),
+    );
+
     logger.info(`classify case: ${options.classifyImages} JPEG photos of ${PHOTO_WIDTH}×${PHOTO_HEIGHT}, stage by stage, then clip-eval classify ${options.folderRepeats}× …`);
     const photos = await writeBenchPhotos(work, options.classifyImages, options.seed);
     const classifyStages = await timeClassifyStages(photos, bundle, sessionOptions, options.batchSize);
@@ -350,7 +388,7 @@ async function main(argv: string[]): Promise<number> {
       },
       command: `node ${join('dist', 'scripts', 'bench.js')} ${argv.join(' ')}`,
       data: { testBin: data.testBin, source: data.source },
-      ours: { preprocess, preprocessAllCores, imageEncode, cold, warm, warmAgreesWithCold: warmAgreement, peakRssBytes, folder: folderCase, classifyStages, classify },
+      ours: { preprocess, preprocessAllCores, imageEncode, cold, warm, warmAgreesWithCold: warmAgreement, peakRssBytes, folder: folderCase, check, classifyStages, classify },
       variants,
       peer: { ...peer, ...(peer.run ? { textLength: options.peerTextLength } : {}) },
       targets,
@@ -362,7 +400,7 @@ async function main(argv: string[]): Promise<number> {
       `clip-eval bench: ${bundle.id} (${bundle.variant}), ${options.images} images, batch ${options.batchSize}, ` +
       `${options.threads} threads, ${options.device}; ratio = clip-eval ÷ peer`;
     process.stdout.write(
-      formatTable(title, [...tableRows(preprocess, preprocessAllCores, imageEncode, cold, warm, targets, peer, variants), ...folderRows(folderCase), ...classifyRows(classifyStages, classify)]),
+      formatTable(title, [...tableRows(preprocess, preprocessAllCores, imageEncode, cold, warm, targets, peer, variants), ...folderRows(folderCase), ...checkRows(check), ...classifyRows(classifyStages, classify)]),
     );
     if (peer.skipped) process.stdout.write(`peer: skipped (${peer.skipped})\n`);
     if (peer.run) {

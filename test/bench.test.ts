@@ -152,7 +152,7 @@ test('bench on the pattern CLIP: every stage runs, warm reuses the text cache, t
   const work = join(dir, 'work');
   const run = await runBench([
     '--model', fixtureModel, '--images', '150', '--batch-size', '32', '--threads', '1', '--out', out, '--shared', join(dir, 'no-shared'),
-    '--folder-images', '40', '--folder-repeats', '2', '--classify-images', '6', '--work-dir', work,
+    '--folder-images', '40', '--folder-repeats', '2', '--classify-images', '6', '--check-images', '300', '--check-per-class', '2', '--work-dir', work,
   ]);
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stderr, /make_cifar_synth\.py not found/, 'without the shared harness the images come from the project itself');
@@ -196,6 +196,22 @@ test('bench on the pattern CLIP: every stage runs, warm reuses the text cache, t
   const first = join(work, 'folder', classes[0]!, (await readdir(join(work, 'folder', classes[0]!)))[0]!);
   const metadata = await sharp(first).metadata();
   assert.deepEqual([metadata.format, metadata.width, metadata.height], ['jpeg', 500, 375]);
+
+  // The CI check case: its share outside image encoding and the parts of its wall time, which add up.
+  assert.match(run.stdout, /^check: cifar100 --per-class 2 \(200 images\), outside encoding\s+[\d.]+ % \([\d.]+ %–[\d.]+ %, 2 runs\)\s+< 10\.0 %\s+(yes|NO)$/m);
+  assert.match(run.stdout, /^    class embeddings \(cached\)\s+[\d.]+ s$/m);
+  const { check } = result.ours;
+  assert.equal(check.images, 200);
+  assert.equal(check.repeats.length, 2);
+  assert.match(check.command, /cifar100 .*--per-class 2/);
+  for (const repeat of [check.first, ...check.repeats]) {
+    const parts = repeat.breakdown;
+    const sum = parts.outsideEvaluationSeconds + parts.textSeconds + parts.loopOverheadSeconds + parts.encodingSeconds + parts.restSeconds;
+    assert.ok(Math.abs(sum - parts.wallSeconds) < 1e-9, `the parts add up to the wall time (${sum} vs ${parts.wallSeconds})`);
+    assert.ok(parts.outsideEvaluationSeconds > 0 && parts.textSeconds >= 0 && parts.encodingSeconds > 0);
+    assert.ok(Math.abs(repeat.outsideShare - (1 - parts.encodingSeconds / parts.wallSeconds)) < 1e-9);
+  }
+  for (const repeat of check.repeats) assert.equal(repeat.textEmbeddings, 'cached');
 
   // Preprocessing on every core, and the classify case's split and runs.
   assert.match(run.stdout, /^preprocessing, all cores \(\d+\)\s+[\d.]+ images\/s/m);

@@ -20,6 +20,8 @@ export interface EndToEndSpec {
   threads: number;
   device: Device;
   deviceId?: number;
+  /** More flags for the command (e.g. a subset). */
+  extraArgs?: readonly string[];
   /** Where this run's --json and --predictions files go, named after `name`. */
   outputDir: string;
   name: string;
@@ -54,6 +56,7 @@ export function endToEndArguments(spec: EndToEndSpec): { args: string[]; jsonPat
     ...(spec.deviceId !== undefined ? ['--device-id', String(spec.deviceId)] : []),
     '--json', jsonPath,
     '--predictions', predictionsPath,
+    ...(spec.extraArgs ?? []),
     '--quiet',
   ];
   return { args, jsonPath, predictionsPath };

@@ -31,12 +31,15 @@ export interface BenchOptions {
   folderRepeats: number;
   /** JPEG photos of 1000×750 in the classify case. */
   classifyImages: number;
+  /** The CI check case: `cifar100 --per-class checkPerClass` on a synthetic test set of checkImages. */
+  checkImages: number;
+  checkPerClass: number;
   quiet: boolean;
 }
 
 export const BENCH_USAGE =
   'usage: npm run bench -- --model DIR [--images N] [--batch-size N] [--threads N] [--device cpu|cuda|webgpu] [--device-id N] ' +
-  '[--vs-torch [--peer-text-length context|longest] [--peer-blas auto|installed|CORE]] [--python PATH] [--shared DIR] [--out FILE] [--work-dir DIR] [--seed S] [--folder-images N] [--folder-repeats N] [--classify-images N] [--quiet]';
+  '[--vs-torch [--peer-text-length context|longest] [--peer-blas auto|installed|CORE]] [--python PATH] [--shared DIR] [--out FILE] [--work-dir DIR] [--seed S] [--folder-images N] [--folder-repeats N] [--classify-images N] [--check-images N] [--check-per-class N] [--quiet]';
 
 export const DEFAULT_IMAGES = 500;
 /** The folder case: 500 JPEGs of 500×375, as the issue asks, measured three times for the spread. */
@@ -44,6 +47,9 @@ export const DEFAULT_FOLDER_IMAGES = 500;
 export const DEFAULT_FOLDER_REPEATS = 3;
 /** The classify case: 200 JPEG photos of 1000×750, as issue #14 asks. */
 export const DEFAULT_CLASSIFY_IMAGES = 200;
+/** The CI check case: 10 images per class of a 10,000-image CIFAR-100 test set, 1,000 images in all, as issue #14 asks. */
+export const DEFAULT_CHECK_IMAGES = 10_000;
+export const DEFAULT_CHECK_PER_CLASS = 10;
 export const DEFAULT_BENCH_BATCH = 64;
 const MAX_IMAGES = 50_000;
 
@@ -85,6 +91,8 @@ function parseFlags(argv: string[]) {
         'folder-images': { type: 'string' },
         'folder-repeats': { type: 'string' },
         'classify-images': { type: 'string' },
+        'check-images': { type: 'string' },
+        'check-per-class': { type: 'string' },
         quiet: { type: 'boolean' },
       },
       strict: true,
@@ -130,6 +138,8 @@ export function parseBenchArguments(argv: string[], env: NodeJS.ProcessEnv = pro
     folderImages: wholeNumber('--folder-images', values['folder-images'], DEFAULT_FOLDER_IMAGES, 1, MAX_IMAGES),
     folderRepeats: wholeNumber('--folder-repeats', values['folder-repeats'], DEFAULT_FOLDER_REPEATS, 1, 100),
     classifyImages: wholeNumber('--classify-images', values['classify-images'], DEFAULT_CLASSIFY_IMAGES, 1, MAX_IMAGES),
+    checkImages: wholeNumber('--check-images', values['check-images'], DEFAULT_CHECK_IMAGES, 1, MAX_IMAGES),
+    checkPerClass: wholeNumber('--check-per-class', values['check-per-class'], DEFAULT_CHECK_PER_CLASS, 1, MAX_IMAGES),
     quiet: values.quiet ?? false,
   };
 }
