@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type StdioOptions } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
@@ -87,6 +87,42 @@ test('classify: a FIFO or /dev/zero named as an image is refused at once, by nam
     'clip-eval: 2 of 3 images could not be classified',
   ]);
   assert.match(run.stdout, new RegExp(`${file('apple.png')}\\n.*\\n\\s+1\\s+apple\\s`));
+});
+
+test('a FIFO in place of any file of the model folder is refused by name, never waited on (cached digests or not)', { timeout: 240_000 }, async () => {
+  for (const name of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/vision_model.onnx', 'onnx/text_model.onnx']) {
+    const model = file(`model-fifo-${name.replaceAll('/', '-')}`);
+    await cp(file('model'), model, { recursive: true });
+    await rm(join(model, name));
+    execFileSync('mkfifo', [join(model, name)]);
+    for (const cache of [['--cache-dir', file('cache')], ['--no-cache']]) {
+      const run = await classify(['--model', model, ...cache, '--threads', '1', '--labels', 'apple,tulip', file('apple.png')], new Uint8Array(), 30_000);
+      assert.equal(run.code, EXIT.input, `${name} ${cache.join(' ')}: ${run.stderr}`);
+      const [line] = errorLines(run);
+      const subject = line?.replace(/^clip-eval: (tokenizer (file|config) )?/, '').replace(/: is a FIFO \(named pipe\), not a regular file; give a file$/, '');
+      assert.equal(subject, join(model, name), `${name}: ${line}`);
+    }
+  }
+});
+
+test('cifar100 --baseline naming a FIFO is refused by name, never waited on', { timeout: 120_000 }, async () => {
+  execFileSync('mkfifo', [file('baseline.json')]);
+  const run = await new Promise<Run>((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, 'cifar100', '--model', file('model'), '--no-cache', '--baseline', file('baseline.json')], { env: { ...process.env, CI: '1' } });
+    let stderr = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`--baseline FIFO: no answer within 30 s (a hang); stderr so far: ${stderr}`));
+    }, 30_000);
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: '', stderr });
+    });
+  });
+  assert.equal(run.code, EXIT.input, run.stderr);
+  assert.deepEqual(errorLines(run), [`clip-eval: --baseline ${file('baseline.json')}: is a FIFO (named pipe), not a regular file; give a file`]);
 });
 
 test('classify -: standard input from /dev/zero stops at the size limit with one error line', { timeout: 120_000 }, async () => {

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { fileSystemError, inputError, isFileSystemError, usageError } from '../core/errors.js';
+import { readRegularFile } from '../core/bounded-read.js';
+import { ClipEvalError, fileSystemError, inputError, isFileSystemError, usageError } from '../core/errors.js';
 import { percent, pValueText } from '../core/format.js';
 import type { EvaluationReport } from '../tasks/zero-shot/result.js';
 
@@ -167,10 +167,14 @@ export function validateBaseline(value: unknown, label: string): Baseline {
   };
 }
 
+/** A result JSON holds a few metrics per class and model: far below this even for ImageNet and many models. */
+const MAX_RESULT_FILE_BYTES = 64 * 2 ** 20;
+
 async function readResultFile(path: string, what: string): Promise<unknown> {
   try {
-    return JSON.parse(await readFile(path, 'utf8'));
+    return JSON.parse((await readRegularFile(path, { maxBytes: MAX_RESULT_FILE_BYTES, label: `${what} ${path}` })).toString('utf8'));
   } catch (error) {
+    if (error instanceof ClipEvalError) throw error;
     if (isFileSystemError(error)) throw fileSystemError(error, what, path);
     throw inputError(`${what} ${path}: not valid JSON; give a result file written by clip-eval`);
   }

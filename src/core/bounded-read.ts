@@ -1,4 +1,4 @@
-import { constants, type Stats } from 'node:fs';
+import { constants, type BigIntStats, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ClipEvalError, describeError, subjectError, type Subject } from './errors.js';
 
@@ -12,7 +12,7 @@ import { ClipEvalError, describeError, subjectError, type Subject } from './erro
 const CHUNK_BYTES = 1 << 20;
 
 /** What a non-regular file is, for the error that refuses it. */
-function fileKind(info: Stats): string {
+function fileKind(info: Stats | BigIntStats): string {
   if (info.isDirectory()) return 'a directory';
   if (info.isFIFO()) return 'a FIFO (named pipe)';
   if (info.isCharacterDevice()) return 'a character device';
@@ -57,6 +57,14 @@ async function readAll(handle: FileHandle, expected: number, maxBytes: number, l
 }
 
 /**
+ * Refuses what is not a regular file (a FIFO would block whoever reads it, a device never end), for
+ * files handed on to a reader that is not bounded here: onnxruntime, a hash.
+ */
+export function assertRegularFile(info: Stats | BigIntStats, label: Subject): void {
+  if (!info.isFile()) throw subjectError(label, `is ${fileKind(info)}, not a regular file; give a file`);
+}
+
+/**
  * The whole content of a regular file, at most maxBytes. The file is opened non-blocking, so that a
  * FIFO cannot block the open, and anything that is not a regular file is refused before a byte is read.
  * Those refusals are ClipEvalErrors; the system's own errors (ENOENT, EACCES) are thrown as they are,
@@ -67,7 +75,7 @@ export async function readRegularFile(path: string, read: RegularFileRead): Prom
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const info = await handle.stat();
-    if (!info.isFile()) throw subjectError(label, `is ${fileKind(info)}, not a regular file; give a file`);
+    assertRegularFile(info, label);
     if (info.size > maxBytes) throw tooLarge(label, maxBytes);
     await read.beforeRead?.(info.size);
     return await readAll(handle, info.size, maxBytes, label);

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { describeError, inputError, usageError, type ClipEvalError, type InputName } from '../core/errors.js';
+import { readRegularFile } from '../core/bounded-read.js';
+import { ClipEvalError, describeError, inputError, usageError, type InputName } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { OPENAI_PREPROCESS, preprocessConfigFromHf, preprocessConfigFromOpenClip, type PreprocessConfig } from '../preprocess/config.js';
 import { openHubRepo, parseHubModelId, type HubRepoId } from '../net/hub.js';
@@ -273,10 +273,14 @@ function readContextLength(value: unknown, file: string): number {
   return value;
 }
 
+/** A model folder's JSON configs are a few kilobytes. */
+const MAX_CONFIG_FILE_BYTES = 16 * 2 ** 20;
+
 async function readJsonFile(path: string): Promise<unknown> {
   try {
-    return JSON.parse(await readFile(path, 'utf8'));
+    return JSON.parse((await readRegularFile(path, { maxBytes: MAX_CONFIG_FILE_BYTES, label: path })).toString('utf8'));
   } catch (error) {
+    if (error instanceof ClipEvalError) throw error;
     throw inputError(`${path}: cannot read it as JSON (${describeError(error)})`, error);
   }
 }

@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { assertRegularFile } from '../core/bounded-read.js';
 import { describeError, inputError, usageError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/log.js';
 
@@ -38,6 +39,7 @@ export function parseDevice(value: string): Device {
 export async function createSession(modelPath: string, options: SessionOptions): Promise<ort.InferenceSession> {
   const logger = options.logger ?? silentLogger;
   if (!existsSync(modelPath)) throw inputError(`${modelPath}: ONNX model file not found`);
+  assertRegularFile(statSync(modelPath), modelPath);
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { assertRegularFile, readRegularFile } from '../core/bounded-read.js';
 import { hashFile, hashFileOffThread, writeCacheEntry, writeFileAtomic } from '../core/cache.js';
 import { encodeEmbeddingEntry, readEmbeddingEntry, type EmbeddingEntryKind } from '../core/embedding-entry.js';
 import { silentLogger, type Logger } from '../core/log.js';
@@ -73,14 +74,18 @@ const digestsInProcess = new Map<string, Promise<string>>();
 
 async function fileIdentity(path: string, cacheRoot: string): Promise<{ identity: FileIdentity; memoPath: string; processKey: string }> {
   const info = await stat(path, { bigint: true });
+  assertRegularFile(info, path);
   const memoPath = join(fileDigestFolder(cacheRoot), `${createHash('sha256').update(path).digest('hex')}.json`);
   const identity = { dev: `${info.dev}`, ino: `${info.ino}`, size: `${info.size}`, mtimeNs: `${info.mtimeNs}`, ctimeNs: `${info.ctimeNs}` };
   return { identity, memoPath, processKey: JSON.stringify([path, identity]) };
 }
 
+/** A memo is one small JSON object; anything larger is not one. */
+const MAX_MEMO_BYTES = 4096;
+
 async function readDigestMemo(memoPath: string, identity: FileIdentity): Promise<string | undefined> {
   try {
-    const memo = JSON.parse(await readFile(memoPath, 'utf8')) as Partial<Record<keyof FileIdentity | 'sha256', unknown>>;
+    const memo = JSON.parse((await readRegularFile(memoPath, { maxBytes: MAX_MEMO_BYTES, label: memoPath })).toString('utf8')) as Partial<Record<keyof FileIdentity | 'sha256', unknown>>;
     const same = (Object.keys(identity) as (keyof FileIdentity)[]).every((name) => memo[name] === identity[name]);
     if (same && typeof memo.sha256 === 'string' && /^[0-9a-f]{64}$/.test(memo.sha256)) return memo.sha256;
   } catch {

@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
-import { inputError, usageError } from '../core/errors.js';
+import { readRegularFile } from '../core/bounded-read.js';
+import { ClipEvalError, inputError, usageError } from '../core/errors.js';
 import {
   checkByteLevelVocabulary,
   END_OF_TEXT,
@@ -119,10 +119,14 @@ class BpeClipTokenizer implements ClipTokenizer {
   }
 }
 
+/** tokenizer.json is a few megabytes (CLIP's: 3.5 MB), the gzipped BPE merges 1.4 MB. */
+const MAX_TOKENIZER_FILE_BYTES = 64 * 2 ** 20;
+
 async function readTokenizerFile(path: string): Promise<Buffer> {
   try {
-    return await readFile(path);
+    return await readRegularFile(path, { maxBytes: MAX_TOKENIZER_FILE_BYTES, label: `tokenizer file ${path}` });
   } catch (error) {
+    if (error instanceof ClipEvalError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw inputError(`tokenizer file not found: ${path} (give a tokenizer.json or bpe_simple_vocab_16e6.txt.gz)`, error);
     if (code === 'EISDIR') throw inputError(`tokenizer file ${path} is a directory; give its tokenizer.json or bpe_simple_vocab_16e6.txt.gz`, error);
@@ -181,8 +185,9 @@ export async function loadClipTokenizer(path: string, options: TokenizerLoadOpti
 export async function readPadTokenFromConfig(tokenizerConfigPath: string): Promise<string | undefined> {
   let text: string;
   try {
-    text = await readFile(tokenizerConfigPath, 'utf8');
+    text = (await readRegularFile(tokenizerConfigPath, { maxBytes: MAX_TOKENIZER_FILE_BYTES, label: `tokenizer config ${tokenizerConfigPath}` })).toString('utf8');
   } catch (error) {
+    if (error instanceof ClipEvalError) throw error;
     throw inputError(`cannot read tokenizer config ${tokenizerConfigPath}: ${(error as Error).message}`, error);
   }
   let config: unknown;
