@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { EXIT } from '../src/core/errors.js';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
 import { classImage } from './support/pattern-images.js';
+import { runCli } from './support/cli.js';
 import { cliPath, makeTempDir } from './support/paths.js';
 
 /** classify with hostile inputs: devices, FIFOs, elongated and broken images, control characters, bad UTF-8. */
@@ -107,20 +108,8 @@ test('a FIFO in place of any file of the model folder is refused by name, never 
 
 test('cifar100 --baseline naming a FIFO is refused by name, never waited on', { timeout: 120_000 }, async () => {
   execFileSync('mkfifo', [file('baseline.json')]);
-  const run = await new Promise<Run>((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, 'cifar100', '--model', file('model'), '--no-cache', '--baseline', file('baseline.json')], { env: { ...process.env, CI: '1' } });
-    let stderr = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`--baseline FIFO: no answer within 30 s (a hang); stderr so far: ${stderr}`));
-    }, 30_000);
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: '', stderr });
-    });
-  });
+  const run = await runCli(['cifar100', '--model', file('model'), '--no-cache', '--baseline', file('baseline.json')], { timeoutMs: 30_000 });
+  assert.equal(run.signal, null, `--baseline FIFO: killed after 30 s (a hang); stderr: ${run.stderr}`);
   assert.equal(run.code, EXIT.input, run.stderr);
   assert.deepEqual(errorLines(run), [`clip-eval: --baseline ${file('baseline.json')}: is a FIFO (named pipe), not a regular file; give a file`]);
 });
