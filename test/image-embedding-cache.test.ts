@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ const model: ImageEmbeddingModelKey = {
   decode: { autoOrient: true, maxPixels: null, maxFileBytes: null },
 };
 
-test('image-embedding cache: round trip, every key part matters, damaged entries are reported and rebuilt', async () => {
+test('image-embedding cache: round trip, every key part matters, damaged entries and special files are reported and rebuilt', { timeout: 60_000 }, async () => {
   const root = await makeTempDir();
   try {
     const { logger, lines } = collectingLogger();
@@ -58,6 +58,14 @@ test('image-embedding cache: round trip, every key part matters, damaged entries
     await writeFile(path, bytes.subarray(0, bytes.length - 2));
     assert.equal(await cache.read(image), undefined);
     assert.match(lines.join(''), /truncated payload/);
+    await cache.write(image, embedding);
+    assert.deepEqual(Array.from((await cache.read(image))!), Array.from(embedding));
+
+    // A FIFO where an entry should be is not waited on: reported as no entry, then written over.
+    await rm(path);
+    execFileSync('mkfifo', [path]);
+    assert.equal(await cache.read(image), undefined);
+    assert.match(lines.join(''), /image-embedding cache entry .*: is a FIFO \(named pipe\), not a regular file/);
     await cache.write(image, embedding);
     assert.deepEqual(Array.from((await cache.read(image))!), Array.from(embedding));
   } finally {

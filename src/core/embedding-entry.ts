@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { ENTRY_USE_RESOLUTION_MS, markUsed } from './cache.js';
-import { describeError, fileSystemError, isFileSystemError } from './errors.js';
+import { readRegularFile } from './bounded-read.js';
+import { ClipEvalError, describeError, fileSystemError, isFileSystemError } from './errors.js';
 import type { Logger } from './log.js';
 
 /**
@@ -30,6 +30,9 @@ export function encodeEmbeddingEntry(kind: EmbeddingEntryKind, key: string, shap
   return Buffer.concat([kind.magic, length, headerBytes, payload]);
 }
 
+/** The largest entry read back: a million captions' 512-float embeddings, with room to spare. */
+const MAX_ENTRY_BYTES = 2 ** 31;
+
 /**
  * Reads an entry with the dimensions `shapeNames`: undefined when it is missing, or unreadable or
  * damaged (reported, then rebuilt by the caller), or written for another key or format. A hit is
@@ -44,9 +47,14 @@ export async function readEmbeddingEntry(
 ): Promise<{ shape: EntryShape; floats: Float32Array } | undefined> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    bytes = await readRegularFile(path, { maxBytes: MAX_ENTRY_BYTES, label: `${kind.what} ${path}` });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    // Not a regular file or too large: not an entry this cache wrote, so it is rebuilt.
+    if (error instanceof ClipEvalError) {
+      logger.warn(`${error.message}; ${kind.fallback}`);
+      return undefined;
+    }
     if (!isFileSystemError(error)) throw error;
     logger.warn(`${describeError(fileSystemError(error, kind.what, path))}; ${kind.fallback}`);
     return undefined;
