@@ -86,7 +86,7 @@ test('cache writes are best-effort: folders planted where entries go, or a cache
   const blocked = await classify(cache);
   assert.equal(blocked.code, 0, blocked.stderr);
   assert.equal(topLabel(blocked.stdout), 'apple');
-  assert.match(blocked.stderr, /^clip-eval: warning: text-embedding cache entry .*text-embeddings\/\w+\.bin: is a folder where a file was expected.*computing the embeddings instead$/m);
+  assert.match(blocked.stderr, /^clip-eval: warning: text-embedding cache entry .*text-embeddings\/\w+\.bin: is a directory, not a regular file; remove it or choose another path; computing the embeddings instead$/m);
   assert.match(blocked.stderr, /^clip-eval: warning: file-digest memo .*file-digests\/\w+\.json: .*; continuing without caching it$/m);
   assert.doesNotMatch(blocked.stderr, /internal error/);
 

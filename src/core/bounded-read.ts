@@ -35,6 +35,8 @@ export interface RegularFileRead {
   label: Subject;
   /** Called with the file's size before it is read (a memory budget may wait there). */
   beforeRead?: (bytes: number) => Promise<void>;
+  /** What to do about a file that is not a regular one; default "give a file". */
+  notRegularHint?: string;
 }
 
 /** Reads from `handle` until its end, refusing more than maxBytes (the file may grow while it is read). */
@@ -60,8 +62,8 @@ async function readAll(handle: FileHandle, expected: number, maxBytes: number, l
  * Refuses what is not a regular file (a FIFO would block whoever reads it, a device never end), for
  * files handed on to a reader that is not bounded here: onnxruntime, a hash.
  */
-export function assertRegularFile(info: Stats | BigIntStats, label: Subject): void {
-  if (!info.isFile()) throw subjectError(label, `is ${fileKind(info)}, not a regular file; give a file`);
+export function assertRegularFile(info: Stats | BigIntStats, label: Subject, hint = 'give a file'): void {
+  if (!info.isFile()) throw subjectError(label, `is ${fileKind(info)}, not a regular file; ${hint}`);
 }
 
 /**
@@ -75,7 +77,7 @@ export async function readRegularFile(path: string, read: RegularFileRead): Prom
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const info = await handle.stat();
-    assertRegularFile(info, label);
+    assertRegularFile(info, label, read.notRegularHint);
     if (info.size > maxBytes) throw tooLarge(label, maxBytes);
     await read.beforeRead?.(info.size);
     return await readAll(handle, info.size, maxBytes, label);

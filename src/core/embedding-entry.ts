@@ -47,7 +47,7 @@ export async function readEmbeddingEntry(
 ): Promise<{ shape: EntryShape; floats: Float32Array } | undefined> {
   let bytes: Buffer;
   try {
-    bytes = await readRegularFile(path, { maxBytes: MAX_ENTRY_BYTES, label: `${kind.what} ${path}` });
+    bytes = await readRegularFile(path, { maxBytes: MAX_ENTRY_BYTES, label: `${kind.what} ${path}`, notRegularHint: 'remove it or choose another path' });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     // Not a regular file or too large: not an entry this cache wrote, so it is rebuilt.

@@ -124,12 +124,15 @@ const MAX_TOKENIZER_FILE_BYTES = 64 * 2 ** 20;
 
 async function readTokenizerFile(path: string): Promise<Buffer> {
   try {
-    return await readRegularFile(path, { maxBytes: MAX_TOKENIZER_FILE_BYTES, label: `tokenizer file ${path}` });
+    return await readRegularFile(path, {
+      maxBytes: MAX_TOKENIZER_FILE_BYTES,
+      label: `tokenizer file ${path}`,
+      notRegularHint: 'give a tokenizer.json or bpe_simple_vocab_16e6.txt.gz',
+    });
   } catch (error) {
     if (error instanceof ClipEvalError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw inputError(`tokenizer file not found: ${path} (give a tokenizer.json or bpe_simple_vocab_16e6.txt.gz)`, error);
-    if (code === 'EISDIR') throw inputError(`tokenizer file ${path} is a directory; give its tokenizer.json or bpe_simple_vocab_16e6.txt.gz`, error);
     throw inputError(`cannot read tokenizer file ${path}: ${(error as Error).message}`, error);
   }
 }
