@@ -38,8 +38,9 @@ export function parseDevice(value: string): Device {
  */
 export async function createSession(modelPath: string, options: SessionOptions): Promise<ort.InferenceSession> {
   const logger = options.logger ?? silentLogger;
-  if (!existsSync(modelPath)) throw inputError(`${modelPath}: ONNX model file not found`);
-  assertRegularFile(statSync(modelPath), modelPath);
+  const info = statSync(modelPath, { throwIfNoEntry: false });
+  if (!info) throw inputError(`${modelPath}: ONNX model file not found`);
+  assertRegularFile(info, modelPath);
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
