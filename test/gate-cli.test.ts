@@ -4,6 +4,7 @@ import { cp, lstat, mkdir, readFile, readlink, rm, stat, symlink, writeFile } fr
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writePatternCifarArchive, writePatternClip } from '../scripts/make-pattern-clip.js';
+import { oneErrorLine, writeSpoiledResult, type Json } from './support/baseline.js';
 import { runCli } from './support/cli.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { makeTempDir } from './support/paths.js';
@@ -40,22 +41,7 @@ function args(...extra: string[]): string[] {
   return ['cifar100', '--model', model, '--dataset-url', server.url('/cifar-100-binary.tar.gz'), '--cache-dir', cache, '--quiet', ...extra];
 }
 
-type Json = Record<string, any>;
-
-async function writeBaseline(name: string, spoil: (baseline: Json) => void): Promise<string> {
-  const baseline = JSON.parse(await readFile(baselinePath, 'utf8')) as Json;
-  spoil(baseline);
-  const path = join(dir, name);
-  await writeFile(path, JSON.stringify(baseline));
-  return path;
-}
-
-function oneLine(stderr: string): string {
-  const lines = stderr.trim().split('\n');
-  assert.equal(lines.length, 1, stderr);
-  assert.match(lines[0]!, /^clip-eval: /);
-  return lines[0]!;
-}
+const writeBaseline = (name: string, spoil: (baseline: Json) => void) => writeSpoiledResult(baselinePath, join(dir, name), spoil);
 
 test('--baseline: a file of the wrong shape is refused when read, naming the field, before the model is even looked at', async () => {
   const cases: [string, (b: Json) => void, RegExp][] = [
@@ -70,7 +56,7 @@ test('--baseline: a file of the wrong shape is refused when read, naming the fie
     // A model that does not exist and an empty offline cache: any work before the check fails differently.
     const run = await runCli(['cifar100', '--model', join(dir, 'no-such-model'), '--cache-dir', join(dir, 'empty-cache'), '--offline', '--quiet', '--baseline', file]);
     assert.equal(run.code, 3, `${name}: ${run.stderr}`);
-    const line = oneLine(run.stderr);
+    const line = oneErrorLine(run.stderr);
     assert.ok(line.includes(`--baseline ${file}: `), line);
     assert.match(line, message);
   }
@@ -90,7 +76,7 @@ test('--baseline from another data set or another copy of it is refused once the
   for (const [file, message] of cases) {
     const run = await runCli(['cifar100', '--model', broken, '--dataset-url', server.url('/cifar-100-binary.tar.gz'), '--cache-dir', cache, '--quiet', '--baseline', file]);
     assert.equal(run.code, 3, run.stderr);
-    assert.match(oneLine(run.stderr), message);
+    assert.match(oneErrorLine(run.stderr), message);
     assert.equal(run.stdout, '', 'no summary: nothing was evaluated');
   }
 });
@@ -124,7 +110,7 @@ test('outputs: a character device is written through, not replaced; a full one i
   assert.equal(spawnSync('mknod', [full, 'c', '1', '7']).status, 0);
   const run = await runCli(args('--json', full));
   assert.equal(run.code, 3, run.stderr);
-  assert.match(oneLine(run.stderr), new RegExp(`--json output ${full}: no space left on the device`));
+  assert.match(oneErrorLine(run.stderr), new RegExp(`--json output ${full}: no space left on the device`));
   assert.ok((await stat(full)).isCharacterDevice(), 'still the device node');
 });
 
@@ -146,7 +132,7 @@ test('outputs: the same file for two output flags is a usage error, also through
   for (const extra of [['--json', file, '--junit', file], ['--predictions', file, '--json', link]]) {
     const run = await runCli(args(...extra));
     assert.equal(run.code, 2, run.stderr);
-    assert.match(oneLine(run.stderr), /name the same file/);
+    assert.match(oneErrorLine(run.stderr), /name the same file/);
   }
 });
 

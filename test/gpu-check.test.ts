@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { parseGpuCheckArguments, tableLines, type CheckRow } from '../scripts/gpu-check.js';
 import { formatColumns, largestMemoryFigure, runStep } from '../scripts/lib/gpu-check-steps.js';
 import { EXIT } from '../src/core/errors.js';
-import { runScript } from './support/cli.js';
+import { runCommand, runScript } from './support/cli.js';
 import { makeTempDir, needsShared, repoRoot, sharedPath } from './support/paths.js';
 
 /**
@@ -86,15 +86,7 @@ test('gpu-check: nvidia-smi memory lines, the table, the options', () => {
 });
 
 test('gpu-check.sh: without the pack, one line saying how to build it, exit 3', async () => {
-  const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn('bash', [join(repoRoot, 'scripts', 'gpu-check.sh'), '--pack', join(dir, 'none.tar.xz'), '--out', join(dir, 'out-none')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  const run = await runCommand('bash', [join(repoRoot, 'scripts', 'gpu-check.sh'), '--pack', join(dir, 'none.tar.xz'), '--out', join(dir, 'out-none')]);
   assert.equal(run.code, EXIT.input);
   assert.equal(run.stdout, '');
   assert.match(run.stderr, /^gpu-check: .*none\.tar\.xz not found; build it with scripts\/gpu-pack\.sh and carry \.gpu-pack to this machine\n$/);

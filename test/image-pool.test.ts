@@ -12,6 +12,7 @@ import { decodeImage } from '../src/preprocess/decode.js';
 import { defaultImageWorkers, ImageJobError, ImagePool } from '../src/preprocess/image-pool.js';
 import { MemoryBudget } from '../src/preprocess/memory-budget.js';
 import { CIFAR_IMAGE_BYTES, createCifarPreprocessor, preprocessDecoded } from '../src/preprocess/transform.js';
+import { runNode } from './support/cli.js';
 import { cliPath, repoRoot, makeTempDir } from './support/paths.js';
 import { classImage } from './support/pattern-images.js';
 
@@ -296,22 +297,12 @@ test('image pool: planar batches, sent together, come back in order and equal th
 test('bin/clip-eval.cjs gives libuv\'s pool (where sharp decodes) a thread per core, at least 4, unless UV_THREADPOOL_SIZE is set; exit codes and one-line errors pass through', async () => {
   // A hook loaded before the launcher reports the variable as the process exits, after the launcher set it.
   const hook = `data:text/javascript,process.on('exit', () => process.stderr.write('UV_THREADPOOL_SIZE=' + process.env.UV_THREADPOOL_SIZE + '\\n'))`;
-  const launch = (args: string[], env: NodeJS.ProcessEnv) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', hook, cliPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
-  const { UV_THREADPOOL_SIZE: _unset, ...env } = process.env;
-  const sized = await launch(['--version'], env);
+  const launch = (args: string[], threadPoolSize: string | undefined) => runNode(['--import', hook, cliPath, ...args], { env: { UV_THREADPOOL_SIZE: threadPoolSize } });
+  const sized = await launch(['--version'], undefined);
   assert.equal(sized.code, 0, sized.stderr);
   assert.match(sized.stdout, /^\d+\.\d+\.\d+\n$/);
   assert.match(sized.stderr, new RegExp(`^UV_THREADPOOL_SIZE=${Math.max(4, availableParallelism())}$`, 'm'));
-  const kept = await launch(['--bogus'], { ...env, UV_THREADPOOL_SIZE: '3' });
+  const kept = await launch(['--bogus'], '3');
   assert.equal(kept.code, 2);
   assert.match(kept.stderr, /^UV_THREADPOOL_SIZE=3$/m);
   const lines = kept.stderr.split('\n').filter((line) => line.startsWith('clip-eval:'));

@@ -3,6 +3,7 @@ import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CIFAR100_RAW_NAMES, writePatternClip } from '../scripts/make-pattern-clip.js';
+import { oneErrorLine, writeSpoiledResult, type Json } from './support/baseline.js';
 import { runCli } from './support/cli.js';
 import { classImage } from './support/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
@@ -19,8 +20,6 @@ let cache: string;
 let baselinePath: string;
 const IMAGES = 30;
 const names = CIFAR100_RAW_NAMES.slice(0, IMAGES).map((raw) => raw.replace(/_/g, ' '));
-
-type Json = Record<string, any>;
 
 function manifest(captionOf: (i: number, n: number) => string): string {
   const rows = CIFAR100_RAW_NAMES.slice(0, IMAGES).flatMap((raw, i) => [0, 1].map((n) => `images/${raw}.png,"${captionOf(i, n)}"`));
@@ -50,20 +49,7 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function writeBaseline(name: string, spoil: (baseline: Json) => void, from = baselinePath): Promise<string> {
-  const baseline = JSON.parse(await readFile(from, 'utf8')) as Json;
-  spoil(baseline);
-  const path = join(dir, name);
-  await writeFile(path, JSON.stringify(baseline));
-  return path;
-}
-
-function oneLine(stderr: string): string {
-  const lines = stderr.trim().split('\n');
-  assert.equal(lines.length, 1, stderr);
-  assert.match(lines[0]!, /^clip-eval: /);
-  return lines[0]!;
-}
+const writeBaseline = (name: string, spoil: (baseline: Json) => void, from = baselinePath) => writeSpoiledResult(from, join(dir, name), spoil);
 
 test('retrieval --json is a baseline: its schema and the digest of the data (images and captions)', async () => {
   const baseline = JSON.parse(await readFile(baselinePath, 'utf8')) as Json;
@@ -137,13 +123,13 @@ test('retrieval --baseline: a file of the wrong shape is refused when read, nami
     // A model that does not exist and an empty offline cache: any work before the check fails differently.
     const run = await runCli(['retrieval', join(dir, 'captions.csv'), '--model', join(dir, 'no-such-model'), '--cache-dir', join(dir, 'empty-cache'), '--offline', '--quiet', '--baseline', file]);
     assert.equal(run.code, 3, `${file}: ${run.stderr}`);
-    const line = oneLine(run.stderr);
+    const line = oneErrorLine(run.stderr);
     assert.ok(line.includes(`--baseline ${file}: `), line);
     assert.match(line, message);
   }
   const badDrop = await runCli(args('captions.csv', '--baseline', baselinePath, '--max-drop', '-1'));
   assert.equal(badDrop.code, 2, badDrop.stderr);
-  assert.match(oneLine(badDrop.stderr), /--max-drop -1: expected percentage points between 0 and 100/);
+  assert.match(oneErrorLine(badDrop.stderr), /--max-drop -1: expected percentage points between 0 and 100/);
 });
 
 test('retrieval --baseline from another data set is refused before any image is encoded; from another copy, before any caption is encoded', async () => {
@@ -154,7 +140,7 @@ test('retrieval --baseline from another data set is refused before any image is 
   const otherSet = await writeBaseline('other-set.json', (b) => (b.dataset.name = 'wds/flickr30k'));
   const run = await runCli(['retrieval', join(dir, 'captions.csv'), '--model', noVision, '--cache-dir', cache, '--quiet', '--baseline', otherSet]);
   assert.equal(run.code, 3, run.stderr);
-  assert.match(oneLine(run.stderr), /--baseline .*other-set\.json: was measured on wds\/flickr30k, this run is .*captions\.csv; compare like with like$/);
+  assert.match(oneErrorLine(run.stderr), /--baseline .*other-set\.json: was measured on wds\/flickr30k, this run is .*captions\.csv; compare like with like$/);
   assert.equal(run.stdout, '');
 
   // A text model that cannot load, its caption embeddings not cached: a run that encoded captions fails on it instead.
@@ -168,7 +154,7 @@ test('retrieval --baseline from another data set is refused before any image is 
   for (const [file, message] of cases) {
     const copy = await runCli(['retrieval', join(dir, 'captions.csv'), '--model', noText, '--cache-dir', join(dir, 'cache-no-text'), '--quiet', '--baseline', file]);
     assert.equal(copy.code, 3, copy.stderr);
-    assert.match(oneLine(copy.stderr), message);
+    assert.match(oneErrorLine(copy.stderr), message);
     assert.equal(copy.stdout, '', 'no summary: nothing was measured');
   }
 });
@@ -177,7 +163,7 @@ test('retrieval --baseline of another model is compared, with a warning', async 
   const otherModel = await writeBaseline('other-model.json', (b) => (b.results[0].model.id = 'someone/else'));
   const run = await runCli(args('captions.csv', '--baseline', otherModel));
   assert.equal(run.code, 0, run.stderr);
-  assert.match(oneLine(run.stderr), /^clip-eval: warning: --baseline .*other-model\.json: holds someone\/else \[fp32\], compared with .*model \[fp32\], another model$/);
+  assert.match(oneErrorLine(run.stderr), /^clip-eval: warning: --baseline .*other-model\.json: holds someone\/else \[fp32\], compared with .*model \[fp32\], another model$/);
   assert.match(run.stdout, /pass {2}.*imageRetrievalRecall@1 100\.00 % vs baseline/);
 });
 
@@ -187,6 +173,6 @@ test('retrieval: a $GITHUB_STEP_SUMMARY that cannot be written is a warning, and
   const summary = join(notAFolder, 'summary.md');
   const run = await runCli(args('captions.csv', '--min', 'imageRetrievalRecall@1=50%'), { env: { GITHUB_STEP_SUMMARY: summary } });
   assert.equal(run.code, 0, run.stderr);
-  assert.match(oneLine(run.stderr), new RegExp(`^clip-eval: warning: \\$GITHUB_STEP_SUMMARY ${summary}: a part of the path is a file`));
+  assert.match(oneErrorLine(run.stderr), new RegExp(`^clip-eval: warning: \\$GITHUB_STEP_SUMMARY ${summary}: a part of the path is a file`));
   assert.match(run.stdout, /pass {2}.*imageRetrievalRecall@1 100\.00 % meets the bar 50\.00 %/);
 });

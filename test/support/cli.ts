@@ -29,8 +29,16 @@ export function runScript(script: string, args: string[], options: RunOptions = 
 
 /** Runs node with these arguments (a script, or `-e` code) and collects its output. */
 export function runNode(nodeArgs: string[], options: RunOptions = {}): Promise<CliRun> {
+  return runCommand(process.execPath, nodeArgs, options);
+}
+
+/**
+ * Runs a command (node, bash) and collects its output. `options.env` is laid over this process's
+ * environment; a variable set to undefined there is left out of the child's.
+ */
+export function runCommand(command: string, args: string[], options: RunOptions = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, nodeArgs, {
+    const child = spawn(command, args, {
       env: { ...process.env, CI: 'true', GITHUB_STEP_SUMMARY: '', ...options.env },
       cwd: options.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
