@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream, fstatSync, lstatSync, lutimesSync, type Stats } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { constants, fstatSync, lstatSync, lutimesSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -93,12 +93,6 @@ async function writeThrough(target: string, data: Uint8Array | string): Promise<
   } finally {
     await handle.close();
   }
-}
-
-export async function hashFile(path: string, algorithm: 'sha256' | 'md5' = 'sha256'): Promise<string> {
-  const hash = createHash(algorithm);
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 interface HashThread {

@@ -2,7 +2,7 @@ import { constants, type Stats } from 'node:fs';
 import { lstat, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hashFile } from '../core/cache.js';
+import { hashFile } from '../core/file-hash.js';
 import { ClipEvalError, describeError, inputError, usageError, type Hint } from '../core/errors.js';
 import { withFileLock } from './file-lock.js';
 import { HttpError, httpRequest, type MinimumRate } from './http.js';

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertRegularFile, readRegularFile } from '../core/bounded-read.js';
-import { hashFile, hashFileOffThread, writeCacheEntry, writeFileAtomic } from '../core/cache.js';
+import { hashFileOffThread, writeCacheEntry, writeFileAtomic } from '../core/cache.js';
+import { hashFile } from '../core/file-hash.js';
 import { encodeEmbeddingEntry, readEmbeddingEntry, type EmbeddingEntryKind } from '../core/embedding-entry.js';
 import { silentLogger, type Logger } from '../core/log.js';
 
