@@ -10,7 +10,7 @@ import { byteSize, durationMs } from '../src/cli/options.js';
 import { CIFAR10_NAMES } from '../src/datasets/cifar/class-names.js';
 import { runCli } from './support/cli.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir, repoRoot } from './support/paths.js';
 import { makeSamples, publishDatasetRepo, sampleMembers, writeLayout } from './support/webdataset.js';
 

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import { EXIT } from '../src/core/errors.js';
 import { formatLogit, formatProbability } from '../src/report/classification.js';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
-import { classImage, rotatedJpegWithExif } from './support/pattern-images.js';
+import { classImage, rotatedJpegWithExif } from '../scripts/lib/pattern-images.js';
 import { cliPath, makeTempDir } from './support/paths.js';
 
 let dir: string;

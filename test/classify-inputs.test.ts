@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { EXIT } from '../src/core/errors.js';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { runCli } from './support/cli.js';
 import { cliPath, makeTempDir } from './support/paths.js';
 

@@ -20,7 +20,7 @@ import {
 import { isFailure, type ImageClassification, type LabelScore } from '../src/tasks/zero-shot/classification.js';
 import { OPENAI_CIFAR_TEMPLATES, SINGLE_TEMPLATE } from '../src/text/templates.js';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
-import { classImage, drawClassPixels, rotatedJpegWithExif } from './support/pattern-images.js';
+import { classImage, drawClassPixels, rotatedJpegWithExif } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 
 let dir: string;

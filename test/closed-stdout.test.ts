@@ -4,7 +4,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { cliPath, makeTempDir } from './support/paths.js';
 
 /**

@@ -7,7 +7,7 @@ import { resolveClassNames } from '../src/datasets/class-names.js';
 import type { Dataset, DatasetOpenOptions, Sample } from '../src/datasets/dataset.js';
 import { openDataset } from '../src/datasets/registry.js';
 import { rejectsWithOneLine } from './support/errors.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 
 /**

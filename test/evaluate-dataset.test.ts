@@ -17,7 +17,7 @@ import { evaluateDataset, type DatasetEvaluationOptions } from '../src/tasks/zer
 import { roundLogit } from '../src/tasks/zero-shot/scores.js';
 import { selectSubset } from '../src/tasks/zero-shot/subset.js';
 import { SINGLE_TEMPLATE } from '../src/text/templates.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { rejectsWithOneLine } from './support/errors.js';
 import { makeTempDir } from './support/paths.js';
 

@@ -11,7 +11,7 @@ import type { Dataset, DatasetOpenOptions, Sample } from '../src/datasets/datase
 import { IMAGENET_CLASSNAMES, IMAGENET_SYNSETS } from '../src/datasets/imagenet/class-names.js';
 import { openDataset } from '../src/datasets/registry.js';
 import { rejectsWithOneLine } from './support/errors.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 import { havePython } from './support/xml.js';
 

@@ -14,7 +14,7 @@ import { MemoryBudget } from '../src/preprocess/memory-budget.js';
 import { CIFAR_IMAGE_BYTES, createCifarPreprocessor, preprocessDecoded } from '../src/preprocess/transform.js';
 import { runNode } from './support/cli.js';
 import { cliPath, repoRoot, makeTempDir } from './support/paths.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 
 const SMALL: PreprocessConfig = { ...OPENAI_PREPROCESS, imageSize: 64, resizeShortestEdge: 64 };
 

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { writePatternClip } from '../scripts/lib/pattern-clip.js';
 import { runCli, type CliRun } from './support/cli.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 
 /** How --model and --variant are read: what the user meant, or one line saying what is wrong. */

@@ -9,7 +9,7 @@ import { writePatternCifarArchive } from '../scripts/lib/pattern-cifar.js';
 import { OPENAI_MEAN, patternTextGraph, patternVisionGraph, writePatternClip } from '../scripts/lib/pattern-clip.js';
 import { EMBED_DIM } from '../scripts/lib/pattern-table.js';
 import { runCli, type CliRun } from './support/cli.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 
 /**

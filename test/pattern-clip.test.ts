@@ -1,6 +1,7 @@
 import { Tokenizer } from '@huggingface/tokenizers';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -28,6 +29,7 @@ import {
   writePatternClip,
   type PatternClipResult,
 } from '../scripts/make-pattern-clip.js';
+import { runCli } from './support/cli.js';
 import { makeTempDir, needsShared, repoRoot, sharedPath } from './support/paths.js';
 
 const SEED = 7;
@@ -483,6 +485,24 @@ test('make-pattern-clip script: writes the bundle and archives; rejects bad flag
       return true;
     });
   }
+});
+
+test('make-pattern-clip script: prints each archive\'s MD5, writes them extracted for --data-dir, and has --help', async () => {
+  const script = join(repoRoot, 'dist/scripts/make-pattern-clip.js');
+  const run = promisify(execFile);
+  const out = join(workDir, 'script-md5');
+  const { stdout } = await run(process.execPath, [script, '--out', out, '--per-class', '1']);
+  for (const archive of ['cifar-100-binary.tar.gz', 'cifar-10-binary.tar.gz']) {
+    const md5 = createHash('md5').update(await readFile(join(out, archive))).digest('hex');
+    assert.match(stdout, new RegExp(`${archive} \\(\\d+ images\\)  md5 ${md5}$`, 'm'));
+  }
+  assert.ok(existsSync(join(out, 'data/cifar-100-binary/test.bin')) && existsSync(join(out, 'data/cifar-10-batches-bin/test_batch.bin')));
+  const extracted = await runCli(['cifar100', '--model', join(out, 'model'), '--data-dir', join(out, 'data'), '--cache-dir', join(out, 'cache'), '--json', join(out, 'r.json'), '--quiet']);
+  assert.equal(extracted.code, 0, extracted.stderr);
+  assert.equal((JSON.parse(await readFile(join(out, 'r.json'), 'utf8')) as { dataset: { images: number } }).dataset.images, 100);
+  const help = await run(process.execPath, [script, '--help']);
+  for (const flag of ['--out', '--layout', '--per-class', '--seed', '--examples', '--help']) assert.ok(help.stdout.includes(flag), flag);
+  await assert.rejects(run(process.execPath, [script, '--out', out, '--examples', '--seed', '2']), /--examples draws images for the default seed/);
 });
 
 test('fixture names, templates and tokenizer sections match the reference material', { skip: needsShared('reference/cifar100-prompts.json') }, async () => {

@@ -7,8 +7,8 @@ import { CIFAR100_RAW_NAMES, writePatternClip } from '../scripts/make-pattern-cl
 import { renderClassificationHtml } from '../src/report/html/classification.js';
 import { artifactPath, launchChromium, needsChromium, openFile, type OpenedPage } from './support/browser.js';
 import { runCli } from './support/cli.js';
-import { writeConfusableCifar100 } from './support/confusable-cifar.js';
-import { classImage } from './support/pattern-images.js';
+import { writeConfusableCifar100 } from '../scripts/lib/confusable-cifar.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 import { syntheticClassificationInput } from './support/synthetic-report.js';
 

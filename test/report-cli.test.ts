@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
 import { runCli } from './support/cli.js';
-import { writeConfusableCifar100 } from './support/confusable-cifar.js';
+import { writeConfusableCifar100 } from '../scripts/lib/confusable-cifar.js';
 import { makeTempDir, repoRoot } from './support/paths.js';
 
 /** `--report FILE.html` through the built CLI, without a browser (report-browser.test.ts opens the page). */

@@ -8,7 +8,7 @@ import { CIFAR100_RAW_NAMES, writePatternClip } from '../scripts/make-pattern-cl
 import { runCli } from './support/cli.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { encodeClassImage, publishDatasetRepo, writeShard, type ShardMember } from './support/webdataset.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 import { wilsonInterval } from '../src/tasks/statistics.js';
 import { havePython, xmlElements } from './support/xml.js';

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { CIFAR100_RAW_NAMES, writePatternClip } from '../scripts/make-pattern-clip.js';
 import { oneErrorLine, writeSpoiledResult, type Json } from './support/baseline.js';
 import { runCli } from './support/cli.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 import { havePython, xmlElements } from './support/xml.js';
 

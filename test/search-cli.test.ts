@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writePatternClip } from '../scripts/make-pattern-clip.js';
 import { runCli } from './support/cli.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 
 /** `clip-eval search` end to end with the pattern CLIP: ranking order (by a text or an image), the image cache, unreadable files. */

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { writePatternClip } from '../scripts/lib/pattern-clip.js';
 import { runCli } from './support/cli.js';
 import { startTestServer } from './support/http-server.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 
 /** The text-side caches (file-digest memos, text embeddings) through the built CLI, when the cache is not as it should be. */

@@ -9,7 +9,7 @@ import { parseVariant } from '../src/model/bundle.js';
 import { parseDevice } from '../src/model/session.js';
 import { resolveLabels } from '../src/text/labels.js';
 import { runCli } from './support/cli.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir, repoRoot } from './support/paths.js';
 
 /** Library errors say what is wrong with which input, in plain words; the CLI words the input as its flag. */

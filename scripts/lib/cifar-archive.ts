@@ -23,15 +23,20 @@ export function cifar10Members(testRecords: Uint8Array, names: string[]): Archiv
   };
 }
 
+/** Writes the members as files under `dir`, as extracting the archive there would. */
+export async function writeMembers(dir: string, members: ArchiveMembers): Promise<void> {
+  for (const [name, content] of Object.entries(members)) {
+    const path = join(dir, name);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, content);
+  }
+}
+
 /** Writes the members as a gzipped tarball at `archivePath`. */
 export async function writeTarGz(archivePath: string, members: ArchiveMembers): Promise<void> {
   const staging = await mkdtemp(join(tmpdir(), 'clip-eval-archive-'));
   try {
-    for (const [name, content] of Object.entries(members)) {
-      const path = join(staging, name);
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, content);
-    }
+    await writeMembers(staging, members);
     await mkdir(dirname(archivePath), { recursive: true });
     // A fixed mtime makes archives byte-identical between runs (portable alone keeps file times).
     await tar.c({ gzip: true, file: archivePath, cwd: staging, portable: true, mtime: new Date(0) }, Object.keys(members));

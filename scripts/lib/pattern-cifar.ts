@@ -9,7 +9,7 @@ import {
   CIFAR100_RAW_NAMES,
   CIFAR10_NAMES,
 } from './cifar-names.js';
-import { cifar100Members, cifar10Members, writeTarGz } from './cifar-archive.js';
+import { cifar100Members, cifar10Members, writeTarGz, type ArchiveMembers } from './cifar-archive.js';
 import { DEFAULT_SEED, GRID, buildPatternTable, checkSeed, classPattern } from './pattern-table.js';
 import { SeededRandom, deriveSeed } from './seeded-random.js';
 
@@ -98,11 +98,15 @@ export function drawPatternCifar(options: SyntheticCifarOptions): SyntheticCifar
   return { records, labels, count: labels.length };
 }
 
-/** Writes the synthetic set as a .tar.gz laid out like the official binary release. */
-export async function writePatternCifarArchive(path: string, options: SyntheticCifarOptions): Promise<void> {
+/** The synthetic set's files, laid out like the official binary release. */
+export function patternCifarMembers(options: SyntheticCifarOptions): ArchiveMembers {
   const { records } = drawPatternCifar(options);
-  const members = options.name === 'cifar100'
+  return options.name === 'cifar100'
     ? cifar100Members(records, CIFAR100_RAW_NAMES, CIFAR100_COARSE_NAMES)
     : cifar10Members(records, CIFAR10_NAMES);
-  await writeTarGz(path, members);
+}
+
+/** Writes the synthetic set as a .tar.gz laid out like the official binary release. */
+export async function writePatternCifarArchive(path: string, options: SyntheticCifarOptions): Promise<void> {
+  await writeTarGz(path, patternCifarMembers(options));
 }

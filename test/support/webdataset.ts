@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import * as tar from 'tar';
-import { classImage } from './pattern-images.js';
+import { classImage } from '../../scripts/lib/pattern-images.js';
 import { makeTempDir } from './paths.js';
 import type { TestServer } from './http-server.js';
 

@@ -1,5 +1,5 @@
 import sharp, { type Sharp } from 'sharp';
-import { buildPatternTable, classPattern, DEFAULT_SEED, GRID, type PatternTable } from '../../scripts/lib/pattern-table.js';
+import { buildPatternTable, classPattern, DEFAULT_SEED, GRID, type PatternTable } from './pattern-table.js';
 
 /**
  * Photo-sized images the pattern CLIP classifies: class k's pattern (its summed name rows) drawn as the

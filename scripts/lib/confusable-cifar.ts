@@ -1,8 +1,7 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { cifar100Members } from '../../scripts/lib/cifar-archive.js';
-import { CIFAR100_COARSE_NAMES, CIFAR100_FINE_TO_COARSE, CIFAR100_RAW_NAMES } from '../../scripts/lib/cifar-names.js';
-import { drawPatternCifar } from '../../scripts/lib/pattern-cifar.js';
+import { join } from 'node:path';
+import { cifar100Members, writeMembers } from './cifar-archive.js';
+import { CIFAR100_COARSE_NAMES, CIFAR100_FINE_TO_COARSE, CIFAR100_RAW_NAMES } from './cifar-names.js';
+import { drawPatternCifar } from './pattern-cifar.js';
 
 const RECORD_BYTES = 2 + 3 * 32 * 32;
 
@@ -29,9 +28,6 @@ export async function writeConfusableCifar100(dir: string, options: { perClass: 
     const weight = 0.44 + 0.1 * ((index * 7) % 10) / 10;
     for (let i = 0; i < RECORD_BYTES - 2; i += 1) records[to + i] = Math.round((1 - weight) * original[to + i]! + weight * original[from + i]!);
   });
-  for (const [name, content] of Object.entries(cifar100Members(records, CIFAR100_RAW_NAMES, CIFAR100_COARSE_NAMES))) {
-    await mkdir(dirname(join(dir, name)), { recursive: true });
-    await writeFile(join(dir, name), content);
-  }
+  await writeMembers(dir, cifar100Members(records, CIFAR100_RAW_NAMES, CIFAR100_COARSE_NAMES));
   return join(dir, 'cifar-100-binary');
 }
