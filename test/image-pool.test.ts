@@ -16,7 +16,7 @@ import { runNode } from './support/cli.js';
 import { cliPath, repoRoot, makeTempDir } from './support/paths.js';
 import { classImage } from '../scripts/lib/pattern-images.js';
 
-const SMALL: PreprocessConfig = { ...OPENAI_PREPROCESS, imageSize: 64, resizeShortestEdge: 64 };
+const SMALL: PreprocessConfig = { ...OPENAI_PREPROCESS, imageSize: 64, resizeMode: 'shortest', resizeSize: 64 };
 
 /** The in-thread chain the pool replaces: decodeImage then preprocessDecoded; its error's message on failure. */
 async function inThread(input: string | Uint8Array, label: string, config: PreprocessConfig): Promise<Float32Array | string> {
@@ -240,7 +240,7 @@ test('image pool: a process that never closes its pool still exits once its imag
   const poolUrl = pathToFileURL(join(repoRoot, 'dist/src/preprocess/image-pool.js')).href;
   const prelude = `import { ImagePool } from ${JSON.stringify(poolUrl)};
 const pool = new ImagePool({ workers: 2 });
-const config = { imageSize: 224, resizeShortestEdge: 224, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], resample: 'bicubic' };
+const config = { imageSize: 224, resizeMode: 'shortest', resizeSize: 224, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], resample: 'bicubic' };
 const prepare = () => pool.prepare({ source: { path: ${JSON.stringify(apple)} }, label: 'apple', config });
 `;
   const idle = await runModule(dir, `${prelude}const images = await Promise.all(Array.from({ length: 8 }, prepare));\nconsole.log('prepared', images.length);\n`);

@@ -82,7 +82,7 @@ function scalarResize(data: Uint8Array, width: number, height: number, channels:
 
 /** An independent CIFAR preprocessing from the scalar kernels, crop and table (no SIMD, no skipping). */
 function scalarCifar(records: Uint8Array, index: number, config: PreprocessConfig): Float32Array {
-  const side = config.resizeShortestEdge;
+  const side = config.resizeSize;
   const crop = config.imageSize;
   const resized = scalarResize(cifarToRgb(records, index), 32, 32, 3, side, side, config.resample);
   const table = normalisationTable(config);
@@ -209,7 +209,7 @@ test('preprocessDecoded: resize 5x3 → 6x4 and crop 4, per filter; palette imag
       92, 73, 133, 75, 60, 121, 60, 23, 103, 13, 54, 11, 90, 130, 18, 94, 124, 31, 21, 27, 46,
     ],
   };
-  const config = (resample: PreprocessConfig['resample']): PreprocessConfig => ({ ...BYTES_CONFIG, imageSize: 4, resizeShortestEdge: 4, resample });
+  const config = (resample: PreprocessConfig['resample']): PreprocessConfig => ({ ...BYTES_CONFIG, imageSize: 4, resizeMode: 'shortest', resizeSize: 4, resample });
   const run = (palette: boolean, resample: PreprocessConfig['resample']): number[] => {
     const out = new Float32Array(3 * 16);
     preprocessDecoded({ data: RGB_5X3, width: 5, height: 3, channels: 3, palette }, config(resample), out, 0);
@@ -237,12 +237,12 @@ test('preprocessDecoded: alpha images resize premultiplied, as Pillow does for R
   // Pillow: resize((6, 3), BICUBIC) of the RGBA image, convert('RGB'), columns 2..4 (the centre crop).
   const expected = [0, 0, 2, 0, 0, 255, 66, 30, 193, 237, 243, 255, 47, 69, 182, 41, 49, 148, 254, 255, 255, 72, 108, 135, 15, 66, 100];
   const out = new Float32Array(3 * 9);
-  preprocessDecoded(image, { ...BYTES_CONFIG, imageSize: 3, resizeShortestEdge: 3 }, out, 0);
+  preprocessDecoded(image, { ...BYTES_CONFIG, imageSize: 3, resizeMode: 'shortest', resizeSize: 3 }, out, 0);
   assert.deepEqual(outputBytes(out), toPlanar(expected, 9));
 
   // Not resized at all: Pillow returns a copy and convert('RGB') just drops the alpha.
   const same = new Float32Array(3 * 4);
-  preprocessDecoded(image, { ...BYTES_CONFIG, imageSize: 2, resizeShortestEdge: 2 }, same, 0);
+  preprocessDecoded(image, { ...BYTES_CONFIG, imageSize: 2, resizeMode: 'shortest', resizeSize: 2 }, same, 0);
   assert.deepEqual(outputBytes(same), toPlanar([0, 255, 0, 0, 0, 255, 250, 250, 250, 40, 80, 120], 4));
 });
 
@@ -283,12 +283,12 @@ test('CIFAR fast path equals the scalar kernels for many configurations', () => 
     OPENAI_PREPROCESS,
     { ...OPENAI_PREPROCESS, resample: 'bilinear' },
     { ...OPENAI_PREPROCESS, resample: 'nearest' },
-    { ...OPENAI_PREPROCESS, resizeShortestEdge: 256 },
-    { ...OPENAI_PREPROCESS, resizeShortestEdge: 200 }, // crop larger than the image: zero padding
-    { ...OPENAI_PREPROCESS, imageSize: 336, resizeShortestEdge: 336, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
-    { ...OPENAI_PREPROCESS, imageSize: 13, resizeShortestEdge: 16 }, // downscaling: wider windows
-    { ...OPENAI_PREPROCESS, imageSize: 32, resizeShortestEdge: 32 }, // no resize
-    { ...OPENAI_PREPROCESS, imageSize: 5, resizeShortestEdge: 7 }, // narrower than 8 lanes: general path
+    { ...OPENAI_PREPROCESS, resizeMode: 'shortest', resizeSize: 256 },
+    { ...OPENAI_PREPROCESS, resizeMode: 'shortest', resizeSize: 200 }, // crop larger than the image: zero padding
+    { ...OPENAI_PREPROCESS, imageSize: 336, resizeMode: 'shortest', resizeSize: 336, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+    { ...OPENAI_PREPROCESS, imageSize: 13, resizeMode: 'shortest', resizeSize: 16 }, // downscaling: wider windows
+    { ...OPENAI_PREPROCESS, imageSize: 32, resizeMode: 'shortest', resizeSize: 32 }, // no resize
+    { ...OPENAI_PREPROCESS, imageSize: 5, resizeMode: 'shortest', resizeSize: 7 }, // narrower than 8 lanes: general path
   ];
   for (const config of configs) {
     const preprocess = createCifarPreprocessor(config);
@@ -423,22 +423,41 @@ test('preprocessConfigFromHf: CLIP processor configs, old and new style', () => 
     { crop_size: { height: 336, width: 336 }, size: { shortest_edge: 336 }, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5], resample: 2, do_normalize: true },
     'p.json',
   );
-  assert.deepEqual(modern, { imageSize: 336, resizeShortestEdge: 336, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], resample: 'bilinear' });
+  assert.deepEqual(modern, { imageSize: 336, resizeMode: 'shortest', resizeSize: 336, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], resample: 'bilinear' });
   assert.deepEqual(preprocessConfigFromHf({}, 'p.json'), OPENAI_PREPROCESS);
   assert.deepEqual(preprocessConfigFromHf({ do_normalize: false, resample: 0 }, 'p.json').mean, [0, 0, 0]);
+});
+
+test('preprocessConfigFromHf: SigLIP, SigLIP 2 and MobileCLIP configs as their processors read them', () => {
+  // SiglipImageProcessor: size {height, width}, no crop step, mean = std = 0.5; SigLIP 2's HF configs resize bilinear.
+  const siglip = { image_processor_type: 'SiglipImageProcessor', size: { height: 384, width: 384 }, resample: 3, do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5] };
+  assert.deepEqual(preprocessConfigFromHf(siglip, 'p.json'), { imageSize: 384, resizeMode: 'squash', resizeSize: 384, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], resample: 'bicubic' });
+  assert.equal(preprocessConfigFromHf({ ...siglip, resample: 2 }, 'p.json').resample, 'bilinear');
+  // A squash followed by an explicit crop (CLIPImageProcessor with size {height, width}).
+  assert.deepEqual(preprocessConfigFromHf({ size: { height: 256, width: 256 }, crop_size: 224 }, 'p.json'), { ...OPENAI_PREPROCESS, imageSize: 224, resizeMode: 'squash', resizeSize: 256 });
+  assert.equal(preprocessConfigFromHf({ size: { height: 256, width: 256 }, do_center_crop: false, crop_size: 224 }, 'p.json').imageSize, 256);
+  // MobileCLIP S: shorter side and crop at 256, bilinear, no normalisation (x/255 is mean 0, std 1).
+  const mobile = preprocessConfigFromHf({ size: { shortest_edge: 256 }, crop_size: { height: 256, width: 256 }, do_center_crop: true, do_normalize: false, resample: 2 }, 'p.json');
+  assert.deepEqual(mobile, { imageSize: 256, resizeMode: 'shortest', resizeSize: 256, mean: [0, 0, 0], std: [1, 1, 1], resample: 'bilinear' });
+  // open_clip's squash (DFN, immich's SigLIP exports).
+  assert.deepEqual(preprocessConfigFromOpenClip({ size: 224, resize_mode: 'squash', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, 'c.json'), {
+    imageSize: 224, resizeMode: 'squash', resizeSize: 224, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], resample: 'bicubic',
+  });
 });
 
 test('preprocessConfigFromHf: precise errors', () => {
   const bad: [unknown, string][] = [
     [[], 'JSON object'],
     [{ crop_size: { height: 224, width: 200 } }, 'square'],
-    [{ size: { height: 224, width: 224 } }, 'shortest_edge'],
+    [{ size: { height: 224, width: 200 } }, 'square'],
+    [{ size: { longest_edge: 224 } }, 'shortest_edge'],
     [{ size: 0 }, '"size"'],
     [{ crop_size: 22.5 }, '"crop_size"'],
     [{ resample: 1 }, 'LANCZOS'],
     [{ image_mean: [0.5, 0.5] }, '"image_mean"'],
     [{ image_std: [0.5, 0, 0.5] }, 'positive'],
     [{ do_center_crop: false }, 'do_center_crop'],
+    [{ do_center_crop: 'yes' }, 'do_center_crop'],
     [{ rescale_factor: 0.5 }, 'rescale_factor'],
   ];
   for (const [json, fragment] of bad) {
@@ -456,14 +475,14 @@ test('preprocessConfigFromOpenClip: immich preprocess_cfg.json', () => {
   assert.deepEqual(config, OPENAI_PREPROCESS);
   assert.deepEqual(preprocessConfigFromOpenClip({ size: 384, interpolation: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, 'c.json'), {
     imageSize: 384,
-    resizeShortestEdge: 384,
+    resizeMode: 'shortest', resizeSize: 384,
     mean: [0.5, 0.5, 0.5],
     std: [0.5, 0.5, 0.5],
     resample: 'bilinear',
   });
   const bad: [unknown, string][] = [
     [{ size: [224, 256] }, 'square'],
-    [{ resize_mode: 'squash' }, 'resize_mode'],
+    [{ resize_mode: 'longest' }, 'resize_mode'],
     [{ interpolation: 'lanczos' }, 'interpolation'],
     [{ mode: 'RGBA' }, '"mode"'],
     [{ std: [1, 1, -1] }, '"std"'],
@@ -479,7 +498,7 @@ test('preprocessConfigFromOpenClip: immich preprocess_cfg.json', () => {
 
 /** preprocessDecoded's crop computed the long way: a full resize of both axes, then the centre crop. */
 function fullResizeThenCrop(image: DecodedImage, config: PreprocessConfig, filter: PreprocessConfig['resample']): Float32Array {
-  const resized = resizedSize(image.width, image.height, config.resizeShortestEdge);
+  const resized = resizedSize(image.width, image.height, config.resizeSize);
   const pixels = scalarResize(image.data, image.width, image.height, 3, resized.width, resized.height, filter);
   const crop = config.imageSize;
   const left = cropOffset(resized.width, crop);

@@ -3,12 +3,17 @@ import { inputError } from '../core/errors.js';
 export type ResampleFilter = 'bicubic' | 'bilinear' | 'nearest';
 
 /**
- * How a model wants its images: shorter side resized to `resizeShortestEdge`, centre crop of
- * `imageSize`×`imageSize`, then per channel (x/255 − mean)/std.
+ * How a model wants its images, as torchvision composes it: the resize (`shortest`: Resize(N), the
+ * shorter side to `resizeSize` keeping the aspect ratio, as CLIP; `squash`: Resize((N, N)), both sides
+ * to `resizeSize`, as SigLIP and DFN), a centre crop of `imageSize`×`imageSize` (none when it equals a
+ * squash's size), then per channel (x/255 − mean)/std.
  */
+export type ResizeMode = 'shortest' | 'squash';
+
 export interface PreprocessConfig {
   imageSize: number;
-  resizeShortestEdge: number;
+  resizeMode: ResizeMode;
+  resizeSize: number;
   mean: [number, number, number];
   std: [number, number, number];
   resample: ResampleFilter;
@@ -17,7 +22,8 @@ export interface PreprocessConfig {
 /** OpenAI CLIP's torchvision pipeline at 224 pixels. */
 export const OPENAI_PREPROCESS: PreprocessConfig = Object.freeze({
   imageSize: 224,
-  resizeShortestEdge: 224,
+  resizeMode: 'shortest',
+  resizeSize: 224,
   mean: Object.freeze([0.48145466, 0.4578275, 0.40821073]),
   std: Object.freeze([0.26862954, 0.26130258, 0.27577711]),
   resample: 'bicubic',
@@ -68,8 +74,8 @@ function requireEnabled(json: JsonObject, file: string, field: string, what: str
   }
 }
 
-function hfCropSize(value: unknown, file: string): number {
-  if (value === undefined) return OPENAI_PREPROCESS.imageSize;
+function hfCropSize(value: unknown, file: string, fallback: number): number {
+  if (value === undefined) return fallback;
   if (isObject(value)) {
     const height = checkSize(value.height, file, 'crop_size.height');
     const width = checkSize(value.width, file, 'crop_size.width');
@@ -81,17 +87,24 @@ function hfCropSize(value: unknown, file: string): number {
   return checkSize(value, file, 'crop_size');
 }
 
-function hfShortestEdge(value: unknown, file: string): number {
-  if (value === undefined) return OPENAI_PREPROCESS.resizeShortestEdge;
+/** `size`: N or {"shortest_edge": N} resize the shorter side, {"height": N, "width": N} squashes. */
+function hfResize(value: unknown, file: string): { resizeMode: ResizeMode; resizeSize: number } {
+  if (value === undefined) return { resizeMode: 'shortest', resizeSize: OPENAI_PREPROCESS.resizeSize };
   if (isObject(value)) {
+    if (value.height !== undefined || value.width !== undefined) {
+      const height = checkSize(value.height, file, 'size.height');
+      const width = checkSize(value.width, file, 'size.width');
+      if (height !== width) throw inputError(`${file}: "size" must be square, got ${height}x${width}`);
+      return { resizeMode: 'squash', resizeSize: height };
+    }
     if (value.shortest_edge === undefined) {
       throw inputError(
-        `${file}: "size" must be a number or {"shortest_edge": N} (resize of the shorter side), got ${describeValue(value)}`,
+        `${file}: "size" must be a number, {"shortest_edge": N} (resize of the shorter side) or {"height": N, "width": N} (squash), got ${describeValue(value)}`,
       );
     }
-    return checkSize(value.shortest_edge, file, 'size.shortest_edge');
+    return { resizeMode: 'shortest', resizeSize: checkSize(value.shortest_edge, file, 'size.shortest_edge') };
   }
-  return checkSize(value, file, 'size');
+  return { resizeMode: 'shortest', resizeSize: checkSize(value, file, 'size') };
 }
 
 function hfResample(value: unknown, file: string): ResampleFilter {
@@ -103,13 +116,13 @@ function hfResample(value: unknown, file: string): ResampleFilter {
 }
 
 /**
- * A Hugging Face `preprocessor_config.json` (CLIPImageProcessor and alike). Absent fields take
- * CLIPImageProcessor's defaults, which are OpenAI's values.
+ * A Hugging Face `preprocessor_config.json` (CLIPImageProcessor, SiglipImageProcessor and alike).
+ * Absent fields take the processor's defaults: CLIPImageProcessor's are OpenAI's values and a centre
+ * crop; SiglipImageProcessor has no crop step.
  */
 export function preprocessConfigFromHf(json: unknown, file: string): PreprocessConfig {
   if (!isObject(json)) throw inputError(`${file}: expected a JSON object, got ${describeValue(json)}`);
-  requireEnabled(json, file, 'do_resize', 'the shorter-side resize');
-  requireEnabled(json, file, 'do_center_crop', 'the centre crop');
+  requireEnabled(json, file, 'do_resize', 'a resize');
   requireEnabled(json, file, 'do_rescale', 'the 1/255 rescale');
   if (json.rescale_factor !== undefined && (typeof json.rescale_factor !== 'number' || Math.abs(json.rescale_factor * 255 - 1) > 1e-9)) {
     throw inputError(`${file}: "rescale_factor" must be 1/255 (0.00392156862745098), got ${describeValue(json.rescale_factor)}`);
@@ -117,11 +130,21 @@ export function preprocessConfigFromHf(json: unknown, file: string): PreprocessC
   if (json.do_convert_rgb === false) {
     throw inputError(`${file}: "do_convert_rgb" is false, but clip-eval always converts images to RGB`);
   }
+  const resize = hfResize(json.size, file);
+  const siglip = typeof json.image_processor_type === 'string' && json.image_processor_type.startsWith('Siglip');
+  if (json.do_center_crop !== undefined && typeof json.do_center_crop !== 'boolean') {
+    throw inputError(`${file}: "do_center_crop" must be true or false, got ${describeValue(json.do_center_crop)}`);
+  }
+  const centerCrop = json.do_center_crop ?? (json.crop_size !== undefined || !siglip);
+  if (!centerCrop && resize.resizeMode === 'shortest') {
+    throw inputError(`${file}: "do_center_crop" is false after a shorter-side resize, which leaves images of any shape; the model takes square ones`);
+  }
+  const imageSize = centerCrop ? hfCropSize(json.crop_size, file, resize.resizeMode === 'squash' ? resize.resizeSize : OPENAI_PREPROCESS.imageSize) : resize.resizeSize;
   // Normalising with mean 0 and std 1 computes exactly x/255, so "no normalisation" is that.
   const normalize = json.do_normalize !== false;
   return {
-    imageSize: hfCropSize(json.crop_size, file),
-    resizeShortestEdge: hfShortestEdge(json.size, file),
+    imageSize,
+    ...resize,
     mean: normalize ? checkTriple(json.image_mean ?? OPENAI_PREPROCESS.mean, file, 'image_mean', false) : [0, 0, 0],
     std: normalize ? checkTriple(json.image_std ?? OPENAI_PREPROCESS.std, file, 'image_std', true) : [1, 1, 1],
     resample: hfResample(json.resample, file),
@@ -155,14 +178,17 @@ export function preprocessConfigFromOpenClip(json: unknown, file: string): Prepr
   if (json.mode !== undefined && json.mode !== 'RGB') {
     throw inputError(`${file}: "mode" must be "RGB", got ${describeValue(json.mode)}`);
   }
-  if (json.resize_mode !== undefined && json.resize_mode !== 'shortest') {
-    throw inputError(`${file}: "resize_mode" must be "shortest" (resize the shorter side, then centre crop), got ${describeValue(json.resize_mode)}`);
+  if (json.resize_mode !== undefined && json.resize_mode !== 'shortest' && json.resize_mode !== 'squash') {
+    throw inputError(
+      `${file}: "resize_mode" must be "shortest" (resize the shorter side, then centre crop) or "squash" (resize both sides), got ${describeValue(json.resize_mode)}`,
+    );
   }
-  // fill_color only paints the margins that "longest" and "squash" modes add; "shortest" has none.
+  // fill_color only paints the margins that the "longest" mode adds; "shortest" and "squash" have none.
   const size = openClipSize(json.size, file);
   return {
     imageSize: size,
-    resizeShortestEdge: size,
+    resizeMode: json.resize_mode === 'squash' ? 'squash' : 'shortest',
+    resizeSize: size,
     mean: checkTriple(json.mean ?? OPENAI_PREPROCESS.mean, file, 'mean', false),
     std: checkTriple(json.std ?? OPENAI_PREPROCESS.std, file, 'std', true),
     resample: openClipInterpolation(json.interpolation, file),

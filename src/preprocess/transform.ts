@@ -37,6 +37,11 @@ export function resizedSize(width: number, height: number, shortestEdge: number)
   return { width: Math.trunc((shortestEdge * width) / height), height: shortestEdge };
 }
 
+/** The size the config's resize step gives a width×height image: Resize(N) or Resize((N, N)). */
+export function configResizedSize(width: number, height: number, config: PreprocessConfig): { width: number; height: number } {
+  return config.resizeMode === 'squash' ? { width: config.resizeSize, height: config.resizeSize } : resizedSize(width, height, config.resizeSize);
+}
+
 /** Python's round() of a multiple of 0.5: halves go to the even neighbour. */
 function roundHalfEven(value: number): number {
   const floor = Math.floor(value);
@@ -225,9 +230,12 @@ function premultipliedRgba(image: DecodedImage, alpha: Uint8Array, scratch: Scra
 }
 
 function checkConfig(config: PreprocessConfig): void {
+  if (config.resizeMode !== 'shortest' && config.resizeMode !== 'squash') {
+    throw new RangeError(`preprocess config: resizeMode must be "shortest" or "squash", got ${String(config.resizeMode)}`);
+  }
   for (const [name, value] of [
     ['imageSize', config.imageSize],
-    ['resizeShortestEdge', config.resizeShortestEdge],
+    ['resizeSize', config.resizeSize],
   ] as const) {
     if (!Number.isInteger(value) || value < 1) throw new RangeError(`preprocess config: ${name} must be a positive integer, got ${value}`);
   }
@@ -272,11 +280,11 @@ export function preprocessDecoded(image: DecodedImage, config: PreprocessConfig,
   checkOutput(out, outOffset, config.imageSize);
   checkImage(image);
   const { width, height } = image;
-  const resized = resizedSize(width, height, config.resizeShortestEdge);
+  const resized = configResizedSize(width, height, config);
   const longer = Math.max(resized.width, resized.height);
   if (longer > MAX_RESIZED_SIDE) {
     throw inputError(
-      `${label}: image is ${width}x${height}, too elongated: resizing its shorter side to ${config.resizeShortestEdge} would make the longer ${longer} pixels, over the limit of ${MAX_RESIZED_SIDE}`,
+      `${label}: image is ${width}x${height}, too elongated: resizing its shorter side to ${config.resizeSize} would make the longer ${longer} pixels, over the limit of ${MAX_RESIZED_SIDE}`,
     );
   }
   const window = cropWindow(resized.width, resized.height, config.imageSize);
@@ -377,9 +385,9 @@ export function createPlanarPreprocessor(config: PreprocessConfig): PlanarPrepro
     checkOutput(out, outOffset, crop);
     const key = `${width}x${height}`;
     if (sized?.key !== key) {
-      const resized = resizedSize(width, height, config.resizeShortestEdge);
+      const resized = configResizedSize(width, height, config);
       if (Math.max(resized.width, resized.height) > MAX_RESIZED_SIDE) {
-        throw inputError(`planar image of ${width}x${height} is too elongated to resize its shorter side to ${config.resizeShortestEdge}`);
+        throw inputError(`planar image of ${width}x${height} is too elongated to resize its shorter side to ${config.resizeSize}`);
       }
       const window = cropWindow(resized.width, resized.height, crop);
       const resizer = createChannelResizer(resizeSpec(width, height, resized, config.resample, window));
