@@ -57,13 +57,14 @@ function options(overrides: Partial<ZeroShotClassifierOptions> & { opened: { cou
     templates: OPENAI_CIFAR_TEMPLATES,
     tokenizerPath: bundle.tokenizerPath,
     padToken: '<|endoftext|>',
+    family: 'clip',
     loadTokenizer: async () => {
       overrides.opened.tokenizerLoads = (overrides.opened.tokenizerLoads ?? 0) + 1;
       return tokenizer;
     },
     openTextEncoder: (loaded) => {
       overrides.opened.count += 1;
-      return createTextEncoder(bundle, { device: 'cpu', padId: loaded.padId });
+      return createTextEncoder(bundle, { device: 'cpu', padId: loaded.padId, padding: 'longest' });
     },
     contextLength: bundle.contextLength,
     textModelPath: bundle.textModelPath,

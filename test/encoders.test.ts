@@ -230,7 +230,7 @@ test('image encoder: an unnamed output is used when it is the only float [N,D] o
 
 test('text encoder: int64 and int32 ids, dynamic length padded to the longest prompt with the pad id', async () => {
   for (const idType of ['int64', 'int32'] as const) {
-    const encoder = await createTextEncoder(bundleOf({ text: await writeModel(textGraph({ idType })) }), { ...cpu, padId: PAD });
+    const encoder = await createTextEncoder(bundleOf({ text: await writeModel(textGraph({ idType })) }), { ...cpu, padId: PAD, padding: 'longest' });
     try {
       assert.equal(encoder.embeddingDim, DIM);
       assert.equal(encoder.contextLength, 77);
@@ -245,7 +245,7 @@ test('text encoder: int64 and int32 ids, dynamic length padded to the longest pr
 });
 
 test('text encoder: a fixed sequence axis is padded to its length, a fixed batch is filled row by row', async () => {
-  const encoder = await createTextEncoder(bundleOf({ text: await writeModel(textGraph({ idType: 'int32', batch: 1, length: 8, idName: 'text' })) }), { ...cpu, padId: PAD });
+  const encoder = await createTextEncoder(bundleOf({ text: await writeModel(textGraph({ idType: 'int32', batch: 1, length: 8, idName: 'text' })) }), { ...cpu, padId: PAD, padding: 'longest' });
   try {
     assert.equal(encoder.contextLength, 8);
     const expected = concat(PROMPTS.map((row) => expectedTextEmbedding(row, PAD, 8 - row.length)));
@@ -258,7 +258,7 @@ test('text encoder: a fixed sequence axis is padded to its length, a fixed batch
 
 test('text encoder: attention_mask is fed with 1 over each prompt and 0 over its padding', async () => {
   for (const length of ['sequence', 12]) {
-    const encoder = await createTextEncoder(bundleOf({ text: await writeModel(textGraph({ mask: true, length })) }), { ...cpu, padId: PAD });
+    const encoder = await createTextEncoder(bundleOf({ text: await writeModel(textGraph({ mask: true, length })) }), { ...cpu, padId: PAD, padding: 'longest' });
     try {
       assert.match(encoder.describe(), /\+ attention_mask int64/);
       // With the mask, padding adds nothing: each prompt's embedding is its own tokens' sum.
@@ -273,14 +273,14 @@ test('text encoder: attention_mask is fed with 1 over each prompt and 0 over its
 test('text encoder: a model without integer ids cannot be mapped', async () => {
   const imageModel = await writeModel(imageGraph());
   await assert.rejects(
-    createTextEncoder(bundleOf({ text: imageModel }), { ...cpu, padId: 0 }),
+    createTextEncoder(bundleOf({ text: imageModel }), { ...cpu, padId: 0, padding: 'longest' }),
     (error: unknown) => error instanceof ClipEvalError && /cannot find an integer token-id input \[N,S\] among the model's inputs: pixel_values float32/.test(error.message),
   );
 });
 
 test('encoders: the two embedding sizes must agree', async () => {
   const image = await createImageEncoder(bundleOf({ vision: await writeModel(imageGraph()) }), cpu);
-  const text = await createTextEncoder(bundleOf({ text: await writeModel(textGraph()) }), { ...cpu, padId: 0 });
+  const text = await createTextEncoder(bundleOf({ text: await writeModel(textGraph()) }), { ...cpu, padId: 0, padding: 'longest' });
   try {
     assert.doesNotThrow(() => assertEmbeddingDimsMatch(bundleOf({ vision: 'v.onnx', text: 't.onnx' }), image.embeddingDim, text.embeddingDim));
     assert.throws(
@@ -303,7 +303,7 @@ test('pattern CLIP: padding to the longest prompt gives the embeddings of paddin
     const folder = join(dir, `pattern-${layout}`);
     await writePatternClip(folder, { layout, variants: false });
     const bundle = await resolveModelBundle({ model: folder, cacheRoot: join(dir, 'cache'), needVision: false });
-    const encoder = await createTextEncoder(bundle, { ...cpu, padId: eot });
+    const encoder = await createTextEncoder(bundle, { ...cpu, padId: eot, padding: 'longest' });
     try {
       assert.equal(encoder.embeddingDim, EMBED_DIM);
       const short = await encoder.encode(prompts);

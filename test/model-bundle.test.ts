@@ -51,7 +51,7 @@ test('an immich folder: its own file names, normalised embeddings, OpenCLIP prep
 
   // The encoders see immich's fixed batch of 1 and int32 ids [1,77].
   const image = await createImageEncoder(bundle, { device: 'cpu', threads: 1 });
-  const text = await createTextEncoder(bundle, { device: 'cpu', threads: 1, padId: 0 });
+  const text = await createTextEncoder(bundle, { device: 'cpu', threads: 1, padId: 0, padding: 'longest' });
   try {
     assert.equal(image.fixedBatch, 1);
     assert.equal(image.embeddingDim, 192);

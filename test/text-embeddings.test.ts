@@ -54,6 +54,7 @@ test('text-embedding cache: round trip, key sensitivity, damaged entries are rep
       tokenizerSha256: 'b'.repeat(64),
       contextLength: 77,
       padToken: '<|endoftext|>',
+      family: 'clip',
       templates: ['a photo of a {}.'],
       classNames: ['cat', 'dog'],
       reduction: 'l2-mean-l2',
@@ -62,6 +63,7 @@ test('text-embedding cache: round trip, key sensitivity, damaged entries are rep
     assert.notEqual(digest, textEmbeddingKeyDigest({ ...key, classNames: ['dog', 'cat'] }));
     assert.notEqual(digest, textEmbeddingKeyDigest({ ...key, templates: ['a photo of the {}.'] }));
     assert.notEqual(digest, textEmbeddingKeyDigest({ ...key, textModelSha256: 'c'.repeat(64) }));
+    assert.notEqual(digest, textEmbeddingKeyDigest({ ...key, family: 'siglip' }));
     const path = textEmbeddingCachePath(root, digest);
     const { logger, lines } = collectingLogger();
     assert.equal(await readTextEmbeddings(path, digest, logger), undefined);

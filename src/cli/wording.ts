@@ -24,6 +24,7 @@ const FLAGS: Record<InputName, string> = {
   offline: '--offline',
   classnames: '--classnames',
   split: '--split',
+  family: '--family',
 };
 
 const HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => string } = {
@@ -35,6 +36,7 @@ const HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => string
   recursive: (hint) => `add --recursive to look in its ${hint.subfolders} subfolder${hint.subfolders === 1 ? '' : 's'}`,
   fetchDataset: (hint) => `run \`clip-eval fetch ${hint.dataset}\` where ${hint.url} is reachable, or pass --data-dir`,
   giveClassNames: () => 'give them with --classnames',
+  chooseFamily: () => 'choose one with --family NAME',
   workWithoutNetwork: () => 'to work without the network pass --data-dir DIR (an extracted copy) or --offline with a filled cache, or download from a mirror with --dataset-url URL',
 };
 

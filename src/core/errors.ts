@@ -38,6 +38,7 @@ export const INPUT_NAMES = {
   offline: 'offline mode',
   classnames: 'class names',
   split: 'split',
+  family: 'model family',
 } as const;
 
 export type InputName = keyof typeof INPUT_NAMES;
@@ -58,7 +59,8 @@ export type Hint =
   | { kind: 'recursive'; subfolders: number }
   | { kind: 'fetchDataset'; dataset: string; url: string }
   | { kind: 'workWithoutNetwork' }
-  | { kind: 'giveClassNames' };
+  | { kind: 'giveClassNames' }
+  | { kind: 'chooseFamily' };
 
 /** What a message says: what is wrong or noteworthy (detail), about which input, and which fix. */
 export interface Statement {
@@ -82,6 +84,7 @@ const PLAIN_HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => 
   recursive: (hint) => `list it recursively to look in its ${hint.subfolders} subfolder${hint.subfolders === 1 ? '' : 's'}`,
   fetchDataset: (hint) => `fetch ${hint.dataset} where ${hint.url} is reachable, or give a data folder`,
   giveClassNames: () => 'give the class names',
+  chooseFamily: () => 'choose the family',
   workWithoutNetwork: () => 'to work without the network give a data folder (an extracted copy), work offline with a filled cache, or download from a mirror URL',
 };
 

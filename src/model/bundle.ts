@@ -30,6 +30,8 @@ export interface ModelBundle {
   embeddingsNormalised: boolean;
   /** From the bundle's config.json when it says, else 77. */
   contextLength: number;
+  /** config.json's `model_type` ("clip", "siglip", ...), which tells the model family. */
+  modelType?: string;
 }
 
 export interface ResolveBundleOptions {
@@ -251,6 +253,7 @@ async function loadBundle(model: string, spec: LayoutSpec, source: FileSource, v
   const config = configPath ? await readJsonFile(configPath) : undefined;
   const contextLength = configPath ? readContextLength(spec.contextLength(config), configPath) : DEFAULT_CONTEXT_LENGTH;
   const preprocess = preprocessPath ? spec.readPreprocess(await readJsonFile(preprocessPath), preprocessPath) : OPENAI_PREPROCESS;
+  const modelType = field(config, 'model_type');
   return {
     id: model,
     layout: spec.layout,
@@ -262,6 +265,7 @@ async function loadBundle(model: string, spec: LayoutSpec, source: FileSource, v
     preprocess,
     embeddingsNormalised: spec.embeddingsNormalised,
     contextLength,
+    ...(typeof modelType === 'string' ? { modelType } : {}),
   };
 }
 

@@ -96,7 +96,14 @@ export async function createImageEncoder(bundle: ModelBundle, options: SessionOp
   }
 }
 
-export async function createTextEncoder(bundle: ModelBundle, options: SessionOptions & { padId: number }): Promise<TextEncoder> {
+/**
+ * How a batch's rows are filled up: `longest`, to the batch's longest row, where a causal mask keeps the
+ * padding out of the embedding (CLIP); `context`, every row to the context length, where the text tower
+ * attends to every position and the padding is part of the input (SigLIP).
+ */
+export type TextPadding = 'longest' | 'context';
+
+export async function createTextEncoder(bundle: ModelBundle, options: SessionOptions & { padId: number; padding: TextPadding }): Promise<TextEncoder> {
   const path = bundle.textModelPath;
   if (!path) throw new RangeError('text encoder: the bundle was resolved without its text model (needText: false)');
   const { padId } = options;
@@ -118,7 +125,7 @@ export async function createTextEncoder(bundle: ModelBundle, options: SessionOpt
       const batch = fixedBatch ?? rows.length;
       // CLIP's causal mask keeps positions after EOT out of the embedding, so a dynamic sequence axis is
       // padded only to the longest row of the batch: same result as padding to 77, far less work.
-      const length = fixedLength ?? Math.max(...rows.map((row) => row.length));
+      const length = fixedLength ?? (options.padding === 'context' ? contextLength : Math.max(...rows.map((row) => row.length)));
       const feeds: Record<string, ort.Tensor> = { [ids.name]: idTensor(ids.type, rows, batch, length, (row, i) => row[i] ?? padId) };
       if (mask) feeds[mask.name] = maskTensor(mask.type, rows, batch, length);
       return readEmbeddings(await runSession(session, feeds, path), output, batch, path);

@@ -2,7 +2,7 @@ import { removeStaleTemporaries, writeCacheEntry } from '../core/cache.js';
 import type { Logger } from '../core/log.js';
 import { createProgress } from '../core/progress.js';
 import { l2NormaliseRows, type TextEncoder } from '../model/encoders.js';
-import type { ClipTokenizer } from './tokenizer.js';
+import type { PromptTokenizer } from './tokenizer.js';
 import { fillTemplate } from './templates.js';
 import {
   fileDigest,
@@ -19,6 +19,8 @@ import {
 /** One L2-normalised text embedding per class: the zero-shot classifier's weights. */
 export interface ZeroShotClassifier {
   classNames: readonly string[];
+  /** The model family whose text rules made the embeddings; absent when they are no text's (a query image). */
+  family?: string;
   dim: number;
   /** classes × dim, row-major. */
   weights: Float32Array;
@@ -35,10 +37,12 @@ export interface ZeroShotClassifierOptions {
   /** The tokenizer's file (part of the cache key) and its pad token (undefined: OpenAI's 0). */
   tokenizerPath: string;
   padToken: string | undefined;
+  /** The model family whose text rules make the token ids (part of the cache key). */
+  family: string;
   /** Loaded only on a cache miss: a hit needs neither token ids nor the text encoder. */
-  loadTokenizer: () => Promise<ClipTokenizer>;
+  loadTokenizer: () => Promise<PromptTokenizer>;
   /** Opened only on a cache miss. */
-  openTextEncoder: (tokenizer: ClipTokenizer) => Promise<TextEncoder>;
+  openTextEncoder: (tokenizer: PromptTokenizer) => Promise<TextEncoder>;
   contextLength: number;
   textModelPath: string;
   /** Cache root; undefined disables the cache (--no-cache). */
@@ -120,6 +124,7 @@ export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Pr
       tokenizerSha256: tokenizerSha256!,
       contextLength: options.contextLength,
       padToken: options.padToken ?? null,
+      family: options.family,
       templates,
       classNames,
       reduction: 'l2-mean-l2',
@@ -130,7 +135,7 @@ export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Pr
     if (hit && hit.classes === classNames.length) {
       logger.debug(`text embeddings: cached (${cachePath})`);
       if (preparing) await preparing.then(({ encoder }) => encoder.release(), () => undefined);
-      return { classNames, dim: hit.dim, weights: hit.matrix, cached: true, seconds: (performance.now() - start) / 1000 };
+      return { classNames, family: options.family, dim: hit.dim, weights: hit.matrix, cached: true, seconds: (performance.now() - start) / 1000 };
     }
   }
 
@@ -145,7 +150,7 @@ export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Pr
       const entry = { classes: classNames.length, dim: encoder.embeddingDim, matrix: weights };
       await writeCacheEntry('text-embedding cache entry', cachePath, () => writeTextEmbeddings(cachePath, digest, entry), logger);
     }
-    return { classNames, dim: encoder.embeddingDim, weights, cached: false, promptsPerSecond, seconds: (performance.now() - start) / 1000 };
+    return { classNames, family: options.family, dim: encoder.embeddingDim, weights, cached: false, promptsPerSecond, seconds: (performance.now() - start) / 1000 };
   } finally {
     await encoder.release();
   }

@@ -26,6 +26,8 @@ export interface TextEmbeddingKey {
   contextLength: number;
   /** The pad token by name (null: OpenAI's padding with 0). */
   padToken: string | null;
+  /** The model family, whose text rules (cleaning, special tokens, padding) make the token ids. */
+  family: string;
   templates: readonly string[];
   classNames: readonly string[];
   /** How prompt embeddings become class embeddings. */

@@ -14,14 +14,23 @@ import { createBpeModel, type BpeModel } from './hf-bpe.js';
 import { cleanText, PYTHON_WHITESPACE_CLASS } from './text-cleaning.js';
 import { vocabularyFromTokenizerJson } from './tokenizer-json.js';
 
+/** What every family's tokenizer gives the text encoder: a prompt's ids, special tokens included. */
+export interface PromptTokenizer {
+  /** The file it was loaded from. */
+  readonly source: string;
+  /** The id that fills a row up to the length the text encoder takes. */
+  readonly padId: number;
+  readonly vocabSize: number;
+  /** The prompt's ids as the text encoder receives them, cut to contextLength; not padded. */
+  encodeForModel(text: string, contextLength?: number): number[];
+}
+
 /**
  * CLIP's tokenizer, exact to OpenAI's simple_tokenizer.py: its text cleaning (text-cleaning.ts), its
  * word regex, then byte-level BPE with `</w>` by @huggingface/tokenizers' BPE model, on the vocabulary
  * of either a Hugging Face tokenizer.json or OpenAI's bpe_simple_vocab_16e6.txt.gz.
  */
-export interface ClipTokenizer {
-  /** The file it was loaded from. */
-  readonly source: string;
+export interface ClipTokenizer extends PromptTokenizer {
   readonly sotId: number;
   readonly eotId: number;
   /**
@@ -122,7 +131,7 @@ class BpeClipTokenizer implements ClipTokenizer {
 /** tokenizer.json is a few megabytes (CLIP's: 3.5 MB), the gzipped BPE merges 1.4 MB. */
 const MAX_TOKENIZER_FILE_BYTES = 64 * 2 ** 20;
 
-async function readTokenizerFile(path: string): Promise<Buffer> {
+export async function readTokenizerFile(path: string): Promise<Buffer> {
   try {
     return await readRegularFile(path, {
       maxBytes: MAX_TOKENIZER_FILE_BYTES,
@@ -140,12 +149,12 @@ async function readTokenizerFile(path: string): Promise<Buffer> {
 const isGzip = (bytes: Buffer): boolean => bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-interface VocabularyText {
+export interface VocabularyText {
   text: string;
   gzipped: boolean;
 }
 
-async function decodeText(bytes: Buffer, path: string): Promise<VocabularyText> {
+export async function decodeText(bytes: Buffer, path: string): Promise<VocabularyText> {
   const gzipped = isGzip(bytes);
   let raw: Uint8Array = bytes;
   if (gzipped) {
@@ -181,11 +190,25 @@ export async function loadClipTokenizer(path: string, options: TokenizerLoadOpti
   return new BpeClipTokenizer(path, vocabulary, options);
 }
 
-/**
- * tokenizer_config.json's pad_token, written either as a string or as an added token {"content": …};
- * undefined when it names none.
- */
-export async function readPadTokenFromConfig(tokenizerConfigPath: string): Promise<string | undefined> {
+/** What clip-eval reads of a tokenizer_config.json. */
+export interface TokenizerConfig {
+  padToken?: string;
+  eosToken?: string;
+  /** e.g. "CLIPTokenizer", "SiglipTokenizer", "GemmaTokenizer". */
+  tokenizerClass?: string;
+}
+
+/** A special token written either as a string or as an added token {"content": …}. */
+function specialToken(config: Record<string, unknown>, field: string, path: string): string | undefined {
+  const value = config[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return value;
+  const content = typeof value === 'object' ? (value as Record<string, unknown>).content : undefined;
+  if (typeof content === 'string') return content;
+  throw inputError(`tokenizer config ${path}: ${field} is ${JSON.stringify(value)}, neither a string nor {"content": string}`);
+}
+
+export async function readTokenizerConfig(tokenizerConfigPath: string): Promise<TokenizerConfig> {
   let text: string;
   try {
     text = (await readRegularFile(tokenizerConfigPath, { maxBytes: MAX_TOKENIZER_FILE_BYTES, label: `tokenizer config ${tokenizerConfigPath}` })).toString('utf8');
@@ -202,12 +225,18 @@ export async function readPadTokenFromConfig(tokenizerConfigPath: string): Promi
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw inputError(`tokenizer config ${tokenizerConfigPath} is not a JSON object`);
   }
-  const padToken = (config as Record<string, unknown>).pad_token;
-  if (padToken === undefined || padToken === null) return undefined;
-  if (typeof padToken === 'string') return padToken;
-  const content = typeof padToken === 'object' ? (padToken as Record<string, unknown>).content : undefined;
-  if (typeof content === 'string') return content;
-  throw inputError(`tokenizer config ${tokenizerConfigPath}: pad_token is ${JSON.stringify(padToken)}, neither a string nor {"content": string}`);
+  const fields = config as Record<string, unknown>;
+  const tokenizerClass = fields.tokenizer_class;
+  return {
+    padToken: specialToken(fields, 'pad_token', tokenizerConfigPath),
+    eosToken: specialToken(fields, 'eos_token', tokenizerConfigPath),
+    ...(typeof tokenizerClass === 'string' ? { tokenizerClass } : {}),
+  };
+}
+
+/** tokenizer_config.json's pad_token; undefined when it names none. */
+export async function readPadTokenFromConfig(tokenizerConfigPath: string): Promise<string | undefined> {
+  return (await readTokenizerConfig(tokenizerConfigPath)).padToken;
 }
 
 /** Token ids as one line of JSON, e.g. [49406,320,1125,49407]: what `clip-eval tokenize` prints per text. */

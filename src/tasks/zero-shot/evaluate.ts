@@ -157,7 +157,7 @@ async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOpti
       ),
     );
     const result: ModelResult = {
-      model: { id: bundle.id, layout: bundle.layout, variant: bundle.variant, embeddingDim: encoder.embeddingDim, files, imageEncoder: encoder.describe() },
+      model: { id: bundle.id, layout: bundle.layout, ...(classifier.family !== undefined ? { family: classifier.family } : {}), variant: bundle.variant, embeddingDim: encoder.embeddingDim, files, imageEncoder: encoder.describe() },
       device: deviceLabel(options),
       metrics,
       timing: {

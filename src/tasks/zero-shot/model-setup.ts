@@ -7,7 +7,7 @@ import { boundedThreads, type SessionOptions } from '../../model/session.js';
 import { fileDigest } from '../../text/embedding-cache.js';
 import type { DecodeOptions } from '../../preprocess/decode.js';
 import { zeroShotClassifier, type ZeroShotClassifier } from '../../text/classifier.js';
-import { loadClipTokenizer, readPadTokenFromConfig } from '../../text/tokenizer.js';
+import { bundleFamily } from '../../families/registry.js';
 
 export interface ZeroShotModelOptions {
   bundle: ModelBundle;
@@ -20,6 +20,8 @@ export interface ZeroShotModelOptions {
   imageCacheRoot?: string;
   /** How the images are decoded (part of the image-cache key). */
   imageDecode?: Omit<DecodeOptions, 'reserve'>;
+  /** The model family by name; undefined: detected from the bundle's files. */
+  family?: string;
   logger: Logger;
   quiet: boolean;
 }
@@ -38,16 +40,17 @@ export interface ZeroShotModel {
  */
 export async function bundleClassifier(
   bundle: ModelBundle,
-  options: Pick<ZeroShotModelOptions, 'classNames' | 'templates' | 'session' | 'textCacheRoot' | 'logger' | 'quiet'>,
+  options: Pick<ZeroShotModelOptions, 'classNames' | 'templates' | 'session' | 'textCacheRoot' | 'family' | 'logger' | 'quiet'>,
 ): Promise<ZeroShotClassifier> {
-  const padToken = bundle.tokenizerConfigPath ? await readPadTokenFromConfig(bundle.tokenizerConfigPath) : undefined;
+  const { family, tokenizerConfig } = await bundleFamily(bundle, options.family);
   return zeroShotClassifier({
     classNames: options.classNames,
     templates: options.templates,
     tokenizerPath: bundle.tokenizerPath,
-    padToken,
-    loadTokenizer: () => loadClipTokenizer(bundle.tokenizerPath, { padToken }),
-    openTextEncoder: (tokenizer) => createTextEncoder(bundle, { ...options.session, padId: tokenizer.padId }),
+    padToken: tokenizerConfig.padToken,
+    family: family.name,
+    loadTokenizer: () => family.loadTokenizer(bundle.tokenizerPath, tokenizerConfig),
+    openTextEncoder: (tokenizer) => createTextEncoder(bundle, { ...options.session, padId: tokenizer.padId, padding: family.textPadding }),
     contextLength: bundle.contextLength,
     textModelPath: bundle.textModelPath,
     cacheRoot: options.textCacheRoot,

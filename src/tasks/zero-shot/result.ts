@@ -8,6 +8,8 @@ export interface ModelResult {
   model: {
     id: string;
     layout: string;
+    /** The model family ("clip", "siglip", "siglip2"); absent in reports from before families. */
+    family?: string;
     variant: string;
     embeddingDim: number;
     files: { role: 'vision' | 'text' | 'tokenizer'; path: string; sha256: string }[];

@@ -1,0 +1,46 @@
+import type { TextPadding } from '../model/encoders.js';
+import type { PromptTokenizer, TokenizerConfig } from '../text/tokenizer.js';
+
+/**
+ * A model family: what differs between OpenAI's CLIP, SigLIP, SigLIP 2 and the rest once the bundle's
+ * files are found: the text rules (cleaning, special tokens, padding), and how a score becomes a
+ * probability. Preprocessing is not here: every family's comes from its bundle's own config. Adding a
+ * family is one file like clip.ts or siglip.ts, plus its line in registry.ts.
+ */
+export interface ModelFamily {
+  /** The name `model.family` and the family choice use: "clip", "siglip", "siglip2". */
+  readonly name: string;
+  /** What the family covers, for help and errors. */
+  readonly title: string;
+  /** How prompts are cleaned, for the README and `tokenize`. */
+  readonly textRule: string;
+  /** True when the bundle's own files say it is of this family. */
+  matches(evidence: FamilyEvidence): boolean;
+  /** The tokenizer that makes the text encoder's rows, under the family's text rule. */
+  loadTokenizer(tokenizerPath: string, config: TokenizerConfig): Promise<PromptTokenizer>;
+  /** How the text encoder's rows are padded (see TextPadding). */
+  readonly textPadding: TextPadding;
+  /**
+   * How classify turns the similarities into probabilities: `softmax` over the labels of
+   * scale · cosine (CLIP's 100), or `sigmoid` per label of scale · cosine + bias (SigLIP's learned values).
+   */
+  readonly probability: 'softmax' | 'sigmoid';
+}
+
+/** What a bundle's small files say about its family. */
+export interface FamilyEvidence {
+  /** config.json `model_type` ("clip", "siglip", ...). */
+  modelType?: string;
+  /** tokenizer_config.json `tokenizer_class` ("CLIPTokenizer", "SiglipTokenizer", "GemmaTokenizer", ...). */
+  tokenizerClass?: string;
+}
+
+/**
+ * The row the family's text encoder receives for one prompt: the tokenizer's ids, and for families whose
+ * text tower sees every position, the padding up to the context length.
+ */
+export function encoderInputRow(family: ModelFamily, tokenizer: PromptTokenizer, text: string, contextLength: number): number[] {
+  const ids = tokenizer.encodeForModel(text, contextLength);
+  if (family.textPadding === 'longest') return ids;
+  return [...ids, ...new Array<number>(contextLength - ids.length).fill(tokenizer.padId)];
+}

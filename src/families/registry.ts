@@ -1,0 +1,45 @@
+import { inputError, usageError } from '../core/errors.js';
+import type { ModelBundle } from '../model/bundle.js';
+import { readTokenizerConfig, type TokenizerConfig } from '../text/tokenizer.js';
+import { clipFamily } from './clip.js';
+import type { FamilyEvidence, ModelFamily } from './family.js';
+import { siglipFamily } from './siglip.js';
+import { siglip2Family } from './siglip2.js';
+
+/** Every family clip-eval evaluates; the first whose evidence matches a bundle is its family. */
+export const FAMILIES: readonly ModelFamily[] = [clipFamily, siglipFamily, siglip2Family];
+
+export function familyNamed(name: string): ModelFamily {
+  const family = FAMILIES.find((candidate) => candidate.name === name);
+  if (!family) {
+    throw usageError(`unknown model family "${name}"; use ${FAMILIES.map((candidate) => candidate.name).join(', ')}`, { input: { name: 'family', value: name } });
+  }
+  return family;
+}
+
+/** A bundle's family and its tokenizer config, detected from its own files unless `name` chooses one. */
+export interface BundleFamily {
+  family: ModelFamily;
+  tokenizerConfig: TokenizerConfig;
+}
+
+export async function bundleFamily(bundle: ModelBundle, name?: string): Promise<BundleFamily> {
+  const tokenizerConfig = bundle.tokenizerConfigPath ? await readTokenizerConfig(bundle.tokenizerConfigPath) : {};
+  if (name !== undefined) return { family: familyNamed(name), tokenizerConfig };
+  const evidence: FamilyEvidence = {
+    ...(bundle.modelType !== undefined ? { modelType: bundle.modelType } : {}),
+    ...(tokenizerConfig.tokenizerClass !== undefined ? { tokenizerClass: tokenizerConfig.tokenizerClass } : {}),
+  };
+  const family = FAMILIES.find((candidate) => candidate.matches(evidence));
+  if (!family) {
+    const said = [
+      evidence.modelType !== undefined ? `model_type "${evidence.modelType}"` : undefined,
+      evidence.tokenizerClass !== undefined ? `tokenizer_class "${evidence.tokenizerClass}"` : undefined,
+    ].filter((part) => part !== undefined);
+    throw inputError(`${bundle.id}: no known model family has ${said.join(' and ')} (known: ${FAMILIES.map((candidate) => candidate.title).join('; ')})`, undefined, {
+      input: { name: 'model', value: bundle.id },
+      hint: { kind: 'chooseFamily' },
+    });
+  }
+  return { family, tokenizerConfig };
+}

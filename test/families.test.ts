@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { ClipEvalError, EXIT } from '../src/core/errors.js';
+import { CIFAR100_CLEAN_NAMES } from '../src/datasets/cifar/class-names.js';
+import { FAMILIES, bundleFamily, familyNamed } from '../src/families/registry.js';
+import type { ModelBundle } from '../src/model/bundle.js';
+import { OPENAI_PREPROCESS } from '../src/preprocess/config.js';
+import { canonicalizeText } from '../src/text/canonicalize.js';
+import { OPENAI_CIFAR_TEMPLATES } from '../src/text/templates.js';
+import { runCli } from './support/cli.js';
+import { makeTempDir, needsShared, sharedPath } from './support/paths.js';
+
+/**
+ * The family seam: detection from a bundle's own files, SigLIP's canonicalize rule against open_clip's
+ * (the harness's siglip_text.py), and every family's encoder rows against sentencepiece's own ids.
+ */
+const PYTHON = '/usr/bin/python3';
+const HARNESS = 'reference/harness';
+const sentencepieceMissing =
+  needsShared(`${HARNESS}/spm_tokenizer.py`) ||
+  (spawnSync(PYTHON, ['-c', 'import sentencepiece; from sentencepiece import sentencepiece_model_pb2'])?.status === 0
+    ? false
+    : `needs ${PYTHON} with sentencepiece (apt-get install python3-sentencepiece python3-protobuf); skipped`);
+
+/** Texts that ftfy leaves as they are (the harness's rule has no ftfy; clip-eval's, as open_clip's, does). */
+const TEXTS = [
+  'a photo of a cat.',
+  'A PHOTO OF 2 DOGS!',
+  'a photo of a golden_retriever, the (large) one.',
+  'dog_house, 3 apples &amp; 2 pears.',
+  '  lots   of\tspace\nand lines\r\n',
+  '"quoted" [brackets] {braces} <angle> @at #hash $dollar %percent ^caret `tick` ~tilde |pipe \\back /slash',
+  'Straße café naïve résumé über jalapeño',
+  '東京 タワー 👍 🐱',
+  'x'.repeat(300),
+  Array.from({ length: 80 }, (_, i) => `word${i}`).join(' '),
+  '',
+  '...',
+  'a photo of a {}.',
+  'itap of a maple_tree.',
+];
+
+function bundleWith(files: { modelType?: string; tokenizerConfigPath?: string }): ModelBundle {
+  return {
+    id: 'bundle',
+    layout: 'huggingface',
+    variant: 'fp32',
+    visionModelPath: '',
+    textModelPath: '',
+    tokenizerPath: 'tokenizer.json',
+    preprocess: OPENAI_PREPROCESS,
+    embeddingsNormalised: false,
+    contextLength: 64,
+    ...files,
+  };
+}
+
+let dir: string;
+
+before(async () => {
+  dir = await makeTempDir('clip-eval-families-');
+});
+
+after(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('families: detected from config.json model_type and tokenizer_config.json tokenizer_class', async () => {
+  const detect = async (modelType: string | undefined, tokenizerClass: string | undefined) => {
+    let tokenizerConfigPath: string | undefined;
+    if (tokenizerClass !== undefined) {
+      tokenizerConfigPath = join(dir, `${tokenizerClass}.json`);
+      await writeFile(tokenizerConfigPath, JSON.stringify({ tokenizer_class: tokenizerClass }));
+    }
+    const bundle = bundleWith({ ...(modelType ? { modelType } : {}), ...(tokenizerConfigPath ? { tokenizerConfigPath } : {}) });
+    return (await bundleFamily(bundle)).family.name;
+  };
+  assert.equal(await detect(undefined, undefined), 'clip');
+  assert.equal(await detect('clip', 'CLIPTokenizer'), 'clip');
+  assert.equal(await detect('clip', 'CLIPTokenizerFast'), 'clip');
+  assert.equal(await detect('siglip', 'SiglipTokenizer'), 'siglip');
+  assert.equal(await detect('siglip', undefined), 'siglip');
+  assert.equal(await detect('siglip', 'GemmaTokenizer'), 'siglip2');
+  assert.equal(await detect('siglip', 'GemmaTokenizerFast'), 'siglip2');
+  await assert.rejects(detect('bert', 'BertTokenizer'), (error: unknown) => {
+    assert.ok(error instanceof ClipEvalError);
+    assert.equal(error.exitCode, EXIT.input);
+    assert.match(error.message, /bundle: no known model family has model_type "bert" and tokenizer_class "BertTokenizer"/);
+    return true;
+  });
+  // A chosen family wins over the files.
+  assert.equal((await bundleFamily(bundleWith({ modelType: 'clip' }), 'siglip2')).family.name, 'siglip2');
+  assert.throws(() => familyNamed('eva'), (error: unknown) => error instanceof ClipEvalError && error.exitCode === EXIT.usage && /unknown model family "eva"; use clip, siglip, siglip2/.test(error.message));
+  assert.deepEqual(FAMILIES.map((family) => family.name), ['clip', 'siglip', 'siglip2']);
+});
+
+test("canonicalizeText is open_clip's canonicalize_text(basic_clean(text)) on every text", { skip: needsShared(`${HARNESS}/siglip_text.py`) }, () => {
+  const script = `import json, sys\nsys.path.insert(0, sys.argv[1])\nimport siglip_text\nprint(json.dumps([siglip_text.canonicalize_text(siglip_text.basic_clean(t)) for t in json.loads(sys.stdin.read())]))`;
+  const run = spawnSync(PYTHON, ['-c', script, sharedPath(HARNESS)], { input: JSON.stringify(TEXTS), encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(TEXTS.map(canonicalizeText), JSON.parse(run.stdout) as string[]);
+  assert.equal(canonicalizeText('A photo of a Golden_Retriever!'), 'a photo of a golden retriever');
+});
+
+for (const family of ['siglip', 'siglip2'] as const) {
+  test(`${family}: clip-eval tokenize --encoder-input gives sentencepiece's 64-id rows (text rule, EOS, pad id, truncation)`, { skip: sentencepieceMissing, timeout: 120_000 }, async () => {
+    const work = join(dir, family);
+    await mkdir(work, { recursive: true });
+    const corpus = [...CIFAR100_CLEAN_NAMES.flatMap((name) => OPENAI_CIFAR_TEMPLATES.map((template) => template.replace('{}', name))), ...TEXTS];
+    await writeFile(join(work, 'corpus.txt'), `${corpus.join('\n')}\n`);
+    const spm = sharedPath(`${HARNESS}/spm_tokenizer.py`);
+    const python = (...args: string[]) => {
+      const run = spawnSync(PYTHON, [spm, ...args], { encoding: 'utf8', cwd: work });
+      assert.equal(run.status, 0, run.stderr);
+      return run.stdout;
+    };
+    python('train', '--family', family, '--corpus', 'corpus.txt', '--vocab-size', family === 'siglip' ? '200' : '400', '--out', 'spm');
+    python('convert', 'spm.model', '--out', 'tokenizer.json');
+    const expected = python('encode', 'spm.model', '--family', family, ...TEXTS).trim().split('\n').map((line) => JSON.parse(line) as number[]);
+    const run = await runCli(['tokenize', '--tokenizer', join(work, 'tokenizer.json'), '--family', family, '--context-length', '64', '--encoder-input', ...TEXTS]);
+    assert.equal(run.code, 0, run.stderr);
+    const rows = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as number[]);
+    assert.equal(rows.length, TEXTS.length);
+    rows.forEach((row, i) => assert.deepEqual(row, expected[i], `row of ${JSON.stringify(TEXTS[i])}`));
+    // The padding is the family's: SigLIP pads with its EOS (1), SigLIP 2 with <pad> (0).
+    assert.equal(rows[0]!.at(-1), family === 'siglip' ? 1 : 0);
+  });
+}
