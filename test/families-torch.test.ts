@@ -128,10 +128,15 @@ for (const family of ['siglip', 'siglip2'] as const) {
     const labels = ['a photo of a bus', 'Tulips!', 'a snail_shell', 'an apple'];
     const run = await runCli(['classify', '--model', bundle.dir, '--labels', labels.join(','), '--templates', 'single', '-k', String(labels.length), '--json', '--cache-dir', join(dir, 'cache'), ...files]);
     assert.equal(run.code, 0, run.stderr);
-    const records = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { top: { label: string }[] });
+    const records = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { top: { label: string; probability: number }[] });
     const torch = await torchAnswer(bundle, files, labels.map((label) => [`a photo of a ${label}.`]));
     records.forEach((record, i) => {
       if (decided(torch[i]!.logits)) assert.equal(record.top[0]!.label, labels[torch[i]!.top1], `${files[i]}: classify top-1`);
+      // The family's own probabilities: sigmoid of PyTorch's logits, with the learned scale and bias from onnx/model.onnx.
+      for (const { label, probability } of record.top) {
+        const expected = 1 / (1 + Math.exp(-torch[i]!.logits[labels.indexOf(label)]!));
+        assert.ok(Math.abs(probability - expected) < 1e-4, `${files[i]} ${label}: probability ${probability} vs PyTorch's sigmoid ${expected}`);
+      }
     });
 
     // Retrieval: each caption's best image is PyTorch's.

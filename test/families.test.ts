@@ -5,12 +5,15 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ClipEvalError, EXIT } from '../src/core/errors.js';
 import { CIFAR100_CLEAN_NAMES } from '../src/datasets/cifar/class-names.js';
-import { FAMILIES, bundleFamily, familyNamed } from '../src/families/registry.js';
+import { FAMILIES, bundleFamily, familyNamed, probabilityHead } from '../src/families/registry.js';
+import { readLogitHead } from '../src/model/logit-head.js';
+import { encodeOnnxModel } from '../scripts/lib/onnx-writer.js';
 import type { ModelBundle } from '../src/model/bundle.js';
 import { OPENAI_PREPROCESS } from '../src/preprocess/config.js';
 import { canonicalizeText } from '../src/text/canonicalize.js';
 import { OPENAI_CIFAR_TEMPLATES } from '../src/text/templates.js';
 import { runCli } from './support/cli.js';
+import { collectingLogger } from './support/log.js';
 import { makeTempDir, needsShared, sharedPath } from './support/paths.js';
 
 /**
@@ -129,3 +132,33 @@ for (const family of ['siglip', 'siglip2'] as const) {
     assert.equal(rows[0]!.at(-1), family === 'siglip' ? 1 : 0);
   });
 }
+
+test("a sigmoid family's learned head is read from onnx/model.onnx; without it classify says its probabilities are a softmax", async () => {
+  const onnx = join(dir, 'head', 'onnx');
+  await mkdir(onnx, { recursive: true });
+  const graph = (initializers: { name: string; value: number }[]) =>
+    encodeOnnxModel({
+      name: 'full',
+      nodes: [{ op: 'Identity', inputs: ['x'], outputs: ['y'] }],
+      inputs: [{ name: 'x', type: 'float32', shape: [1] }],
+      outputs: [{ name: 'y', type: 'float32', shape: [1] }],
+      initializers: initializers.map(({ name, value }) => ({ name, type: 'float32', dims: [1], data: Float32Array.of(value) })),
+    });
+  await writeFile(join(onnx, 'model.onnx'), graph([{ name: 'logit_scale', value: Math.log(10) }, { name: 'logit_bias', value: -2 }]));
+  const head = await readLogitHead(join(onnx, 'model.onnx'));
+  assert.ok(head && Math.abs(head.scale - 10) < 1e-5 && head.bias === -2);
+  const bundle = { ...bundleWith({ modelType: 'siglip' }), visionModelPath: join(onnx, 'vision_model.onnx') };
+  const { logger, lines } = collectingLogger();
+  const sigmoid = await probabilityHead(bundle, 'siglip', logger);
+  assert.equal(sigmoid.kind, 'sigmoid');
+  assert.deepEqual(lines, []);
+  assert.deepEqual(await probabilityHead(bundle, 'clip', logger), { kind: 'softmax' });
+
+  await writeFile(join(onnx, 'model.onnx'), graph([{ name: 'other', value: 1 }]));
+  assert.equal(await readLogitHead(join(onnx, 'model.onnx')), undefined);
+  await rm(join(onnx, 'model.onnx'));
+  assert.deepEqual(await probabilityHead(bundle, 'siglip2', logger), { kind: 'softmax' });
+  assert.match(lines.join(''), /no .*model\.onnx, where SigLIP 2 .*learned logit scale and bias are kept: probabilities are a softmax over 100 · cosine/);
+  await writeFile(join(onnx, 'model.onnx'), 'not protobuf at all, just text');
+  await assert.rejects(readLogitHead(join(onnx, 'model.onnx')), (error: unknown) => error instanceof ClipEvalError && error.exitCode === EXIT.input);
+});

@@ -44,3 +44,9 @@ export function encoderInputRow(family: ModelFamily, tokenizer: PromptTokenizer,
   if (family.textPadding === 'longest') return ids;
   return [...ids, ...new Array<number>(contextLength - ids.length).fill(tokenizer.padId)];
 }
+
+/**
+ * How classify turns one image's similarities into probabilities: CLIP's softmax over the labels of
+ * 100 · cosine, or a sigmoid family's per-label sigmoid(scale · cosine + bias) with its learned values.
+ */
+export type ProbabilityHead = { kind: 'softmax' } | { kind: 'sigmoid'; scale: number; bias: number; source: string };

@@ -1,8 +1,12 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { inputError, usageError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import type { ModelBundle } from '../model/bundle.js';
+import { readLogitHead } from '../model/logit-head.js';
 import { readTokenizerConfig, type TokenizerConfig } from '../text/tokenizer.js';
 import { clipFamily } from './clip.js';
-import type { FamilyEvidence, ModelFamily } from './family.js';
+import type { FamilyEvidence, ModelFamily, ProbabilityHead } from './family.js';
 import { siglipFamily } from './siglip.js';
 import { siglip2Family } from './siglip2.js';
 
@@ -42,4 +46,22 @@ export async function bundleFamily(bundle: ModelBundle, name?: string): Promise<
     });
   }
   return { family, tokenizerConfig };
+}
+
+/**
+ * The family's probability head for classify. A sigmoid family's learned scale and bias are read from
+ * the full graph beside the vision model (Hugging Face's onnx/model.onnx); without it the probabilities
+ * fall back to a softmax, with a warning that says so (the ranking is by similarity either way).
+ */
+export async function probabilityHead(bundle: ModelBundle, familyName: string, logger: Logger): Promise<ProbabilityHead> {
+  const family = familyNamed(familyName);
+  if (family.probability === 'softmax') return { kind: 'softmax' };
+  const graph = join(dirname(bundle.visionModelPath), 'model.onnx');
+  const head = existsSync(graph) ? await readLogitHead(graph) : undefined;
+  if (head) return { kind: 'sigmoid', ...head };
+  logger.warn(
+    `${bundle.id}: ${existsSync(graph) ? `${graph} holds no logit_scale and logit_bias` : `no ${graph}`}, where ${family.title}'s learned logit scale and bias are kept: ` +
+      'probabilities are a softmax over 100 · cosine, not the model\'s own sigmoid; the ranking is by similarity either way',
+  );
+  return { kind: 'softmax' };
 }

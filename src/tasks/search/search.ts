@@ -44,7 +44,7 @@ export async function searchImages(options: SearchOptions): Promise<SearchRun> {
     if (isFailure(result)) onFailure?.(result.error);
   };
   const run: ClassificationRun =
-    'text' in query ? await classifyImages({ ...rest, labels: [query.text], templates: ['{}'], top: 1, onResult }) : await classifyByImage({ ...rest, query: query.image, onResult });
+    'text' in query ? await classifyImages({ ...rest, labels: [query.text], templates: ['{}'], top: 1, familyProbabilities: false, onResult }) : await classifyByImage({ ...rest, query: query.image, onResult });
   const ranked = run.results
     .map((result, index) => ({ result, index }))
     .flatMap(({ result, index }) => (isFailure(result) ? [] : [{ file: result.file, logit: result.top[0]!.logit, index }]))

@@ -1,5 +1,7 @@
+import type { ProbabilityHead } from '../../families/family.js';
+import { probabilityHead } from '../../families/registry.js';
 import { describeError, inputError, usageError } from '../../core/errors.js';
-import { createTopK, roundLogit, scoreImages, softmax } from './scores.js';
+import { createTopK, labelProbabilities, roundLogit, scoreImages } from './scores.js';
 import { runZeroShot } from './loop.js';
 import type { ModelChoice } from './evaluate.js';
 import type { ImageInput } from '../../datasets/image-files.js';
@@ -48,6 +50,11 @@ export interface ClassifyOptions {
   quiet: boolean;
   /** Show the image loop's progress (callers turn it off when results stream to the same terminal). */
   imageProgress?: boolean;
+  /**
+   * Whether the probabilities are the family's own (default true); false when only the similarities
+   * are used (search), so that a sigmoid family's full graph is not read for its learned head.
+   */
+  familyProbabilities?: boolean;
   /** Called with each image's result in input order, as soon as its batch is done. */
   onResult?: (result: ImageClassification, index: number) => void;
 }
@@ -86,16 +93,16 @@ function checkRunOptions(options: Pick<ClassifyOptions, 'imageMemoryBytes' | 'ba
 }
 
 /**
- * Top-k of each image in a batch, with probabilities from the softmax over all labels' logits (CLIP's
- * logits_per_image.softmax), not just the k shown.
+ * Top-k of each image in a batch, with the family's probabilities over all labels' logits (CLIP's
+ * logits_per_image.softmax, SigLIP's per-label sigmoid), not just the k shown.
  */
-function scoreBatch(embeddings: Float32Array, count: number, weights: Float32Array, dim: number, labels: readonly string[], k: number): LabelScore[][] {
+function scoreBatch(embeddings: Float32Array, count: number, weights: Float32Array, dim: number, labels: readonly string[], k: number, head: ProbabilityHead): LabelScore[][] {
   const classCount = labels.length;
   const best = createTopK(count, k);
   const logits = new Float32Array(count * classCount);
   scoreImages(embeddings, count, weights, dim, best, 0, logits);
   return Array.from({ length: count }, (_, n) => {
-    const probabilities = softmax(logits.subarray(n * classCount, (n + 1) * classCount));
+    const probabilities = labelProbabilities(head, logits.subarray(n * classCount, (n + 1) * classCount));
     return Array.from({ length: k }, (_, slot) => {
       const label = best.classes[n * k + slot]!;
       return { label: labels[label]!, probability: probabilities[label]!, logit: roundLogit(best.logits[n * k + slot]!) };
@@ -243,6 +250,8 @@ async function classifyWith(
   try {
     model = await openModel(common);
     const { classifier, encoder, imageCache } = model;
+    const head: ProbabilityHead =
+      classifier.family === undefined || options.familyProbabilities === false ? { kind: 'softmax' } : await probabilityHead(bundle, classifier.family, options.logger);
     const reading: ImageReading = { ...common, imageCache };
     // Hits before the loop (the query image's) are not the images' own.
     const hitsBefore = imageCache?.hits ?? 0;
@@ -285,7 +294,7 @@ async function classifyWith(
           }
         : {}),
       onEmbeddings: (first, count, embeddings) => {
-        const scores = scoreBatch(embeddings, count, classifier.weights, classifier.dim, labels, k);
+        const scores = scoreBatch(embeddings, count, classifier.weights, classifier.dim, labels, k, head);
         for (let n = 0; n < count; n += 1) {
           const index = first + n;
           const { file } = images[index]!;

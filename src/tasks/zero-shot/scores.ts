@@ -1,3 +1,4 @@
+import type { ProbabilityHead } from '../../families/family.js';
 /**
  * Zero-shot scores: logits = 100 · image · classᵀ on L2-normalised embeddings (CLIP's logit scale),
  * keeping the k best classes of each image, best first; ties go to the lower class index.
@@ -56,6 +57,15 @@ export function scoreImages(images: Float32Array, count: number, weights: Float3
 /** Logits are float32 sums; four decimals keep all they mean and read cleanly in JSON outputs. */
 export function roundLogit(value: number): number {
   return Math.round(value * 1e4) / 1e4;
+}
+
+/**
+ * One image's probabilities from its logits (100 · cosine) under the family's head: the softmax over all
+ * labels, or per label sigmoid(scale · cosine + bias), as SigLIP's logits_per_image.sigmoid().
+ */
+export function labelProbabilities(head: ProbabilityHead, logits: Float32Array): Float64Array {
+  if (head.kind === 'softmax') return softmax(logits);
+  return Float64Array.from(logits, (logit) => 1 / (1 + Math.exp(-(head.scale * (logit / 100) + head.bias))));
 }
 
 /** Softmax over one image's logits, as CLIP's example turns 100·cosine into probabilities. */
