@@ -381,3 +381,22 @@ test('a gzip\'d shard reads as the same samples as the plain one', async () => {
   await writeFile(join(root, 'test', '1.tar'), gzipSync(Buffer.alloc(10)).subarray(0, 15));
   await rejectsWithOneLine(collect(dataset), /webdataset shard test\/1\.tar \(.*\) (is not valid gzip data|ends without the tar end-of-archive marker)/);
 });
+
+test('errors: a templates file with a line without {c} is data, exit 3 naming the file and line', async () => {
+  const error = await rejectsWithOneLine(
+    openAndStream('templates-without-c', fixtureShards(samples), { templates: ['a photo of a {c}.', 'a photo of a cat.'] }),
+    /^webdataset wds:.*templates-without-c: zeroshot_classification_templates\.txt line 2 \("a photo of a cat\."\) has no \{c\} where the class name goes$/,
+  );
+  assert.equal(error.exitCode, 3);
+});
+
+test('errors: a caption member in Latin-1 (not UTF-8) is one line naming shard and member (exit 3)', async () => {
+  const captioned = (caption: Buffer) => [[...sampleMembers(samples[0]!).slice(0, 1), { name: `${samples[0]!.key}.txt`, bytes: caption }]];
+  const read = await openAndStream('captions-utf8', captioned(Buffer.from('un caf\u00e9 au lait\n')), {}, { captions: true });
+  assert.deepEqual(read.map((sample) => sample.id), [samples[0]!.key]);
+  const error = await rejectsWithOneLine(
+    openAndStream('captions-latin1', captioned(Buffer.from('un caf\u00e9 au lait\n', 'latin1')), {}, { captions: true }),
+    new RegExp(`^webdataset shard test/0\\.tar: member ${samples[0]!.key}\\.txt: not valid UTF-8 \\(byte 6, line 1\\)`),
+  );
+  assert.equal(error.exitCode, 3);
+});

@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { readTextFile } from '../../core/bounded-read.js';
 import { FOLDER_USE_RESOLUTION_MS, markUsed } from '../../core/cache.js';
+import { showUnprintable } from '../../core/unprintable.js';
 import { ClipEvalError, describeError, fileSystemError, inputError, isFileSystemError, usageError } from '../../core/errors.js';
 import { downloadFile } from '../../net/download.js';
 import { httpRequest } from '../../net/http.js';
@@ -226,9 +227,20 @@ function chosenClassNames(spec: string, own: readonly string[], chosen: ClassNam
   return chosen.names;
 }
 
-/** CLIP_benchmark's templates use `{c}` for the class name; this tool's use `{}`. */
+/**
+ * CLIP_benchmark's templates use `{c}` for the class name; this tool's use `{}`. The file is data, so a
+ * template without a place for the class name is an input error naming it, not a usage error.
+ */
 async function readTemplates(files: WebdatasetFiles, spec: string): Promise<string[]> {
-  const templates = (await readLines(files, spec, TEMPLATES_FILE)).filter((line) => line !== '').map((line) => line.replaceAll('{c}', '{}'));
+  const lines = await readLines(files, spec, TEMPLATES_FILE);
+  const templates: string[] = [];
+  for (const [index, line] of lines.entries()) {
+    if (line === '') continue;
+    const template = line.replaceAll('{c}', '{}');
+    if (!template.includes('{}')) throw inputError(`webdataset ${spec}: ${TEMPLATES_FILE} line ${index + 1} (${JSON.stringify(showUnprintable(line))}) has no {c} where the class name goes`);
+    if (templates.includes(template)) throw inputError(`webdataset ${spec}: ${TEMPLATES_FILE} line ${index + 1} (${JSON.stringify(showUnprintable(line))}) repeats an earlier template`);
+    templates.push(template);
+  }
   if (templates.length === 0) throw inputError(`webdataset ${spec}: ${TEMPLATES_FILE} lists no templates`);
   return templates;
 }
