@@ -124,6 +124,12 @@ test('csv: a bad header, bad quoting, a wrong field count, a repeated path, no r
 });
 
 test('csv: a line number counts the lines inside a quoted field', async () => {
-  await refuses(await manifest('multiline.csv', 'path,label\n"images/apple.png",apple\n"images/new\nline.png",apple\nimages/gone.png,apple\n'), /line 3: images\/new\\x0aline\.png does not exist/);
+  await refuses(await manifest('multiline.csv', 'path,label\n"images/apple.png",apple\n"images/new\nline.png",apple\nimages/gone.png,apple\n'), /line 3: the path images\/new\\x0aline\.png holds a control character; fix the row$/);
   await refuses(await manifest('after-multiline.csv', 'path,label\n"images/apple.png","app\nle"\nimages/gone.png,apple\n'), /line 4: images\/gone\.png does not exist/);
+});
+
+test('csv: a path holding a NUL or another control character is refused with its line (exit 3), for labels and captions', async () => {
+  await refuses(await manifest('nul.csv', 'path,label\nimages/apple.png,apple\nimages/apple\0.png,tulip\n'), /line 3: the path images\/apple\\x00\.png holds a control character; fix the row$/);
+  await refuses(await manifest('escape.csv', 'path,label\nimages/apple.png,apple\n../other/\x1b[31mtulip.webp,tulip\n'), /line 3: the path \.\.\/other\/\\x1b\[31mtulip\.webp holds a control character/);
+  await refuses(await manifest('nul-captions.csv', 'path,caption\nimages/apple\0.png,an apple\n'), /line 2: the path images\/apple\\x00\.png holds a control character/);
 });

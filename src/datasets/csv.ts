@@ -91,6 +91,15 @@ interface Row {
   label: string;
 }
 
+/**
+ * A row's path, refused when empty or holding a control character (a NUL, a line break): no image
+ * file is named so on purpose, and the system calls would refuse a NUL as a bug, not as a file.
+ */
+function checkRowPath(label: string, line: number, path: string): void {
+  if (path === '') throw inputError(`${label} line ${line}: the path is empty`);
+  if (/[\x00-\x1f\x7f]/.test(path)) throw inputError(`${label} line ${line}: the path ${showUnprintable(path)} holds a control character; fix the row`);
+}
+
 /** A label that is a whole number is an index into the class names. */
 function isIndex(label: string): boolean {
   return /^\d+$/.test(label);
@@ -171,7 +180,7 @@ export async function openCsvManifest(spec: string, options: DatasetOpenOptions)
   const rows = records.map(({ line, fields }): Row => {
     if (fields.length !== 2) throw inputError(`${label} line ${line}: ${fields.length} fields, expected 2 (path,label); quote a field that holds a comma`);
     const [path, rowLabel] = fields as [string, string];
-    if (path === '') throw inputError(`${label} line ${line}: the path is empty`);
+    checkRowPath(label, line, path);
     if (rowLabel === '') throw inputError(`${label} line ${line}: the label is empty`);
     const earlier = firstLine.get(path);
     if (earlier !== undefined) throw inputError(`${label} line ${line}: ${showUnprintable(path)} is listed again (first on line ${earlier}); list each image once`);
@@ -205,7 +214,7 @@ async function openCaptionManifest(spec: string, file: string, label: string, re
   for (const { line, fields } of records) {
     if (fields.length !== 2) throw inputError(`${label} line ${line}: ${fields.length} fields, expected 2 (path,caption); quote a field that holds a comma`);
     const [path, caption] = fields as [string, string];
-    if (path === '') throw inputError(`${label} line ${line}: the path is empty`);
+    checkRowPath(label, line, path);
     if (caption.trim() === '') throw inputError(`${label} line ${line}: the caption is empty`);
     const entry = captionsOf.get(path);
     if (entry) entry.captions.push(caption);
