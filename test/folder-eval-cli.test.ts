@@ -107,7 +107,7 @@ test('eval: an empty class folder, a CSV row naming a missing file and --classna
   await refusedRun([empty], /class folder pear has no images/);
 
   const missing = join(dir, 'missing.csv');
-  await writeFile(missing, 'path,label\npets/apple/image.png,apple\npets/apple/gone.png,apple\n');
+  await writeFile(missing, 'path,label\npets/apple/image.png,apple\npets/apple/gone.png,pear\n');
   await refusedRun([`csv:${missing}`], /missing\.csv line 3: pets\/apple\/gone\.png does not exist/);
 
   await refusedRun([folder, '--classnames', 'imagenet1k'], /not the ImageNet validation layout.*1000 missing/);

@@ -400,3 +400,22 @@ test('errors: a caption member in Latin-1 (not UTF-8) is one line naming shard a
   );
   assert.equal(error.exitCode, 3);
 });
+
+test('errors: classnames.txt with one class, or two names that are one prompt to CLIP, is refused; ImageNet\'s published duplicates are not', async () => {
+  const one = await rejectsWithOneLine(openAndStream('one-class', fixtureShards(samples), { classNames: ['cat'] }), /classnames\.txt lists one class name, and zero-shot classification needs at least 2$/);
+  assert.equal(one.exitCode, 3);
+  const names = [...CIFAR10_NAMES];
+  names[9] = 'Airplane';
+  const same = await rejectsWithOneLine(
+    openAndStream('same-prompt', fixtureShards(samples), { classNames: names }),
+    /classnames\.txt lines 1 and 10 \("airplane" and "Airplane"\) are one class name to CLIP, whose tokenizer lowercases; give the class names$/,
+  );
+  assert.equal(same.exitCode, 3);
+  // Names given in its place are the prompts' names: classnames.txt's own are not checked then.
+  const chosen = CIFAR10_NAMES.map((name) => `${name} picture`);
+  assert.equal((await openAndStream('same-prompt', fixtureShards(samples), { classNames: names }, { classNames: { spec: 'names.txt', names: chosen } })).length, samples.length);
+  names[9] = 'missile';
+  names[8] = 'missile';
+  assert.equal((await openAndStream('published-duplicates', fixtureShards(samples), { classNames: names })).length, samples.length);
+});
+

@@ -4,7 +4,7 @@ import { basename, extname, isAbsolute, join, relative, resolve, sep } from 'nod
 import { ClipEvalError, fileSystemError, inputError, isFileSystemError } from '../core/errors.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { cleanClassName } from './cifar/class-names.js';
-import type { ClassNameList } from './class-names.js';
+import { MIN_CLASSES, samePromptPair, type ClassNameList } from './class-names.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource, Sample } from './dataset.js';
 import { IMAGENET_CLASSNAMES, IMAGENET_SYNSETS } from './imagenet/class-names.js';
 
@@ -218,7 +218,17 @@ function chooseClassNames(root: string, folders: readonly string[], given: Class
     return { names: given.names, defaultTemplates: 'single' };
   }
   if (isImageNetLayout(folders)) return { names: IMAGENET_CLASSNAMES, defaultTemplates: 'imagenet' };
-  return { names: folders.map(cleanClassName), defaultTemplates: 'single' };
+  const names = folders.map(cleanClassName);
+  const same = samePromptPair(names);
+  if (same !== undefined) {
+    const [first, second] = same.map((index) => showUnprintable(folders[index]!));
+    throw inputError(
+      `image folder ${root}: class folders ${first} and ${second} are one class name to CLIP ("${showUnprintable(names[same[1]]!)}": its tokenizer lowercases, and _ reads as a space); merge or rename one`,
+      undefined,
+      { hint: { kind: 'giveClassNames' } },
+    );
+  }
+  return { names, defaultTemplates: 'single' };
 }
 
 /** Reads a folder's layout: any filesystem failure there is an input error naming the path. */
@@ -244,6 +254,13 @@ export async function openImageFolder(spec: string, options: DatasetOpenOptions)
     const folders = await classFolders(folder);
     if (folders.length === 0) {
       throw inputError(`image folder ${given}: no class subfolders; put each class's images in a subfolder named after the class`);
+    }
+    // Retrieval opens a folder only to say that it has no captions.
+    if (!options.captions && folders.length < MIN_CLASSES) {
+      throw inputError(
+        `image folder ${given}: only one class folder (${showUnprintable(folders[0]!)}), and zero-shot classification needs at least ${MIN_CLASSES} classes; ` +
+          `if ${showUnprintable(folders[0]!)} holds the class folders, give ${showUnprintable(join(given, folders[0]!))}`,
+      );
     }
     const classes = chooseClassNames(given, folders, options.classNames);
     if (!options.classNames && classes.names === IMAGENET_CLASSNAMES) {

@@ -8,7 +8,7 @@ import { ClipEvalError, describeError, fileSystemError, inputError, isFileSystem
 import { downloadFile } from '../../net/download.js';
 import { httpRequest } from '../../net/http.js';
 import { hubIdProblem, openHubRepo, type HubRepoId } from '../../net/hub.js';
-import type { ClassNameList } from '../class-names.js';
+import { MIN_CLASSES, samePromptPair, type ClassNameList } from '../class-names.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource, Sample } from '../dataset.js';
 import { shardSamples, type ShardContent } from './shards.js';
 
@@ -218,9 +218,26 @@ async function readClassNames(files: WebdatasetFiles, spec: string): Promise<str
   return names;
 }
 
+/** classnames.txt as the prompts' names: two classes at least, no two of them one prompt. */
+function checkOwnClassNames(spec: string, names: readonly string[]): void {
+  if (names.length < MIN_CLASSES) throw inputError(`webdataset ${spec}: ${CLASS_NAMES_FILE} lists one class name, and zero-shot classification needs at least ${MIN_CLASSES}`);
+  const same = samePromptPair(names);
+  if (same !== undefined) {
+    const [first, second] = same;
+    throw inputError(
+      `webdataset ${spec}: ${CLASS_NAMES_FILE} lines ${first + 1} and ${second + 1} ("${showUnprintable(names[first]!)}" and "${showUnprintable(names[second]!)}") are one class name to CLIP, whose tokenizer lowercases`,
+      undefined,
+      { hint: { kind: 'giveClassNames' } },
+    );
+  }
+}
+
 /** The user's class names in place of classnames.txt: one per label, so the count must match. */
 function chosenClassNames(spec: string, own: readonly string[], chosen: ClassNameList | undefined): readonly string[] {
-  if (chosen === undefined) return own;
+  if (chosen === undefined) {
+    checkOwnClassNames(spec, own);
+    return own;
+  }
   if (chosen.names.length !== own.length) {
     throw inputError(`webdataset ${spec}: the class names ${chosen.spec} are ${chosen.names.length}, but ${CLASS_NAMES_FILE} lists ${own.length}; give one name per label`);
   }
