@@ -244,3 +244,18 @@ test('folder: class folders that are one prompt to CLIP (case, _ for a space) ar
   assert.deepEqual(dataset.classNames, ['tabby cat', 'tabby kitten']);
 });
 
+test('folder: names that are not UTF-8 are refused when the folder opens, shown with escapes, not read as U+FFFD', async () => {
+  const root = await tinyFolder('not-utf8', ['cat/a\uFFFD.png', 'dog/1.png']);
+  const bytePath = (...parts: (string | number[])[]) => Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : Buffer.from(part))));
+  // a\xff.png and a\xfe.png: both decode to the a\uFFFD.png beside them.
+  await writeFile(bytePath(root, '/cat/a', [0xff], '.png'), tinyPng);
+  await writeFile(bytePath(root, '/cat/a', [0xfe], '.png'), tinyPng);
+  await refuses(root, /image folder .*not-utf8: the name cat\/a\\x(ff|fe)\.png is not UTF-8, and names here are read as text; rename it/);
+  // A class folder named so, too; a file that is no image is ignored as any other.
+  const classes = await tinyFolder('not-utf8-class', ['dog/1.png', 'cat/1.png']);
+  await writeFile(bytePath(classes, '/cat/notes', [0xe9], '.txt'), 'ignored');
+  assert.equal((await openDataset(classes, options)).size, 2);
+  await mkdir(bytePath(classes, '/caf', [0xe9]));
+  await refuses(classes, /not-utf8-class: the name caf\\xe9 is not UTF-8/);
+});
+

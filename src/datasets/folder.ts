@@ -46,6 +46,42 @@ export function compareCodePoints(a: string, b: string): number {
   return a.length - b.length;
 }
 
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A name's bytes, those outside printable ASCII (and the backslash) as \xNN: how a name that is not UTF-8 is shown. */
+function escapedBytes(bytes: Buffer): string {
+  return [...bytes].map((byte) => (byte >= 0x20 && byte < 0x7f && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`)).join('');
+}
+
+interface FolderEntry {
+  name: string;
+  entry: Dirent<Buffer>;
+}
+
+/**
+ * A folder's entries with their names as text. Node decodes a name that is not UTF-8 with U+FFFD, and
+ * then it names no file, or another one (a\xff.png and a\xfe.png both read as a\uFFFD.png), so such a
+ * name among the entries a data set uses (folders, links, images) is refused, shown with escapes.
+ */
+async function readFolder(root: FolderRoot, folder: string): Promise<FolderEntry[]> {
+  const entries: FolderEntry[] = [];
+  for (const entry of await readdir(folder, { withFileTypes: true, encoding: 'buffer' })) {
+    let name: string;
+    try {
+      name = STRICT_UTF8.decode(entry.name);
+    } catch {
+      const loose = entry.name.toString('latin1');
+      if (isHidden(loose) || !(entry.isDirectory() || entry.isSymbolicLink() || hasImageExtension(loose))) continue;
+      const below = idOf(root.path, folder);
+      throw inputError(
+        `image folder ${root.label}: the name ${below ? `${showUnprintable(below)}/` : ''}${escapedBytes(entry.name)} is not UTF-8, and names here are read as text; rename it (e.g. convmv -f latin1 -t utf8)`,
+      );
+    }
+    entries.push({ name, entry });
+  }
+  return entries;
+}
+
 /** Hidden entries (".ipynb_checkpoints", macOS's "._photo.jpg" resource files) are no classes or images. */
 function isHidden(name: string): boolean {
   return name.startsWith('.');
@@ -127,10 +163,9 @@ class FolderWalk {
    * the folders being walked, so that a link back up is refused instead of walked forever.
    */
   async walk(folder: string, below: string, ancestors: ReadonlySet<string>): Promise<void> {
-    const entries: Dirent[] = await readdir(folder, { withFileTypes: true });
-    for (const entry of entries) {
-      if (isHidden(entry.name)) continue;
-      const path = join(folder, entry.name);
+    for (const { name, entry } of await readFolder(this.root, folder)) {
+      if (isHidden(name)) continue;
+      const path = join(folder, name);
       let isDirectory = entry.isDirectory();
       let isFile = entry.isFile();
       let real = path;
@@ -140,13 +175,13 @@ class FolderWalk {
         if (ancestors.has(real)) {
           throw inputError(`image folder ${this.root.label}: ${shownId(this.root, path)} links back to a folder that contains it; remove the link`);
         }
-        await this.walk(path, below ? `${below}/${entry.name}` : entry.name, new Set([...ancestors, real]));
-      } else if (hasImageExtension(entry.name)) {
+        await this.walk(path, below ? `${below}/${name}` : name, new Set([...ancestors, real]));
+      } else if (hasImageExtension(name)) {
         if (!isFile) {
           throw inputError(`image folder ${this.root.label}: ${shownId(this.root, path)} is not a regular file (a FIFO, socket or device); remove it`);
         }
-        if (UNDECODABLE_EXTENSIONS.has(extname(entry.name).toLowerCase())) this.undecodable.push(idOf(this.root.path, path));
-        this.images.push({ id: idOf(this.root.path, path), path, folder: below, name: entry.name });
+        if (UNDECODABLE_EXTENSIONS.has(extname(name).toLowerCase())) this.undecodable.push(idOf(this.root.path, path));
+        this.images.push({ id: idOf(this.root.path, path), path, folder: below, name });
       }
     }
   }
@@ -160,10 +195,10 @@ function imageFolderOrder(a: ImageFile, b: ImageFile): number {
 /** The class subfolders of the root, in sorted name order (links to folders inside the root count). */
 async function classFolders(root: FolderRoot): Promise<string[]> {
   const names: string[] = [];
-  for (const entry of await readdir(root.path, { withFileTypes: true })) {
-    if (isHidden(entry.name)) continue;
-    if (entry.isDirectory()) names.push(entry.name);
-    else if (entry.isSymbolicLink() && (await followLink(root, join(root.path, entry.name))).isDirectory) names.push(entry.name);
+  for (const { name, entry } of await readFolder(root, root.path)) {
+    if (isHidden(name)) continue;
+    if (entry.isDirectory()) names.push(name);
+    else if (entry.isSymbolicLink() && (await followLink(root, join(root.path, name))).isDirectory) names.push(name);
   }
   return names.sort(compareCodePoints);
 }
