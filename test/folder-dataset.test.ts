@@ -259,3 +259,10 @@ test('folder: names that are not UTF-8 are refused when the folder opens, shown 
   await refuses(classes, /not-utf8-class: the name caf\\xe9 is not UTF-8/);
 });
 
+test('folder: its split is "all", not the folder\'s name; a split asked for is a usage error', async () => {
+  const root = await tinyFolder('pets', ['cat/1.png', 'dog/1.png']);
+  assert.equal((await openDataset(root, options)).split, 'all');
+  const error = await rejectsWithOneLine(openDataset(root, { ...options, split: 'train' }), /^split train: an image folder has no splits \(.*pets is evaluated whole\); give the folder of the split itself$/);
+  assert.equal(error.exitCode, EXIT.usage);
+});
+

@@ -1,7 +1,7 @@
 import { statSync, type Dirent } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
-import { basename, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { ClipEvalError, fileSystemError, inputError, isFileSystemError } from '../core/errors.js';
+import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { ClipEvalError, fileSystemError, inputError, isFileSystemError, usageError } from '../core/errors.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { cleanClassName } from './cifar/class-names.js';
 import { MIN_CLASSES, samePromptPair, type ClassNameList } from './class-names.js';
@@ -15,6 +15,8 @@ import { IMAGENET_CLASSNAMES, IMAGENET_SYNSETS } from './imagenet/class-names.js
  */
 
 const PREFIX = 'folder:';
+/** An image folder is one set of images, not a split of a data set: its split is all of it. */
+const FOLDER_SPLIT = 'all';
 
 /** torchvision's IMG_EXTENSIONS, with AVIF and GIF, which sharp decodes too. */
 const FOLDER_IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
@@ -281,6 +283,9 @@ async function withFolderErrors<T>(root: string, step: () => Promise<T>): Promis
 export async function openImageFolder(spec: string, options: DatasetOpenOptions): Promise<Dataset> {
   const given = spec.startsWith(PREFIX) ? spec.slice(PREFIX.length) : spec;
   if (given === '') throw inputError(`data set ${spec}: no folder after "${PREFIX}"; give ${PREFIX}DIR`);
+  if (options.split !== undefined) {
+    throw usageError(`an image folder has no splits (${given} is evaluated whole); give the folder of the split itself`, { input: { name: 'split', value: options.split } });
+  }
   const root = resolve(given);
   return withFolderErrors(root, async () => {
     const info = await stat(root);
@@ -325,7 +330,7 @@ export async function openImageFolder(spec: string, options: DatasetOpenOptions)
     }
     return {
       name: spec,
-      split: basename(root),
+      split: FOLDER_SPLIT,
       classNames: classes.names,
       defaultTemplates: classes.defaultTemplates,
       size: samples.length,
