@@ -95,7 +95,8 @@ async function* tarChunks(handle: FileHandle, size: number, shard: string, path:
   const magic = Buffer.alloc(GZIP_MAGIC.length);
   const { bytesRead } = await handle.read(magic, 0, magic.length, 0);
   const gzipped = bytesRead === magic.length && GZIP_MAGIC.every((byte, index) => magic[index] === byte);
-  const file = handle.createReadStream({ start: 0, autoClose: false, highWaterMark: CHUNK_BYTES });
+  // Up to the size it had when opened: a file still being written is read as it was then.
+  const file = handle.createReadStream({ start: 0, end: Math.max(size - 1, 0), autoClose: false, highWaterMark: CHUNK_BYTES });
   if (!gzipped) {
     yield* file as AsyncIterable<Buffer>;
     return;
