@@ -6,7 +6,7 @@ import { EXIT, usageError } from '../core/errors.js';
 import { expandInputs, type ImageInput } from '../datasets/image-files.js';
 import { openDataset } from '../datasets/registry.js';
 import { findSample, parseSampleReference } from '../datasets/sample-input.js';
-import { defaultTemplateSpec, DEFAULT_LABELS, resolveLabels, validateLabels, type LabelSet } from '../text/labels.js';
+import { defaultTemplateSpec, DEFAULT_LABELS, resolveLabels, type LabelSet } from '../text/labels.js';
 import { parseDevice } from '../model/session.js';
 import { positiveInteger } from './options.js';
 import {
@@ -49,7 +49,6 @@ async function datasetSamples(args: readonly string[], options: ClassifyOptions)
   if (specs.size > 1) throw usageError(`samples of one data set at a time: ${[...specs].join(', ')}`);
   const logger = loggerFor(options);
   const dataset = await openDataset(references[0]!.spec, { ...dataOptions(options), cacheRoot: resolveCacheRoot(options.cacheDir), offline: options.offline, quiet: options.quiet, logger });
-  validateLabels(dataset.classNames, `the class names of ${dataset.name}`);
   const images: ImageInput[] = [];
   const truths: string[] = [];
   for (const reference of references) {
