@@ -365,6 +365,19 @@ test('--data-dir: the digest of every file read is reported, and an edited label
   assert.notEqual(edited.source.sha256, original.source.sha256, 'the data set digest covers the label files');
 });
 
+test('--data-dir: a label file in Latin-1 (not UTF-8) is refused naming it (exit 3), not read with U+FFFD in the names', async () => {
+  const folder = join(work, `data-latin1-${serial}`);
+  await mkdir(folder, { recursive: true });
+  await writeFile(join(folder, 'test.bin'), testBin);
+  await writeFile(join(folder, 'fine_label_names.txt'), Buffer.from(fineText.replace(/^apple\n/, 'pomme de caf\xe9\n'), 'latin1'));
+  await writeFile(join(folder, 'coarse_label_names.txt'), coarseText);
+  const error = await rejectsWithOneLine(
+    loadCifarTestSet('cifar100', quietOptions(join(work, `cache-latin1-${serial}`), { dataDir: folder })),
+    /fine_label_names\.txt: not valid UTF-8 \(byte 12, line 1\); save the file as UTF-8$/,
+  );
+  assert.equal(error.exitCode, 3);
+});
+
 test('a cache entry recorded before label files had digests is extracted again', async () => {
   const { url, path, cacheRoot } = await serve(goodArchive);
   const directory = await fetchCifar('cifar100', quietOptions(cacheRoot, { url }));

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { resolveClassNames } from '../src/datasets/class-names.js';
+import { PUBLISHED_DUPLICATES, resolveClassNames, samePromptPair } from '../src/datasets/class-names.js';
 import { IMAGENET_CLASSNAMES, IMAGENET_SYNSETS } from '../src/datasets/imagenet/class-names.js';
-import { defaultTemplateSpec, resolveLabels } from '../src/text/labels.js';
+import { defaultTemplateSpec, resolveLabels, validateLabels } from '../src/text/labels.js';
 import { IMAGENET_TEMPLATES } from '../src/text/imagenet-templates.js';
 import { resolveTemplates } from '../src/text/templates.js';
 import { rejectsWithOneLine } from './support/errors.js';
@@ -57,3 +57,29 @@ test('classify --labels imagenet1k: the 1,000 names with the 80 ImageNet templat
   assert.equal(defaultTemplateSpec(await resolveLabels('cifar100')), 'openai');
   assert.equal(defaultTemplateSpec(await resolveLabels('cat,dog')), 'single');
 });
+
+test('one rule for names that make the same prompt: refused everywhere but for the published ImageNet-1k duplicates', async () => {
+  assert.deepEqual([...PUBLISHED_DUPLICATES], ['missile', 'sunglasses']);
+  assert.equal(samePromptPair(IMAGENET_CLASSNAMES), undefined);
+  assert.deepEqual(samePromptPair(['apple', 'pear', 'Apple']), [0, 2]);
+  assert.deepEqual(samePromptPair(['tabby  cat', 'dog', 'tabby cat']), [0, 2]);
+  assert.deepEqual(samePromptPair(['cat', 'dog', 'cat']), [0, 2]);
+  // Only as published: the same name exactly, not a variant of it.
+  assert.deepEqual(samePromptPair(['missile', 'Missile']), [0, 1]);
+  // classify --labels imagenet1k and classify on ImageNet samples check the labels by this rule.
+  assert.doesNotThrow(() => validateLabels(IMAGENET_CLASSNAMES, 'labels'));
+  assert.throws(() => validateLabels(['apple', 'Apple'], 'labels'), /labels "apple" and "Apple" are the same to CLIP/);
+
+  const dir = await makeTempDir();
+  try {
+    const file = join(dir, 'names.txt');
+    await writeFile(file, 'tabby cat\ndog\nTabby Cat\n');
+    const same = await rejectsWithOneLine(resolveClassNames(file), /class names .*names\.txt: lines 1 and 3 \("tabby cat" and "Tabby Cat"\) are the same prompt to CLIP/);
+    assert.equal(same.exitCode, 2);
+    await writeFile(file, 'cat\n');
+    await rejectsWithOneLine(resolveClassNames(file), /only one class name; zero-shot classification needs at least 2/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+

@@ -98,7 +98,7 @@ test('csv: a row naming a missing file is refused when the manifest is opened, w
   const path = await manifest('missing.csv', 'path,label\nimages/apple.png,apple\n\nimages/pear.png,pear\n');
   const message = await refuses(`csv:${path}`, /manifest .*missing\.csv line 4: images\/pear\.png does not exist/);
   assert.match(message, /fix the row or the file/);
-  await refuses(await manifest('folder-row.csv', 'path,label\nimages,apple\n'), /line 2: images is a folder, not an image file/);
+  await refuses(await manifest('folder-row.csv', 'path,label\nimages,apple\n../other/tulip.webp,tulip\n'), /line 2: images is a folder, not an image file/);
 });
 
 test('csv: labels out of range, unknown label names and indices without class names are refused, naming the line', async () => {
@@ -124,6 +124,22 @@ test('csv: a bad header, bad quoting, a wrong field count, a repeated path, no r
 });
 
 test('csv: a line number counts the lines inside a quoted field', async () => {
-  await refuses(await manifest('multiline.csv', 'path,label\n"images/apple.png",apple\n"images/new\nline.png",apple\nimages/gone.png,apple\n'), /line 3: images\/new\\x0aline\.png does not exist/);
+  await refuses(await manifest('multiline.csv', 'path,label\n"images/apple.png",apple\n"images/new\nline.png",apple\nimages/gone.png,apple\n'), /line 3: the path images\/new\\x0aline\.png holds a control character; fix the row$/);
   await refuses(await manifest('after-multiline.csv', 'path,label\n"images/apple.png","app\nle"\nimages/gone.png,apple\n'), /line 4: images\/gone\.png does not exist/);
 });
+
+test('csv: a path holding a NUL or another control character is refused with its line (exit 3), for labels and captions', async () => {
+  await refuses(await manifest('nul.csv', 'path,label\nimages/apple.png,apple\nimages/apple\0.png,tulip\n'), /line 3: the path images\/apple\\x00\.png holds a control character; fix the row$/);
+  await refuses(await manifest('escape.csv', 'path,label\nimages/apple.png,apple\n../other/\x1b[31mtulip.webp,tulip\n'), /line 3: the path \.\.\/other\/\\x1b\[31mtulip\.webp holds a control character/);
+  await refuses(await manifest('nul-captions.csv', 'path,caption\nimages/apple\0.png,an apple\n'), /line 2: the path images\/apple\\x00\.png holds a control character/);
+});
+
+test('csv: one label for every row, or labels that are one prompt to CLIP, are refused (exit 3)', async () => {
+  await refuses(await manifest('one-class.csv', 'path,label\nimages/apple.png,apple\nimages/apple2.png,apple\n'), /every row has the label "apple", and zero-shot classification needs at least 2 classes; give the class names$/);
+  await refuses(
+    await manifest('same-prompt.csv', 'path,label\nimages/apple.png,tabby_cat\nimages/apple2.png,dog\n../other/tulip.webp,tabby cat\n'),
+    /labels "tabby cat" \(line 4\) and "tabby_cat" \(line 2\) are one class name to CLIP \("tabby cat": its tokenizer lowercases, and _ reads as a space\); write one of them$/,
+  );
+  await refuses(await manifest('same-case.csv', 'path,label\nimages/apple.png,Apple\nimages/apple2.png,apple\n'), /labels "Apple" \(line 2\) and "apple" \(line 3\) are one class name to CLIP/);
+});
+

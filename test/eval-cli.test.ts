@@ -121,7 +121,7 @@ test('classify cifar100:N: the data set\'s class names, the true label beside th
   }
 
   const cases: [string[], number, RegExp][] = [
-    [['classify', 'cifar100:5000', '--model', model, '--data-dir', data, '--cache-dir', join(dir, 'cache')], 3, /cifar100: has no sample 5000 \(it has 200, numbered from 0\)/],
+    [['classify', 'cifar100:5000', '--model', model, '--data-dir', data, '--cache-dir', join(dir, 'cache')], 3, /cifar100: has no sample 5000 \(it has 200, numbered from 0, and none has that id\)/],
     [['classify', 'cifar100:5', join(dir, 'photo.png')], 2, /either image files or data set samples/],
   ];
   for (const [argv, code, message] of cases) {
@@ -142,7 +142,24 @@ test('classify wds:DIR:KEY: a shard sample by key, the data set\'s names and own
   const records = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { file: string; truth: string; top: { label: string }[] });
   assert.deepEqual(records.map((r) => r.truth), [CIFAR10_NAMES[sample.label], CIFAR10_NAMES[samples[4]!.label]]);
   assert.deepEqual(records.map((r) => r.top[0]!.label), records.map((r) => r.truth), 'the fixture classifies its own images');
+  assert.deepEqual(records.map((r) => r.file), [`wds:${layout}:${sample.key}`, `wds:${layout}:${samples[4]!.key}`], 'a position is shown as the key it names');
   const missing = await runCli(['classify', `wds:${layout}:s9999999`, '--model', model, '--cache-dir', join(dir, 'cache'), '--quiet']);
   assert.equal(missing.code, 3, missing.stderr);
   assert.match(missing.stderr, /^clip-eval: wds:.*: has no sample with id s9999999\n$/);
 });
+
+test('classify wds:DIR:KEY with all-digit keys (as img2dataset writes them): the key is an id first; #N and other numbers are positions', async () => {
+  // Keys 000000000, 000000003, 000000006, …: the sample with key 000000001 is at position 7.
+  const samples = (await makeSamples(CIFAR10_NAMES, 1)).map((sample, index) => ({ ...sample, key: String((index * 3) % 10).padStart(9, '0') }));
+  const layout = join(dir, 'wds-digit-keys');
+  await writeLayout(layout, { classNames: CIFAR10_NAMES, templates: ['a photo of a {c}.'], shards: [samples.flatMap(sampleMembers)] });
+  const run = await runCli(['classify', `wds:${layout}:000000001`, `wds:${layout}:#1`, `wds:${layout}:4`, '--model', model, '--cache-dir', join(dir, 'cache'), '--quiet', '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  const records = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { file: string; truth: string });
+  assert.deepEqual(records.map((r) => r.file), [`wds:${layout}:000000001`, `wds:${layout}:000000003`, `wds:${layout}:000000002`]);
+  assert.deepEqual(records.map((r) => r.truth), [CIFAR10_NAMES[samples[7]!.label], CIFAR10_NAMES[samples[1]!.label], CIFAR10_NAMES[samples[4]!.label]]);
+  const beyond = await runCli(['classify', `wds:${layout}:#10`, '--model', model, '--cache-dir', join(dir, 'cache'), '--quiet']);
+  assert.equal(beyond.code, 3, beyond.stderr);
+  assert.match(beyond.stderr, /^clip-eval: wds:.*: has no sample #10 \(it has 10, numbered from 0\)\n$/);
+});
+

@@ -143,25 +143,25 @@ test('folder: links inside the folder are followed; links out of it, dangling li
   const dataset = await openDataset(inside, options);
   assert.deepEqual((await collect(dataset)).map((s) => [s.id, s.label]), [['cat/1.png', 0], ['cat/3.png', 0], ['cat/more/2.png', 0], ['shared/2.png', 1]]);
 
-  const fileOut = await tinyFolder('link-file-out', ['cat/1.png']);
+  const fileOut = await tinyFolder('link-file-out', ['cat/1.png', 'dog/1.png']);
   await symlink(join(outside, 'elsewhere.png'), join(fileOut, 'cat', 'x.png'));
   await refuses(fileOut, /cat\/x\.png is a symbolic link to .*outside the folder/);
 
-  const classOut = await tinyFolder('link-class-out', ['cat/1.png']);
+  const classOut = await tinyFolder('link-class-out', ['cat/1.png', 'cow/1.png']);
   await symlink(join(outside, 'cls'), join(classOut, 'dog'));
   await refuses(classOut, /dog is a symbolic link to .*outside the folder/);
 
-  const dangling = await tinyFolder('link-dangling', ['cat/1.png']);
+  const dangling = await tinyFolder('link-dangling', ['cat/1.png', 'dog/1.png']);
   await symlink(join(dangling, 'nowhere.png'), join(dangling, 'cat', 'gone.png'));
   await refuses(dangling, /cat\/gone\.png is a symbolic link to nothing/);
 
-  const loop = await tinyFolder('link-loop', ['cat/sub/1.png']);
+  const loop = await tinyFolder('link-loop', ['cat/sub/1.png', 'dog/1.png']);
   await symlink(join(loop, 'cat'), join(loop, 'cat', 'sub', 'up'));
   await refuses(loop, /cat\/sub\/up links back to a folder that contains it/);
 });
 
 test('folder: an image name on a FIFO is refused before anything is read; BMP, PPM and PGM are refused as undecodable', async () => {
-  const fifo = await tinyFolder('fifo', ['cat/1.png']);
+  const fifo = await tinyFolder('fifo', ['cat/1.png', 'dog/1.png']);
   assert.equal(spawnSync('mkfifo', [join(fifo, 'cat', 'pipe.png')]).status, 0, 'mkfifo makes a FIFO');
   await refuses(fifo, /cat\/pipe\.png is not a regular file/);
   const bmp = await tinyFolder('bmp', ['cat/1.png', 'cat/2.bmp', 'dog/3.PPM']);
@@ -227,3 +227,42 @@ test('ImageNet-1k: the 1,000 synset folders map in sorted order to the ImageNet 
   assert.equal(plain.classNames.length, 1001);
   assert.deepEqual(plain.classNames.slice(0, 3), ['cats', 'dogs', IMAGENET_SYNSETS[0]]);
 });
+
+test('folder: a folder with one class folder is refused, saying it may be the parent of the class folders', async () => {
+  const root = await tinyFolder('imagenet-parent', ['val/n01440764/1.png', 'val/n01443537/2.png']);
+  const message = await refuses(root, /image folder .*imagenet-parent: only one class folder \(val\), and zero-shot classification needs at least 2 classes; if val holds the class folders, give .*imagenet-parent\/val$/);
+  assert.doesNotMatch(message, /\n/);
+});
+
+test('folder: class folders that are one prompt to CLIP (case, _ for a space) are refused, naming both', async () => {
+  await refuses(await tinyFolder('same-case', ['apple/1.png', 'Apple/2.png', 'pear/3.png']), /class folders Apple and apple are one class name to CLIP \("apple": its tokenizer lowercases, and _ reads as a space\); merge or rename one; give the class names$/);
+  await refuses(await tinyFolder('same-underscore', ['tabby cat/1.png', 'tabby_cat/2.png']), /class folders tabby cat and tabby_cat are one class name to CLIP/);
+  // Names given for the folders replace theirs.
+  const namesFile = join(dir, 'same-names.txt');
+  await writeFile(namesFile, 'tabby cat\ntabby kitten\n');
+  const dataset = await openDataset(join(dir, 'same-underscore'), { ...options, classNames: await resolveClassNames(namesFile) });
+  assert.deepEqual(dataset.classNames, ['tabby cat', 'tabby kitten']);
+});
+
+test('folder: names that are not UTF-8 are refused when the folder opens, shown with escapes, not read as U+FFFD', async () => {
+  const root = await tinyFolder('not-utf8', ['cat/a\uFFFD.png', 'dog/1.png']);
+  const bytePath = (...parts: (string | number[])[]) => Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : Buffer.from(part))));
+  // a\xff.png and a\xfe.png: both decode to the a\uFFFD.png beside them.
+  await writeFile(bytePath(root, '/cat/a', [0xff], '.png'), tinyPng);
+  await writeFile(bytePath(root, '/cat/a', [0xfe], '.png'), tinyPng);
+  await refuses(root, /image folder .*not-utf8: the name cat\/a\\x(ff|fe)\.png is not UTF-8, and names here are read as text; rename it/);
+  // A class folder named so, too; a file that is no image is ignored as any other.
+  const classes = await tinyFolder('not-utf8-class', ['dog/1.png', 'cat/1.png']);
+  await writeFile(bytePath(classes, '/cat/notes', [0xe9], '.txt'), 'ignored');
+  assert.equal((await openDataset(classes, options)).size, 2);
+  await mkdir(bytePath(classes, '/caf', [0xe9]));
+  await refuses(classes, /not-utf8-class: the name caf\\xe9 is not UTF-8/);
+});
+
+test('folder: its split is "all", not the folder\'s name; a split asked for is a usage error', async () => {
+  const root = await tinyFolder('pets', ['cat/1.png', 'dog/1.png']);
+  assert.equal((await openDataset(root, options)).split, 'all');
+  const error = await rejectsWithOneLine(openDataset(root, { ...options, split: 'train' }), /^split train: an image folder has no splits \(.*pets is evaluated whole\); give the folder of the split itself$/);
+  assert.equal(error.exitCode, EXIT.usage);
+});
+

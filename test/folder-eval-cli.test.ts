@@ -42,7 +42,7 @@ after(async () => {
 });
 
 interface Report {
-  dataset: { name: string; classes: number };
+  dataset: { name: string; split: string; classes: number };
   results: { metrics: { top1: number } }[];
 }
 
@@ -75,6 +75,8 @@ async function refusedRun(args: string[], pattern: RegExp): Promise<void> {
 test('eval FOLDER: ~100 % top-1 on the pattern images, the folder as dataset.name, 100 classes, ids below the root in ImageFolder order', async () => {
   const { report, predictions } = await evaluate(folder, 'folder');
   assert.equal(report.dataset.name, folder);
+  // No split: the folder is evaluated whole (its name is no split, nor its heading "(pets set)").
+  assert.equal(report.dataset.split, 'all');
   assert.equal(report.dataset.classes, 100);
   assert.ok(report.results[0]!.metrics.top1 >= 0.99, `top-1 ${report.results[0]!.metrics.top1}`);
   assert.deepEqual(predictions.map((p) => p.id), folderIds);
@@ -107,7 +109,7 @@ test('eval: an empty class folder, a CSV row naming a missing file and --classna
   await refusedRun([empty], /class folder pear has no images/);
 
   const missing = join(dir, 'missing.csv');
-  await writeFile(missing, 'path,label\npets/apple/image.png,apple\npets/apple/gone.png,apple\n');
+  await writeFile(missing, 'path,label\npets/apple/image.png,apple\npets/apple/gone.png,pear\n');
   await refusedRun([`csv:${missing}`], /missing\.csv line 3: pets\/apple\/gone\.png does not exist/);
 
   await refusedRun([folder, '--classnames', 'imagenet1k'], /not the ImageNet validation layout.*1000 missing/);

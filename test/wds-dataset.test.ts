@@ -1,17 +1,22 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync } from 'node:fs';
 import { readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pathToFileURL } from 'node:url';
+import { createGzip, gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import * as tar from 'tar';
 import { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from '../src/datasets/cifar/class-names.js';
 import type { Dataset, DatasetOpenOptions } from '../src/datasets/dataset.js';
 import { datasetSourceFor, openDataset } from '../src/datasets/registry.js';
 import { hubCacheFolder } from '../src/net/hub.js';
-import { runCli } from './support/cli.js';
+import { runCli, runNode } from './support/cli.js';
 import { rejectsWithOneLine } from './support/errors.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
-import { makeTempDir } from './support/paths.js';
+import { makeTempDir, repoRoot } from './support/paths.js';
 import { makeSamples, publishDatasetRepo, sampleMembers, writeLayout, writeShard, type FixtureSample } from './support/webdataset.js';
 
 /**
@@ -285,3 +290,132 @@ test('wds/<name> of a repo the hub does not show is one line saying so, with the
   );
   assert.equal(error.exitCode, 3);
 });
+
+/** Where each member's header starts and its data ends (padded to the block) in a tar file of ustar headers only. */
+function memberBlocks(archive: Buffer): { start: number; end: number }[] {
+  const members: { start: number; end: number }[] = [];
+  for (let start = 0; start + 512 <= archive.length && archive[start] !== 0; ) {
+    const size = parseInt(archive.subarray(start + 124, start + 136).toString('latin1').replace(/\0.*$/, '').trim(), 8);
+    const end = start + 512 + Math.ceil(size / 512) * 512;
+    members.push({ start, end });
+    start = end;
+  }
+  return members;
+}
+
+test('errors: a shard cut at a member boundary, without the end-of-archive blocks, is one line naming it (exit 3); record padding is fine', async () => {
+  const root = join(dir, 'cut-at-member');
+  await writeLayout(root, { classNames: CIFAR10_NAMES, templates: TEMPLATES, shards: fixtureShards(samples) });
+  const path = join(root, 'test', '1.tar');
+  const whole = await readFile(path);
+  const members = memberBlocks(whole);
+  // Shard 1 holds samples 5-19, three members each.
+  assert.equal(members.length, 45);
+  const dataset = await openDataset(`wds:${root}`, { cacheRoot: freshCache(), quiet: true });
+  // Cut before sample 7's first member.
+  await writeFile(path, whole.subarray(0, members[6]!.start));
+  const cut = await rejectsWithOneLine(collect(dataset), /^webdataset shard test\/1\.tar \(.*1\.tar\) ends without the tar end-of-archive marker \(two zero blocks\): it was cut short/);
+  assert.equal(cut.exitCode, 3);
+  // All the members but one zero block: no end marker either.
+  await writeFile(path, Buffer.concat([whole.subarray(0, members.at(-1)!.end), Buffer.alloc(512)]));
+  await rejectsWithOneLine(collect(dataset), /test\/1\.tar .* ends without the tar end-of-archive marker/);
+  // GNU tar pads the archive to its 10240-byte record with zeros after the end marker.
+  await writeFile(path, Buffer.concat([whole, Buffer.alloc(10240 - (whole.length % 10240))]));
+  assert.deepEqual((await collect(dataset)).map((sample) => sample.id), expectedIds(samples));
+});
+
+/**
+ * A gzip'd tar of `count` samples, each a 4 MiB image of zeros, its label and 8 KiB of random bytes: it
+ * decompresses about 350 times, under tar's guard of 1000. Written as a stream, never held whole.
+ */
+async function writeCompressibleShard(path: string, count: number): Promise<void> {
+  const blocks = Readable.from(
+    (function* () {
+      for (let index = 0; index < count; index++) {
+        const key = `s${String(index).padStart(7, '0')}`;
+        const members = [
+          { name: `${key}.png`, bytes: Buffer.alloc(4 << 20) },
+          { name: `${key}.cls`, bytes: Buffer.from(`${index % 10}\n`) },
+          { name: `${key}.json`, bytes: randomBytes(8192) },
+        ];
+        for (const { name, bytes } of members) {
+          const header = Buffer.alloc(512);
+          new tar.Header({ path: name, mode: 0o644, size: bytes.length, mtime: new Date(0), type: 'File' }).encode(header, 0);
+          yield header;
+          yield bytes;
+          yield Buffer.alloc((512 - (bytes.length % 512)) % 512);
+        }
+      }
+      yield Buffer.alloc(1024);
+    })(),
+  );
+  await pipeline(blocks, createGzip(), createWriteStream(path));
+}
+
+test('a gzip\'d shard is streamed: the reader holds about one sample, not what a megabyte of gzip decompresses to', { timeout: 120_000 }, async () => {
+  const root = join(dir, 'gzip-bomb');
+  await writeLayout(root, { classNames: CIFAR10_NAMES, templates: TEMPLATES, shards: [], nshards: 1 });
+  await writeCompressibleShard(join(root, 'test', '0.tar'), 100);
+  // 400 MiB of tar in about 1.2 MB of gzip: a reader that decompresses what it reads before handing the
+  // samples on holds hundreds of megabytes; one that waits for its reader holds a sample or two.
+  const script = `
+    const { openDataset } = await import(${JSON.stringify(pathToFileURL(join(repoRoot, 'dist', 'src', 'datasets', 'registry.js')).href)});
+    const dataset = await openDataset(${JSON.stringify(`wds:${root}`)}, { cacheRoot: ${JSON.stringify(freshCache())}, quiet: true });
+    let count = 0;
+    for await (const sample of dataset.samples()) count += sample.image.bytes.length === 4 << 20 ? 1 : 0;
+    console.log(JSON.stringify({ count, peakRssMiB: process.resourceUsage().maxRSS / 1024 }));
+  `;
+  const run = await runNode(['--input-type=module', '-e', script], { timeoutMs: 100_000 });
+  assert.equal(run.code, 0, run.stderr);
+  const { count, peakRssMiB } = JSON.parse(run.stdout) as { count: number; peakRssMiB: number };
+  assert.equal(count, 100);
+  assert.ok(peakRssMiB < 300, `peak RSS ${peakRssMiB.toFixed(0)} MiB while streaming a 400 MiB gzip'd shard`);
+});
+
+test('a gzip\'d shard reads as the same samples as the plain one', async () => {
+  const root = join(dir, 'gzipped');
+  await writeLayout(root, { classNames: CIFAR10_NAMES, templates: TEMPLATES, shards: fixtureShards(samples) });
+  for (const shard of ['0.tar', '1.tar']) await writeFile(join(root, 'test', shard), gzipSync(await readFile(join(root, 'test', shard))));
+  const dataset = await openDataset(`wds:${root}`, { cacheRoot: freshCache(), quiet: true });
+  assert.deepEqual((await collect(dataset)).map((sample) => sample.id), expectedIds(samples));
+  await writeFile(join(root, 'test', '1.tar'), gzipSync(Buffer.alloc(10)).subarray(0, 15));
+  await rejectsWithOneLine(collect(dataset), /webdataset shard test\/1\.tar \(.*\) (is not valid gzip data|ends without the tar end-of-archive marker)/);
+});
+
+test('errors: a templates file with a line without {c} is data, exit 3 naming the file and line', async () => {
+  const error = await rejectsWithOneLine(
+    openAndStream('templates-without-c', fixtureShards(samples), { templates: ['a photo of a {c}.', 'a photo of a cat.'] }),
+    /^webdataset wds:.*templates-without-c: zeroshot_classification_templates\.txt line 2 \("a photo of a cat\."\) has no \{c\} where the class name goes$/,
+  );
+  assert.equal(error.exitCode, 3);
+});
+
+test('errors: a caption member in Latin-1 (not UTF-8) is one line naming shard and member (exit 3)', async () => {
+  const captioned = (caption: Buffer) => [[...sampleMembers(samples[0]!).slice(0, 1), { name: `${samples[0]!.key}.txt`, bytes: caption }]];
+  const read = await openAndStream('captions-utf8', captioned(Buffer.from('un caf\u00e9 au lait\n')), {}, { captions: true });
+  assert.deepEqual(read.map((sample) => sample.id), [samples[0]!.key]);
+  const error = await rejectsWithOneLine(
+    openAndStream('captions-latin1', captioned(Buffer.from('un caf\u00e9 au lait\n', 'latin1')), {}, { captions: true }),
+    new RegExp(`^webdataset shard test/0\\.tar: member ${samples[0]!.key}\\.txt: not valid UTF-8 \\(byte 6, line 1\\)`),
+  );
+  assert.equal(error.exitCode, 3);
+});
+
+test('errors: classnames.txt with one class, or two names that are one prompt to CLIP, is refused; ImageNet\'s published duplicates are not', async () => {
+  const one = await rejectsWithOneLine(openAndStream('one-class', fixtureShards(samples), { classNames: ['cat'] }), /classnames\.txt lists one class name, and zero-shot classification needs at least 2$/);
+  assert.equal(one.exitCode, 3);
+  const names = [...CIFAR10_NAMES];
+  names[9] = 'Airplane';
+  const same = await rejectsWithOneLine(
+    openAndStream('same-prompt', fixtureShards(samples), { classNames: names }),
+    /classnames\.txt lines 1 and 10 \("airplane" and "Airplane"\) are one class name to CLIP, whose tokenizer lowercases; give the class names$/,
+  );
+  assert.equal(same.exitCode, 3);
+  // Names given in its place are the prompts' names: classnames.txt's own are not checked then.
+  const chosen = CIFAR10_NAMES.map((name) => `${name} picture`);
+  assert.equal((await openAndStream('same-prompt', fixtureShards(samples), { classNames: names }, { classNames: { spec: 'names.txt', names: chosen } })).length, samples.length);
+  names[9] = 'missile';
+  names[8] = 'missile';
+  assert.equal((await openAndStream('published-duplicates', fixtureShards(samples), { classNames: names })).length, samples.length);
+});
+

@@ -6,7 +6,7 @@ import { EXIT, usageError } from '../core/errors.js';
 import { expandInputs, type ImageInput } from '../datasets/image-files.js';
 import { openDataset } from '../datasets/registry.js';
 import { findSample, parseSampleReference } from '../datasets/sample-input.js';
-import { defaultTemplateSpec, DEFAULT_LABELS, resolveLabels, validateLabels, type LabelSet } from '../text/labels.js';
+import { defaultTemplateSpec, DEFAULT_LABELS, resolveLabels, type LabelSet } from '../text/labels.js';
 import { parseDevice } from '../model/session.js';
 import { positiveInteger } from './options.js';
 import {
@@ -44,17 +44,17 @@ interface ClassifyOptions extends CommonOptions, ModelOptions, DataOptions {
 async function datasetSamples(args: readonly string[], options: ClassifyOptions) {
   const references = args.map((arg) => (existsSync(arg) ? undefined : parseSampleReference(arg)));
   if (references.every((reference) => reference === undefined)) return undefined;
-  if (references.some((reference) => reference === undefined)) throw usageError('give either image files or data set samples (DATASET:INDEX), not both');
+  if (references.some((reference) => reference === undefined)) throw usageError('give either image files or data set samples (DATASET:ID-OR-INDEX), not both');
   const specs = new Set(references.map((reference) => reference!.spec));
   if (specs.size > 1) throw usageError(`samples of one data set at a time: ${[...specs].join(', ')}`);
   const logger = loggerFor(options);
   const dataset = await openDataset(references[0]!.spec, { ...dataOptions(options), cacheRoot: resolveCacheRoot(options.cacheDir), offline: options.offline, quiet: options.quiet, logger });
-  validateLabels(dataset.classNames, `the class names of ${dataset.name}`);
   const images: ImageInput[] = [];
   const truths: string[] = [];
-  for (const [i, reference] of references.entries()) {
+  for (const reference of references) {
     const found = await findSample(dataset, reference!.key);
-    images.push({ file: args[i]!, ...found.image });
+    // Named by the id found, which a position or #N names only indirectly.
+    images.push({ file: `${reference!.spec}:${found.id}`, ...found.image });
     truths.push(dataset.classNames[found.label]!);
   }
   const labels: LabelSet = { source: dataset.name, labels: dataset.classNames, builtIn: true };
@@ -111,7 +111,7 @@ async function runClassify(files: string[], options: ClassifyOptions): Promise<n
 export function classifyCommand(setExit: (code: number) => void): Command {
   const command = new Command('classify')
     .description('zero-shot classify image files against labels: top-k labels with softmax probabilities per image')
-    .argument('<file...>', 'image files, folders of images, - for standard input, or data set samples DATASET:INDEX-OR-ID (cifar100:3637)')
+    .argument('<file...>', 'image files, folders of images, - for standard input, or data set samples DATASET:ID-OR-INDEX (cifar100:3637; DATASET:#N is always index N)')
     .option('-l, --labels <spec>', "'cifar100', 'cifar10', 'imagenet1k', a comma-separated list (\"cat,dog,a red car\") or @FILE with one label per line (default: the data set's class names for samples, else cifar100)")
     .option('--templates <spec>', "prompt templates: 'openai' (18), 'imagenet' (80), 'single' or a file with one template per line (default: openai for cifar100/cifar10, imagenet for imagenet1k, single for your own labels)")
     .option('-k, --top <n>', 'labels to show per image (at most the number of labels)', positiveInteger('--top'), 5)

@@ -4,7 +4,7 @@ import { readTextFile } from '../core/bounded-read.js';
 import { inputError, isFileSystemError } from '../core/errors.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { cleanClassName } from './cifar/class-names.js';
-import type { ClassNameList } from './class-names.js';
+import { MIN_CLASSES, samePromptPair, type ClassNameList } from './class-names.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource, Sample } from './dataset.js';
 import { compareCodePoints } from './folder.js';
 
@@ -91,6 +91,15 @@ interface Row {
   label: string;
 }
 
+/**
+ * A row's path, refused when empty or holding a control character (a NUL, a line break): no image
+ * file is named so on purpose, and the system calls would refuse a NUL as a bug, not as a file.
+ */
+function checkRowPath(label: string, line: number, path: string): void {
+  if (path === '') throw inputError(`${label} line ${line}: the path is empty`);
+  if (/[\x00-\x1f\x7f]/.test(path)) throw inputError(`${label} line ${line}: the path ${showUnprintable(path)} holds a control character; fix the row`);
+}
+
 /** A label that is a whole number is an index into the class names. */
 function isIndex(label: string): boolean {
   return /^\d+$/.test(label);
@@ -127,8 +136,17 @@ function resolveLabels(label: string, rows: readonly Row[], given: ClassNameList
     throw inputError(`${label} line ${numeric.line}: label ${numeric.label} is an index, but no class names are given to index`, undefined, { hint: { kind: 'giveClassNames' } });
   }
   const distinct = [...new Set(rows.map((row) => row.label))].sort(compareCodePoints);
+  const names = distinct.map(cleanClassName);
+  const same = samePromptPair(names);
+  if (same !== undefined) {
+    const [first, second] = same.map((index) => rows.find((row) => row.label === distinct[index])!);
+    throw inputError(
+      `${label}: labels "${showUnprintable(first!.label)}" (line ${first!.line}) and "${showUnprintable(second!.label)}" (line ${second!.line}) are one class name to CLIP ` +
+        `("${showUnprintable(names[same[1]]!)}": its tokenizer lowercases, and _ reads as a space); write one of them`,
+    );
+  }
   const indexOf = new Map(distinct.map((name, index) => [name, index]));
-  return { names: distinct.map(cleanClassName), labels: rows.map((row) => indexOf.get(row.label)!) };
+  return { names, labels: rows.map((row) => indexOf.get(row.label)!) };
 }
 
 /** Each row's file must be there and be a regular file; the first row (in line order) that is not is the error. */
@@ -171,7 +189,7 @@ export async function openCsvManifest(spec: string, options: DatasetOpenOptions)
   const rows = records.map(({ line, fields }): Row => {
     if (fields.length !== 2) throw inputError(`${label} line ${line}: ${fields.length} fields, expected 2 (path,label); quote a field that holds a comma`);
     const [path, rowLabel] = fields as [string, string];
-    if (path === '') throw inputError(`${label} line ${line}: the path is empty`);
+    checkRowPath(label, line, path);
     if (rowLabel === '') throw inputError(`${label} line ${line}: the label is empty`);
     const earlier = firstLine.get(path);
     if (earlier !== undefined) throw inputError(`${label} line ${line}: ${showUnprintable(path)} is listed again (first on line ${earlier}); list each image once`);
@@ -179,6 +197,10 @@ export async function openCsvManifest(spec: string, options: DatasetOpenOptions)
     return { line, path, label: rowLabel };
   });
   const classes = resolveLabels(label, rows, options.classNames);
+  // Retrieval opens a label manifest only to say that it has no captions.
+  if (!options.captions && classes.names.length < MIN_CLASSES) {
+    throw inputError(`${label}: every row has the label "${showUnprintable(rows[0]!.label)}", and zero-shot classification needs at least ${MIN_CLASSES} classes`, undefined, { hint: { kind: 'giveClassNames' } });
+  }
   const folder = dirname(resolve(file));
   const paths = rows.map((row) => resolve(folder, row.path));
   await checkFiles(label, rows, paths);
@@ -205,7 +227,7 @@ async function openCaptionManifest(spec: string, file: string, label: string, re
   for (const { line, fields } of records) {
     if (fields.length !== 2) throw inputError(`${label} line ${line}: ${fields.length} fields, expected 2 (path,caption); quote a field that holds a comma`);
     const [path, caption] = fields as [string, string];
-    if (path === '') throw inputError(`${label} line ${line}: the path is empty`);
+    checkRowPath(label, line, path);
     if (caption.trim() === '') throw inputError(`${label} line ${line}: the caption is empty`);
     const entry = captionsOf.get(path);
     if (entry) entry.captions.push(caption);

@@ -1,10 +1,10 @@
 import { statSync, type Dirent } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
-import { basename, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { ClipEvalError, fileSystemError, inputError, isFileSystemError } from '../core/errors.js';
+import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { ClipEvalError, fileSystemError, inputError, isFileSystemError, usageError } from '../core/errors.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { cleanClassName } from './cifar/class-names.js';
-import type { ClassNameList } from './class-names.js';
+import { MIN_CLASSES, samePromptPair, type ClassNameList } from './class-names.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource, Sample } from './dataset.js';
 import { IMAGENET_CLASSNAMES, IMAGENET_SYNSETS } from './imagenet/class-names.js';
 
@@ -15,6 +15,8 @@ import { IMAGENET_CLASSNAMES, IMAGENET_SYNSETS } from './imagenet/class-names.js
  */
 
 const PREFIX = 'folder:';
+/** An image folder is one set of images, not a split of a data set: its split is all of it. */
+const FOLDER_SPLIT = 'all';
 
 /** torchvision's IMG_EXTENSIONS, with AVIF and GIF, which sharp decodes too. */
 const FOLDER_IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
@@ -44,6 +46,42 @@ export function compareCodePoints(a: string, b: string): number {
     return x - y;
   }
   return a.length - b.length;
+}
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A name's bytes, those outside printable ASCII (and the backslash) as \xNN: how a name that is not UTF-8 is shown. */
+function escapedBytes(bytes: Buffer): string {
+  return [...bytes].map((byte) => (byte >= 0x20 && byte < 0x7f && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`)).join('');
+}
+
+interface FolderEntry {
+  name: string;
+  entry: Dirent<Buffer>;
+}
+
+/**
+ * A folder's entries with their names as text. Node decodes a name that is not UTF-8 with U+FFFD, and
+ * then it names no file, or another one (a\xff.png and a\xfe.png both read as a\uFFFD.png), so such a
+ * name among the entries a data set uses (folders, links, images) is refused, shown with escapes.
+ */
+async function readFolder(root: FolderRoot, folder: string): Promise<FolderEntry[]> {
+  const entries: FolderEntry[] = [];
+  for (const entry of await readdir(folder, { withFileTypes: true, encoding: 'buffer' })) {
+    let name: string;
+    try {
+      name = STRICT_UTF8.decode(entry.name);
+    } catch {
+      const loose = entry.name.toString('latin1');
+      if (isHidden(loose) || !(entry.isDirectory() || entry.isSymbolicLink() || hasImageExtension(loose))) continue;
+      const below = idOf(root.path, folder);
+      throw inputError(
+        `image folder ${root.label}: the name ${below ? `${showUnprintable(below)}/` : ''}${escapedBytes(entry.name)} is not UTF-8, and names here are read as text; rename it (e.g. convmv -f latin1 -t utf8)`,
+      );
+    }
+    entries.push({ name, entry });
+  }
+  return entries;
 }
 
 /** Hidden entries (".ipynb_checkpoints", macOS's "._photo.jpg" resource files) are no classes or images. */
@@ -127,10 +165,9 @@ class FolderWalk {
    * the folders being walked, so that a link back up is refused instead of walked forever.
    */
   async walk(folder: string, below: string, ancestors: ReadonlySet<string>): Promise<void> {
-    const entries: Dirent[] = await readdir(folder, { withFileTypes: true });
-    for (const entry of entries) {
-      if (isHidden(entry.name)) continue;
-      const path = join(folder, entry.name);
+    for (const { name, entry } of await readFolder(this.root, folder)) {
+      if (isHidden(name)) continue;
+      const path = join(folder, name);
       let isDirectory = entry.isDirectory();
       let isFile = entry.isFile();
       let real = path;
@@ -140,13 +177,13 @@ class FolderWalk {
         if (ancestors.has(real)) {
           throw inputError(`image folder ${this.root.label}: ${shownId(this.root, path)} links back to a folder that contains it; remove the link`);
         }
-        await this.walk(path, below ? `${below}/${entry.name}` : entry.name, new Set([...ancestors, real]));
-      } else if (hasImageExtension(entry.name)) {
+        await this.walk(path, below ? `${below}/${name}` : name, new Set([...ancestors, real]));
+      } else if (hasImageExtension(name)) {
         if (!isFile) {
           throw inputError(`image folder ${this.root.label}: ${shownId(this.root, path)} is not a regular file (a FIFO, socket or device); remove it`);
         }
-        if (UNDECODABLE_EXTENSIONS.has(extname(entry.name).toLowerCase())) this.undecodable.push(idOf(this.root.path, path));
-        this.images.push({ id: idOf(this.root.path, path), path, folder: below, name: entry.name });
+        if (UNDECODABLE_EXTENSIONS.has(extname(name).toLowerCase())) this.undecodable.push(idOf(this.root.path, path));
+        this.images.push({ id: idOf(this.root.path, path), path, folder: below, name });
       }
     }
   }
@@ -160,10 +197,10 @@ function imageFolderOrder(a: ImageFile, b: ImageFile): number {
 /** The class subfolders of the root, in sorted name order (links to folders inside the root count). */
 async function classFolders(root: FolderRoot): Promise<string[]> {
   const names: string[] = [];
-  for (const entry of await readdir(root.path, { withFileTypes: true })) {
-    if (isHidden(entry.name)) continue;
-    if (entry.isDirectory()) names.push(entry.name);
-    else if (entry.isSymbolicLink() && (await followLink(root, join(root.path, entry.name))).isDirectory) names.push(entry.name);
+  for (const { name, entry } of await readFolder(root, root.path)) {
+    if (isHidden(name)) continue;
+    if (entry.isDirectory()) names.push(name);
+    else if (entry.isSymbolicLink() && (await followLink(root, join(root.path, name))).isDirectory) names.push(name);
   }
   return names.sort(compareCodePoints);
 }
@@ -218,7 +255,17 @@ function chooseClassNames(root: string, folders: readonly string[], given: Class
     return { names: given.names, defaultTemplates: 'single' };
   }
   if (isImageNetLayout(folders)) return { names: IMAGENET_CLASSNAMES, defaultTemplates: 'imagenet' };
-  return { names: folders.map(cleanClassName), defaultTemplates: 'single' };
+  const names = folders.map(cleanClassName);
+  const same = samePromptPair(names);
+  if (same !== undefined) {
+    const [first, second] = same.map((index) => showUnprintable(folders[index]!));
+    throw inputError(
+      `image folder ${root}: class folders ${first} and ${second} are one class name to CLIP ("${showUnprintable(names[same[1]]!)}": its tokenizer lowercases, and _ reads as a space); merge or rename one`,
+      undefined,
+      { hint: { kind: 'giveClassNames' } },
+    );
+  }
+  return { names, defaultTemplates: 'single' };
 }
 
 /** Reads a folder's layout: any filesystem failure there is an input error naming the path. */
@@ -236,6 +283,9 @@ async function withFolderErrors<T>(root: string, step: () => Promise<T>): Promis
 export async function openImageFolder(spec: string, options: DatasetOpenOptions): Promise<Dataset> {
   const given = spec.startsWith(PREFIX) ? spec.slice(PREFIX.length) : spec;
   if (given === '') throw inputError(`data set ${spec}: no folder after "${PREFIX}"; give ${PREFIX}DIR`);
+  if (options.split !== undefined) {
+    throw usageError(`an image folder has no splits (${given} is evaluated whole); give the folder of the split itself`, { input: { name: 'split', value: options.split } });
+  }
   const root = resolve(given);
   return withFolderErrors(root, async () => {
     const info = await stat(root);
@@ -244,6 +294,13 @@ export async function openImageFolder(spec: string, options: DatasetOpenOptions)
     const folders = await classFolders(folder);
     if (folders.length === 0) {
       throw inputError(`image folder ${given}: no class subfolders; put each class's images in a subfolder named after the class`);
+    }
+    // Retrieval opens a folder only to say that it has no captions.
+    if (!options.captions && folders.length < MIN_CLASSES) {
+      throw inputError(
+        `image folder ${given}: only one class folder (${showUnprintable(folders[0]!)}), and zero-shot classification needs at least ${MIN_CLASSES} classes; ` +
+          `if ${showUnprintable(folders[0]!)} holds the class folders, give ${showUnprintable(join(given, folders[0]!))}`,
+      );
     }
     const classes = chooseClassNames(given, folders, options.classNames);
     if (!options.classNames && classes.names === IMAGENET_CLASSNAMES) {
@@ -273,7 +330,7 @@ export async function openImageFolder(spec: string, options: DatasetOpenOptions)
     }
     return {
       name: spec,
-      split: basename(root),
+      split: FOLDER_SPLIT,
       classNames: classes.names,
       defaultTemplates: classes.defaultTemplates,
       size: samples.length,

@@ -4,12 +4,12 @@ import type { Dataset, Sample } from './dataset.js';
 import { datasetSourceFor } from './registry.js';
 
 /**
- * One data set sample named on a command line, `<dataset-spec>:<index-or-id>` (`cifar100:3637`,
- * `wds/imagenet1k:s0000042`), turned into an image input: a file's path or the image's bytes.
+ * One data set sample named on a command line, `<dataset-spec>:<id-or-index>` (`cifar100:3637`,
+ * `wds/imagenet1k:s0000042`, `pets:#0`), turned into an image input: a file's path or the image's bytes.
  */
 export interface SampleReference {
   spec: string;
-  /** A position in data set order (all digits) or a sample id. */
+  /** A sample id; all digits, a position in data set order when no sample has that id; `#N` always a position. */
   key: string;
 }
 
@@ -22,6 +22,8 @@ export function parseSampleReference(arg: string): SampleReference | undefined {
 }
 
 export interface FoundSample {
+  /** The id of the sample found, which a position names only indirectly. */
+  id: string;
   label: number;
   image: { path: string } | { bytes: Uint8Array };
 }
@@ -35,23 +37,42 @@ async function planarAsPng(pixels: Uint8Array, width: number, height: number): P
   return sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
 }
 
-/** Streams the data set to the sample a key names: by position when all digits, else by id. */
+/** A sample kept past the stream's next step: planar pixels are a view of the reader's buffer, so copied. */
+function keep(sample: Sample): Sample {
+  return sample.image.kind === 'planar' ? { ...sample, image: { ...sample.image, pixels: sample.image.pixels.slice() } } : sample;
+}
+
+/**
+ * Streams the data set to the sample a key names. An id matches first, so that an all-digit key
+ * (img2dataset writes `000010005`) is that sample and not the one at that position; only when no
+ * sample has the id is an all-digit key a position, which takes reading the whole data set to know
+ * (CIFAR's ids are their positions, so there the match comes at once). `#N` is position N, read up to there.
+ */
 export async function findSample(dataset: Dataset, key: string): Promise<FoundSample> {
-  const position = /^\d+$/.test(key) ? Number(key) : undefined;
+  const marked = /^#\d+$/.test(key);
+  const position = marked || /^\d+$/.test(key) ? Number(key.replace('#', '')) : undefined;
   let index = 0;
   let found: Sample | undefined;
+  let atPosition: Sample | undefined;
   for await (const sample of dataset.samples()) {
-    if (position !== undefined ? index === position : sample.id === key) {
+    if (!marked && sample.id === key) {
       found = sample;
       break;
     }
+    if (index === position) {
+      atPosition = keep(sample);
+      if (marked) break;
+    }
     index += 1;
   }
+  found ??= atPosition;
   if (!found) {
-    throw inputError(position !== undefined ? `${dataset.name}: has no sample ${key} (it has ${index}, numbered from 0)` : `${dataset.name}: has no sample with id ${key}`);
+    if (position === undefined) throw inputError(`${dataset.name}: has no sample with id ${key}`);
+    throw inputError(`${dataset.name}: has no sample ${key} (it has ${index}, numbered from 0${marked ? '' : ', and none has that id'})`);
   }
   const { image } = found;
-  if (image.kind === 'file') return { label: found.label, image: { path: image.path } };
-  if (image.kind === 'encoded') return { label: found.label, image: { bytes: image.bytes } };
-  return { label: found.label, image: { bytes: await planarAsPng(image.pixels, image.width, image.height) } };
+  const sample = { id: found.id, label: found.label };
+  if (image.kind === 'file') return { ...sample, image: { path: image.path } };
+  if (image.kind === 'encoded') return { ...sample, image: { bytes: image.bytes } };
+  return { ...sample, image: { bytes: await planarAsPng(image.pixels, image.width, image.height) } };
 }

@@ -1,4 +1,5 @@
 import { readTextFile } from '../core/bounded-read.js';
+import { samePromptPair } from '../datasets/class-names.js';
 import { CIFAR100_CLEAN_NAMES, CIFAR10_NAMES } from '../datasets/cifar/class-names.js';
 import { IMAGENET_CLASSNAMES } from '../datasets/imagenet/class-names.js';
 import { subjectError, usageError, type Subject } from '../core/errors.js';
@@ -14,25 +15,20 @@ export interface LabelSet {
 
 export const DEFAULT_LABELS = 'cifar100';
 
-/** CLIP's tokenizer lowercases and collapses whitespace, so labels equal under this are one prompt. */
-function promptKey(label: string): string {
-  return label.toLowerCase().replace(/\s+/g, ' ');
-}
-
 const USAGE = { kind: 'usage' } as const;
 
-/** Rejects an empty list and labels that are the same to CLIP. `origin` names the input or file. */
+/**
+ * Rejects an empty list and labels that are the same to CLIP, by the rule class names follow too
+ * (samePromptPair: ImageNet-1k's published duplicates pass). `origin` names the input or file.
+ */
 export function validateLabels(labels: readonly string[], origin: Subject): void {
   if (labels.length === 0) throw subjectError(origin, `no labels given; list at least one, e.g. "cat,dog"`, USAGE);
-  const seen = new Map<string, string>();
-  for (const label of labels) {
-    if (label.trim() === '') throw subjectError(origin, `a label is empty; remove the stray comma or blank entry`, USAGE);
-    const key = promptKey(label);
-    const earlier = seen.get(key);
-    if (earlier === label) throw subjectError(origin, `label "${label}" is listed twice`, USAGE);
-    if (earlier !== undefined) throw subjectError(origin, `labels "${earlier}" and "${label}" are the same to CLIP (its tokenizer lowercases); keep one`, USAGE);
-    seen.set(key, label);
-  }
+  if (labels.some((label) => label.trim() === '')) throw subjectError(origin, `a label is empty; remove the stray comma or blank entry`, USAGE);
+  const same = samePromptPair(labels);
+  if (same === undefined) return;
+  const [earlier, label] = [labels[same[0]]!, labels[same[1]]!];
+  if (earlier === label) throw subjectError(origin, `label "${label}" is listed twice`, USAGE);
+  throw subjectError(origin, `labels "${earlier}" and "${label}" are the same to CLIP (its tokenizer lowercases); keep one`, USAGE);
 }
 
 async function readLabelFile(path: string): Promise<string[]> {

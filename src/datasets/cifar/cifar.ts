@@ -3,6 +3,7 @@ import { constants, existsSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { decodeUtf8 } from '../../core/bounded-read.js';
 import { FOLDER_USE_RESOLUTION_MS, markUsed, writeFileAtomic } from '../../core/cache.js';
 import { downloadFile } from '../../net/download.js';
 import { processExists, withFileLock } from '../../net/file-lock.js';
@@ -456,7 +457,8 @@ async function readTestSet(spec: CifarSpec, directory: string, options: ReadOpti
   const parsed = parseCifarTestSet(
     spec.name,
     dataOf(spec.testFile),
-    { classes: dataOf(spec.classFile).toString('utf8'), coarse: spec.coarseFile && dataOf(spec.coarseFile).toString('utf8') },
+    // Strictly decoded, as every other text file: a Latin-1 name would otherwise become U+FFFD in the prompts.
+    { classes: decodeUtf8(dataOf(spec.classFile), nameOf(spec.classFile)), coarse: spec.coarseFile && decodeUtf8(dataOf(spec.coarseFile), nameOf(spec.coarseFile)) },
     { testBin: nameOf(spec.testFile), classes: nameOf(spec.classFile), coarse: spec.coarseFile && nameOf(spec.coarseFile) },
   );
   // Reports cite the files on disk, also when errors name the archive members.

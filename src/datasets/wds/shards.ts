@@ -1,6 +1,9 @@
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { pipeline } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
+import { decodeUtf8 } from '../../core/bounded-read.js';
 import { ClipEvalError, describeError, fileSystemError, inputError, isFileSystemError } from '../../core/errors.js';
 
 /**
@@ -28,7 +31,10 @@ const MAX_LABEL_MEMBER_BYTES = 1024;
 const MAX_CAPTIONS_MEMBER_BYTES = 1 << 20;
 /** Entry types that carry plain data; links, devices and FIFOs are refused. */
 const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
+/** Raw shard bytes read at a time. */
 const CHUNK_BYTES = 1 << 20;
+/** Decompressed bytes handed on at a time. */
+const GUNZIP_CHUNK_BYTES = 1 << 16;
 
 export interface ShardSample {
   key: string;
@@ -76,10 +82,49 @@ function splitMemberPath(path: string): { key: string; extension: string } {
   return { key: [...parts, stem].join('/'), extension: dot === -1 ? '' : base.slice(dot + 1).toLowerCase() };
 }
 
+/** What a tar shard may decompress to: tar's own guard against decompression bombs, 1000 times the file. */
+const MAX_DECOMPRESSION_RATIO = 1000;
+const GZIP_MAGIC = [0x1f, 0x8b];
+
+/**
+ * The shard's tar bytes, in chunks as they are asked for: a gzip'd shard is decompressed here, a stream
+ * that waits for its reader, rather than inside tar's parser, which decompresses a whole write at once
+ * (and after the end marker buffers all of it: a 2 MB shard of zeros then takes gigabytes).
+ */
+async function* tarChunks(handle: FileHandle, size: number, shard: string, path: string): AsyncGenerator<Buffer> {
+  const magic = Buffer.alloc(GZIP_MAGIC.length);
+  const { bytesRead } = await handle.read(magic, 0, magic.length, 0);
+  const gzipped = bytesRead === magic.length && GZIP_MAGIC.every((byte, index) => magic[index] === byte);
+  // Up to the size it had when opened: a file still being written is read as it was then.
+  const file = handle.createReadStream({ start: 0, end: Math.max(size - 1, 0), autoClose: false, highWaterMark: CHUNK_BYTES });
+  if (!gzipped) {
+    yield* file as AsyncIterable<Buffer>;
+    return;
+  }
+  const tar = pipeline(file, createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES }), () => undefined);
+  let tarBytes = 0;
+  try {
+    for await (const chunk of tar as AsyncIterable<Buffer>) {
+      tarBytes += chunk.length;
+      if (tarBytes > MAX_DECOMPRESSION_RATIO * size) {
+        throw inputError(`webdataset shard ${shard} (${path}) decompresses to more than ${MAX_DECOMPRESSION_RATIO} times its ${size} bytes; refusing it as damaged`);
+      }
+      yield chunk;
+    }
+  } catch (error) {
+    if (error instanceof ClipEvalError) throw error;
+    throw inputError(`webdataset shard ${shard} (${path}) is not valid gzip data (${describeError(error)})`, error);
+  } finally {
+    tar.destroy();
+  }
+}
+
 /**
  * The members of one shard that a sample can use (images and labels), in archive order; the others are
  * read past. `shard` names the shard in errors. A link, device, absolute path or `..` in a member name,
- * an oversized member, or a damaged or truncated archive stops the stream with an error.
+ * an oversized member, or a damaged or truncated archive stops the stream with an error. The parser is
+ * given one chunk at a time, and the next only once the members it completed have been taken, so what
+ * is held is about a chunk and the sample being read, whatever the shard's size.
  */
 async function* shardMembers(path: string, shard: string, content: ShardContent): AsyncGenerator<Member> {
   const otherExtension = content.kind === 'labels' ? LABEL_EXTENSION : CAPTIONS_EXTENSION;
@@ -95,7 +140,7 @@ async function* shardMembers(path: string, shard: string, content: ShardContent)
     if (!info.isFile()) throw inputError(`webdataset shard ${shard} (${path}) is not a regular file`);
     const ready: Member[] = [];
     let failure: Error | undefined;
-    let finished = false;
+    let sawEndMarker = false;
     const parser = new Parser({
       strict: true,
       onReadEntry(entry: ReadEntry) {
@@ -120,28 +165,28 @@ async function* shardMembers(path: string, shard: string, content: ShardContent)
     parser.on('error', (error: Error) => {
       failure ??= error;
     });
-    // Reading stops at the end-of-archive marker: what follows it is never handed to the parser.
-    parser.on('eof', () => (finished = true));
-    parser.on('end', () => (finished = true));
-    let position = 0;
-    for (;;) {
-      if (failure !== undefined) break;
-      while (ready.length > 0) yield ready.shift()!;
-      if (finished) break;
-      if (position >= info.size) {
-        // Ending the parser hands over its last members, and reports a truncated archive as an error.
+    // The end-of-archive marker, two zero blocks, which every tar writer puts after the last member: a
+    // shard cut at a member boundary parses cleanly, and only its absence tells it from a whole one.
+    parser.on('eof', () => (sawEndMarker = true));
+    try {
+      // Reading stops at the end marker: what follows it is never handed to the parser.
+      for await (const chunk of tarChunks(handle, info.size, shard, path)) {
+        parser.write(chunk);
+        if (failure !== undefined) break;
+        while (ready.length > 0) yield ready.shift()!;
+        if (sawEndMarker) break;
+      }
+      if (failure === undefined && !sawEndMarker) {
+        // Ending the parser hands over its last members, and reports a member cut short as an error.
         parser.end();
-        finished = true;
-        continue;
+        if (failure === undefined) {
+          while (ready.length > 0) yield ready.shift()!;
+          if (!sawEndMarker) failure = inputError(`webdataset shard ${shard} (${path}) ends without the tar end-of-archive marker (two zero blocks): it was cut short; fetch or copy it again`);
+        }
       }
-      const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, info.size - position));
-      const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
-      if (bytesRead === 0) {
-        failure = inputError(`webdataset shard ${shard} (${path}) ended early: it was ${info.size} bytes and shrank while being read`);
-        break;
-      }
-      position += bytesRead;
-      parser.write(chunk.subarray(0, bytesRead));
+    } catch (error) {
+      if (!isFileSystemError(error)) throw error;
+      throw fileSystemError(error, `webdataset shard ${shard}:`, path);
     }
     if (failure !== undefined) {
       if (failure instanceof ClipEvalError) throw failure;
@@ -164,7 +209,7 @@ function parseLabel(member: Member, shard: string, classCount: number): number {
 
 /** The non-blank lines of a .txt member, trimmed. */
 function parseCaptions(member: Member, shard: string): string[] {
-  const captions = member.bytes.toString('utf8').split('\n').map((line) => line.trim()).filter((line) => line !== '');
+  const captions = decodeUtf8(member.bytes, `webdataset shard ${shard}: member ${member.path}`).split('\n').map((line) => line.trim()).filter((line) => line !== '');
   if (captions.length === 0) throw inputError(`webdataset shard ${shard}: sample ${member.key} has no captions in ${member.path}`);
   return captions;
 }

@@ -3,11 +3,12 @@ import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { readTextFile } from '../../core/bounded-read.js';
 import { FOLDER_USE_RESOLUTION_MS, markUsed } from '../../core/cache.js';
+import { showUnprintable } from '../../core/unprintable.js';
 import { ClipEvalError, describeError, fileSystemError, inputError, isFileSystemError, usageError } from '../../core/errors.js';
 import { downloadFile } from '../../net/download.js';
 import { httpRequest } from '../../net/http.js';
 import { hubIdProblem, openHubRepo, type HubRepoId } from '../../net/hub.js';
-import type { ClassNameList } from '../class-names.js';
+import { MIN_CLASSES, samePromptPair, type ClassNameList } from '../class-names.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource, Sample } from '../dataset.js';
 import { shardSamples, type ShardContent } from './shards.js';
 
@@ -217,18 +218,46 @@ async function readClassNames(files: WebdatasetFiles, spec: string): Promise<str
   return names;
 }
 
+/** classnames.txt as the prompts' names: two classes at least, no two of them one prompt. */
+function checkOwnClassNames(spec: string, names: readonly string[]): void {
+  if (names.length < MIN_CLASSES) throw inputError(`webdataset ${spec}: ${CLASS_NAMES_FILE} lists one class name, and zero-shot classification needs at least ${MIN_CLASSES}`);
+  const same = samePromptPair(names);
+  if (same !== undefined) {
+    const [first, second] = same;
+    throw inputError(
+      `webdataset ${spec}: ${CLASS_NAMES_FILE} lines ${first + 1} and ${second + 1} ("${showUnprintable(names[first]!)}" and "${showUnprintable(names[second]!)}") are one class name to CLIP, whose tokenizer lowercases`,
+      undefined,
+      { hint: { kind: 'giveClassNames' } },
+    );
+  }
+}
+
 /** The user's class names in place of classnames.txt: one per label, so the count must match. */
 function chosenClassNames(spec: string, own: readonly string[], chosen: ClassNameList | undefined): readonly string[] {
-  if (chosen === undefined) return own;
+  if (chosen === undefined) {
+    checkOwnClassNames(spec, own);
+    return own;
+  }
   if (chosen.names.length !== own.length) {
     throw inputError(`webdataset ${spec}: the class names ${chosen.spec} are ${chosen.names.length}, but ${CLASS_NAMES_FILE} lists ${own.length}; give one name per label`);
   }
   return chosen.names;
 }
 
-/** CLIP_benchmark's templates use `{c}` for the class name; this tool's use `{}`. */
+/**
+ * CLIP_benchmark's templates use `{c}` for the class name; this tool's use `{}`. The file is data, so a
+ * template without a place for the class name is an input error naming it, not a usage error.
+ */
 async function readTemplates(files: WebdatasetFiles, spec: string): Promise<string[]> {
-  const templates = (await readLines(files, spec, TEMPLATES_FILE)).filter((line) => line !== '').map((line) => line.replaceAll('{c}', '{}'));
+  const lines = await readLines(files, spec, TEMPLATES_FILE);
+  const templates: string[] = [];
+  for (const [index, line] of lines.entries()) {
+    if (line === '') continue;
+    const template = line.replaceAll('{c}', '{}');
+    if (!template.includes('{}')) throw inputError(`webdataset ${spec}: ${TEMPLATES_FILE} line ${index + 1} (${JSON.stringify(showUnprintable(line))}) has no {c} where the class name goes`);
+    if (templates.includes(template)) throw inputError(`webdataset ${spec}: ${TEMPLATES_FILE} line ${index + 1} (${JSON.stringify(showUnprintable(line))}) repeats an earlier template`);
+    templates.push(template);
+  }
   if (templates.length === 0) throw inputError(`webdataset ${spec}: ${TEMPLATES_FILE} lists no templates`);
   return templates;
 }
