@@ -8,7 +8,7 @@ import { defaultTemplateSpec, resolveLabels } from '../src/text/labels.js';
 import { IMAGENET_TEMPLATES } from '../src/text/imagenet-templates.js';
 import { resolveTemplates } from '../src/text/templates.js';
 import { rejectsWithOneLine } from './support/errors.js';
-import { makeTempDir } from './support/paths.js';
+import { makeTestTempDir } from './support/paths.js';
 
 test('ImageNet-1k data: 1,000 names as published (two "missile" included), 1,000 sorted synsets, 80 templates', () => {
   assert.equal(IMAGENET_CLASSNAMES.length, 1000);
@@ -25,13 +25,13 @@ test('ImageNet-1k data: 1,000 names as published (two "missile" included), 1,000
   assert.deepEqual([IMAGENET_TEMPLATES[0], IMAGENET_TEMPLATES[79]], ['a bad photo of a {}.', 'a tattoo of the {}.']);
 });
 
-test('class names: built-in lists, or a file with one name per line in label order; blank lines and bad UTF-8 refused', async () => {
+test('class names: built-in lists, or a file with one name per line in label order; blank lines and bad UTF-8 refused', async (t) => {
   const imagenet = await resolveClassNames('imagenet1k');
   assert.equal(imagenet.names.length, 1000);
   assert.equal(imagenet.synsets?.length, 1000);
   assert.equal((await resolveClassNames('cifar100')).names[1], 'aquarium fish');
   assert.equal((await resolveClassNames('cifar10')).names.length, 10);
-  const dir = await makeTempDir();
+  const dir = await makeTestTempDir(t);
   const file = join(dir, 'names.txt');
   await writeFile(file, 'cat\r\ndog\nmissile\nmissile\n');
   assert.deepEqual((await resolveClassNames(file)).names, ['cat', 'dog', 'missile', 'missile']);
@@ -42,9 +42,9 @@ test('class names: built-in lists, or a file with one name per line in label ord
   await rejectsWithOneLine(resolveClassNames(join(dir, 'missing.txt')), /missing\.txt/);
 });
 
-test("templates: 'imagenet' is OpenAI's 80; template files may write CLIP_benchmark's {c}", async () => {
+test("templates: 'imagenet' is OpenAI's 80; template files may write CLIP_benchmark's {c}", async (t) => {
   assert.equal((await resolveTemplates('imagenet')).templates.length, 80);
-  const dir = await makeTempDir();
+  const dir = await makeTestTempDir(t);
   const file = join(dir, 'templates.txt');
   await writeFile(file, 'a photo of a {c}.\nart of the {}.\n');
   assert.deepEqual((await resolveTemplates(file)).templates, ['a photo of a {}.', 'art of the {}.']);
