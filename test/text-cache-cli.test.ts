@@ -5,10 +5,10 @@ import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writePatternClip } from '../scripts/lib/pattern-clip.js';
-import { runCli } from './support/cli.js';
+import { runCommand, runCli } from './support/cli.js';
 import { startTestServer } from './support/http-server.js';
 import { classImage } from './support/pattern-images.js';
-import { makeTempDir } from './support/paths.js';
+import { cliPath, makeTempDir } from './support/paths.js';
 
 /** The text-side caches (file-digest memos, text embeddings) through the built CLI, when the cache is not as it should be. */
 let dir: string;
@@ -113,4 +113,28 @@ test('a cache root that is a file where the run needs the cache (a hub model dow
   } finally {
     await hub.close();
   }
+});
+
+test('a file-size limit (ulimit -f) is the environment: a cache write over it is a warning and the run goes on, an output over it is exit 3 naming the flag', async () => {
+  const pets = join(dir, 'pets');
+  for (const name of ['apple', 'bus']) {
+    await mkdir(join(pets, name), { recursive: true });
+    await classImage(name).png().toFile(join(pets, name, 'image.png'));
+  }
+  const cache = join(dir, 'cache-ulimit');
+  const json = join(dir, 'ulimit-report.json');
+  // 1 KiB: the digest memos and image entries fit, the text-embedding entry (2 x 192 floats) and the report do not.
+  // bash keeps SIGXFSZ at its default (the process is killed); node ignores it, so a write over the limit fails with EFBIG.
+  const evaluate = (...extra: string[]) =>
+    runCommand('bash', ['-c', 'ulimit -f 1; exec "$@"', 'bash', process.execPath, cliPath, 'eval', pets, '--model', model, '--cache-dir', cache, '--quiet', ...extra]);
+  const cached = await evaluate();
+  assert.equal(cached.code, 0, cached.stderr);
+  assert.match(cached.stdout, /top-1/);
+  assert.match(cached.stderr, /^clip-eval: warning: text-embedding cache entry .*text-embeddings\/\w+\.bin: the file would exceed the file-size limit \(ulimit -f\).* \(EFBIG on write\); continuing without caching it$/m);
+  assert.doesNotMatch(cached.stderr, /internal error/);
+
+  const output = await evaluate('--json', json);
+  assert.equal(output.code, 3, output.stderr);
+  assert.match(output.stderr, /^clip-eval: --json output .*ulimit-report\.json: the file would exceed the file-size limit \(ulimit -f\)[^\n]*\(EFBIG on write\)\n$/m);
+  assert.equal(output.stderr.split('\n').filter((line) => line.startsWith('clip-eval:') && !line.startsWith('clip-eval: warning:')).length, 1, output.stderr);
 });
