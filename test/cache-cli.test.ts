@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { lstat, lutimes, mkdir, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { lstat, lutimes, mkdir, readFile, readdir, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
@@ -341,6 +341,45 @@ test('prune follows no symbolic link out of the cache and removes nothing it doe
   }
   assert.ok(!(await exists(join(cache, MODEL))), 'the links inside the model bundle were removed as links');
   assert.equal(await readFile(join(outside, 'file.onnx'), 'utf8'), 'not ours either');
+});
+
+test('a link on the way into the cache (datasets, text-embeddings, image-embeddings) is never descended: nothing outside is listed or pruned; a linked root is resolved once', async () => {
+  const cache = await populate('cache-linked-folders');
+  const outside = join(dir, 'outside-folders');
+  await mkdir(outside);
+  const finished = spawn(process.execPath, ['-e', '']);
+  await once(finished, 'exit');
+  const temporary = `${'cd'.repeat(32)}.bin.${finished.pid}-0123abcd.tmp`;
+  await writeFile(join(cache, 'text-embeddings', temporary), 'partial');
+  const shard = (await readdir(join(cache, 'image-embeddings')))[0]!;
+  await writeFile(join(cache, 'image-embeddings', shard, temporary), 'partial');
+  await writeFile(join(cache, 'file-digests', temporary), 'partial');
+  await age(cache, 40);
+  // Each folder moves out of the cache and a link takes its place: what is below it is no longer the cache's.
+  for (const folder of ['datasets', 'text-embeddings', 'image-embeddings', 'file-digests']) {
+    await rename(join(cache, folder), join(outside, folder));
+    await symlink(join(outside, folder), join(cache, folder));
+  }
+  const before = await filesUnder(outside);
+  assert.ok(before.length > 10, `${before.length} files outside`);
+
+  const listing = await list(cache);
+  assert.deepEqual(listing.entries.map((entry) => entry.path), [MODEL], 'only the model is below real folders');
+  for (const folder of ['datasets', 'text-embeddings', 'image-embeddings']) {
+    assert.equal(listing.skipped.filter((skip) => skip.path === folder).length, 1, `${folder} is skipped once: ${JSON.stringify(listing.skipped)}`);
+    assert.equal(listing.skipped.find((skip) => skip.path === folder)!.reason, 'a symbolic link, not followed');
+  }
+  const report = await pruneJson(cache, '--max-size', '0B');
+  assert.deepEqual(report.removed.map((entry) => entry.path), [MODEL]);
+  assert.deepEqual(report.temporaries, []);
+  assert.deepEqual(await filesUnder(outside), before, 'every file outside the cache survives');
+
+  // A cache root that is itself a link is the user's choice: resolved once, listed at its real path.
+  const linkedRoot = join(dir, 'linked-root');
+  await symlink(cache, linkedRoot);
+  const viaLink = await list(linkedRoot);
+  assert.equal(viaLink.root, cache);
+  assert.deepEqual(viaLink.skipped, listing.skipped);
 });
 
 test('bad --older-than and --max-size values, and prune without either, are exit 2 with one line naming the flag', async () => {

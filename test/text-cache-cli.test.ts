@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writePatternClip } from '../scripts/lib/pattern-clip.js';
@@ -70,6 +71,33 @@ test('stale embedding temporaries of dead writers are removed on the next run; a
   } finally {
     live.kill();
   }
+});
+
+test('a run removes no stale temporary through a link: text-embeddings, file-digests or image-embeddings linked out of the cache are left alone', async () => {
+  const cache = join(dir, 'cache-linked');
+  const first = await classify(cache);
+  assert.equal(first.code, 0, first.stderr);
+  const finished = spawn(process.execPath, ['-e', '']);
+  await once(finished, 'exit');
+  const outside = join(dir, 'outside');
+  await mkdir(outside);
+  const hourAgo = new Date(Date.now() - 3600_000);
+  const temporaries: string[] = [];
+  for (const folder of ['text-embeddings', 'file-digests', 'image-embeddings']) {
+    await rename(join(cache, folder), join(outside, folder));
+    await symlink(join(outside, folder), join(cache, folder));
+  }
+  // The image entries' shard folder is real, but reached through the link.
+  const [shard] = await readdir(join(outside, 'image-embeddings'));
+  for (const folder of ['text-embeddings', 'file-digests', `image-embeddings/${shard}`]) {
+    const path = join(outside, folder, `a.bin.${finished.pid}-0123abcd.tmp`);
+    await writeFile(path, 'not the cache\'s');
+    await utimes(path, hourAgo, hourAgo);
+    temporaries.push(path);
+  }
+  const second = await classify(cache);
+  assert.equal(second.code, 0, second.stderr);
+  for (const path of temporaries) assert.ok(existsSync(path), `${path} is outside the cache and stays`);
 });
 
 test('cache writes are best-effort: folders planted where entries go, or a cache root that is a file, still give the right result with a warning', async () => {

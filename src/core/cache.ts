@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, fstatSync, lstatSync, lutimesSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describeError, fileSystemError, isFileSystemError } from './errors.js';
 import type { HashAnswer, HashJob } from './hash-worker.js';
@@ -155,20 +155,51 @@ function processRuns(pid: number): boolean {
   }
 }
 
+/** What is found on the way from a cache root down to a folder in it. */
+export type FolderWithin = { state: 'folder' } | { state: 'missing' } | { state: 'blocked'; path: string; info: Stats };
+
 /**
- * Removes the temporary files that interrupted writers (a kill, a power cut) left in `folder`: those
- * older than a grace period whose writer no longer runs on this host, and any older than a day. A live
- * writer's file is never touched. Best-effort: a folder that cannot be listed is left as it is. Returns
- * what was removed (with `dryRun`, what would be).
+ * Whether `folder`, below `root`, is reached through real folders only: every component below the root
+ * is lstat'ed, since lstat alone refuses a symbolic link only in the last component, and a link on the
+ * way (`datasets` -> elsewhere) would take a listing or a removal out of the cache. The root itself may
+ * be a link: the user chose it, and callers resolve it once. `blocked` names the first component that
+ * is not a folder.
  */
-export async function removeStaleTemporaries(folder: string, now = Date.now(), dryRun = false): Promise<{ path: string; bytes: number }[]> {
+export async function folderWithin(root: string, folder: string): Promise<FolderWithin> {
+  const rest = relative(root, folder);
+  if (rest.startsWith('..') || isAbsolute(rest)) throw new Error(`${folder} is not below ${root}`);
+  let path = root;
+  for (const part of rest === '' ? [] : rest.split(sep)) {
+    path = join(path, part);
+    let info: Stats;
+    try {
+      info = await lstat(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing' };
+      throw error;
+    }
+    if (!info.isDirectory()) return { state: 'blocked', path, info };
+  }
+  return { state: 'folder' };
+}
+
+/**
+ * Removes the temporary files that interrupted writers (a kill, a power cut) left in `folder`, a folder
+ * below the cache root `root`: those older than a grace period whose writer no longer runs on this
+ * host, and any older than a day. A live writer's file is never touched, and nothing is removed through
+ * a link on the way from the root (folderWithin, checked again before each removal). Best-effort: a
+ * folder that cannot be listed is left as it is. Returns what was removed (with `dryRun`, what would be).
+ */
+export async function removeStaleTemporaries(root: string, folder: string, now = Date.now(), dryRun = false): Promise<{ path: string; bytes: number }[]> {
+  const removed: { path: string; bytes: number }[] = [];
+  const confined = async () => (await folderWithin(root, folder).catch(() => undefined))?.state === 'folder';
   let names: string[];
   try {
+    if (!(await confined())) return removed;
     names = await readdir(folder);
   } catch {
-    return [];
+    return removed;
   }
-  const removed: { path: string; bytes: number }[] = [];
   for (const name of names) {
     const pid = TEMPORARY_NAME.exec(name)?.[1];
     if (pid === undefined) continue;
@@ -177,7 +208,10 @@ export async function removeStaleTemporaries(folder: string, now = Date.now(), d
       const info = await lstat(path);
       const age = now - info.mtimeMs;
       if (!info.isFile() || age < TEMPORARY_GRACE_MS || (age < TEMPORARY_MAX_AGE_MS && processRuns(Number(pid)))) continue;
-      if (!dryRun) await rm(path, { force: true });
+      if (!dryRun) {
+        if (!(await confined())) break;
+        await rm(path, { force: true });
+      }
       removed.push({ path, bytes: info.size });
     } catch {
       // Gone already, or not ours to remove: the next run tries again.
