@@ -18,9 +18,16 @@ import { fileDigestFolder, textEmbeddingFolder } from '../../text/embedding-cach
  * (core/cache.ts folderWithin). An entry's last use is its newest modification time: readers mark
  * hits (core/cache.ts markUsed), writers write.
  */
-export type CacheEntryKind = 'dataset' | 'model' | 'textEmbedding' | 'imageEmbedding';
+export type CacheEntryKind = 'dataset' | 'model' | 'textEmbedding' | 'imageEmbedding' | 'fileDigest';
 
-export const CACHE_ENTRY_KINDS: readonly CacheEntryKind[] = ['dataset', 'model', 'textEmbedding', 'imageEmbedding'];
+export const CACHE_ENTRY_KINDS: readonly CacheEntryKind[] = ['dataset', 'model', 'textEmbedding', 'imageEmbedding', 'fileDigest'];
+
+/**
+ * Kinds a run recomputes when an entry is missing (embeddings, file-digest memos): small files written
+ * atomically and never held open, so a prune removes them without the in-use grace. They come by the
+ * thousand.
+ */
+export const RECOMPUTED_KINDS: ReadonlySet<CacheEntryKind> = new Set(['textEmbedding', 'imageEmbedding', 'fileDigest']);
 
 export interface CacheEntry {
   kind: CacheEntryKind;
@@ -61,6 +68,7 @@ function temporaryFolders(root: string): string[] {
 }
 
 const EMBEDDING_NAME = /^[0-9a-f]{64}\.bin$/;
+const DIGEST_MEMO_NAME = /^[0-9a-f]{64}\.json$/;
 const HUB_REPO_FOLDER = /^[\w.-]+--[\w.-]+$/;
 const WDS_URL_FOLDER = /^[0-9a-f]{16}$/;
 const SHARD_FOLDER = /^[0-9a-f]{2}$/;
@@ -159,6 +167,8 @@ async function survey(cacheRoot: string): Promise<Survey> {
     for (const child of (await listFolder(shard)).filter((each) => EMBEDDING_NAME.test(each) && each.startsWith(prefix))) await addFile('imageEmbedding', join(shard, child));
     result.temporaryFolders.push(shard);
   }
+  const digestFolder = fileDigestFolder(root);
+  for (const child of (await listFolder(digestFolder)).filter((each) => DIGEST_MEMO_NAME.test(each))) await addFile('fileDigest', join(digestFolder, child));
   result.temporaryFolders.push(...temporaryFolders(root));
   return result;
 }
@@ -290,8 +300,9 @@ export async function pruneCache(cacheRoot: string, options: PruneOptions): Prom
       survivors.push(entry);
       continue;
     }
-    if (entry.kind !== 'textEmbedding' && entry.kind !== 'imageEmbedding' && now - entry.lastUseMs < IN_USE_GRACE_MS) {
-      result.kept.push({ ...entry, reason: `used ${Math.max(0, Math.round((now - entry.lastUseMs) / 60_000))} min ago; a run may be reading it` });
+    if (!RECOMPUTED_KINDS.has(entry.kind) && now - entry.lastUseMs < IN_USE_GRACE_MS) {
+      // The entry's own line says when it was last used: the reason gives only the rule.
+      result.kept.push({ ...entry, reason: `used in the last ${IN_USE_GRACE_MS / 60_000} min; a run may be reading it` });
       survivors.push(entry);
       continue;
     }
