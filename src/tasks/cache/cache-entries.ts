@@ -95,9 +95,12 @@ async function survey(cacheRoot: string): Promise<Survey> {
   const result: Survey = { root: root ?? cacheRoot, found: [], skipped: [], temporaryFolders: [] };
   if (root === undefined) return result;
   const name = (path: string) => relative(root, path).split(sep).join('/');
+  // A link high up (`datasets`) blocks several containers: it is named once.
+  const skippedPaths = new Set<string>();
   const skip = (path: string, reason: string) => {
-    // A link high up (`datasets`) blocks several containers: it is named once.
-    if (!result.skipped.some((each) => each.path === name(path))) result.skipped.push({ path: name(path), reason });
+    if (skippedPaths.has(name(path))) return;
+    skippedPaths.add(name(path));
+    result.skipped.push({ path: name(path), reason });
   };
   const listFolder = (folder: string) => listFolderWithin(root, folder, skip);
 
