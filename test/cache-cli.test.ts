@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { lstat, lutimes, mkdir, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { lstat, lutimes, mkdir, readFile, readdir, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
@@ -137,6 +138,8 @@ test('cache lists what real runs stored: entries, sizes and last use of each kin
   const imageEntries = await filesUnder(join(cache, 'image-embeddings'));
   assert.equal(textEntries.length, 1, 'one classify run: one text-embedding entry');
   assert.equal(imageEntries.length, 1, 'one image: one image-embedding entry');
+  const memos = await filesUnder(join(cache, 'file-digests'));
+  assert.equal(memos.length, 4, 'digest memos of the three model files and the image');
 
   const listing = await list(cache);
   assert.equal(listing.root, cache);
@@ -149,7 +152,9 @@ test('cache lists what real runs stored: entries, sizes and last use of each kin
   assert.equal(kinds.textEmbedding!.bytes, (await stat(textEntries[0]!)).size);
   assert.equal(kinds.imageEmbedding!.entries, 1);
   assert.equal(kinds.imageEmbedding!.bytes, (await stat(imageEntries[0]!)).size);
-  assert.equal(listing.total.entries, 5);
+  assert.equal(kinds.fileDigest!.entries, 4);
+  assert.equal(kinds.fileDigest!.bytes, await bytesUnder(join(cache, 'file-digests')));
+  assert.equal(listing.total.entries, 9);
   assert.equal(listing.total.bytes, listing.kinds.reduce((sum, row) => sum + row.bytes, 0));
   for (const row of listing.kinds) assert.ok(Date.now() - Date.parse(row.lastUse!) < 10 * 60_000, `${row.kind} was used just now`);
   assert.deepEqual(listing.entries.map((entry) => [entry.kind, entry.path]).sort(), [
@@ -158,6 +163,7 @@ test('cache lists what real runs stored: entries, sizes and last use of each kin
     ['imageEmbedding', relative(cache, imageEntries[0]!)],
     ['model', MODEL],
     ['textEmbedding', relative(cache, textEntries[0]!)],
+    ...memos.map((memo) => ['fileDigest', relative(cache, memo)]),
   ].sort());
   const modelFile = join(cache, MODEL, 'onnx', 'vision_model.onnx');
   assert.ok(listing.entries.find((entry) => entry.path === MODEL)!.bytes > (await stat(modelFile)).size);
@@ -169,18 +175,20 @@ test('cache lists what real runs stored: entries, sizes and last use of each kin
   assert.match(table.stdout, /^models\s+1\s/m);
   assert.match(table.stdout, /^text embeddings\s+1\s/m);
   assert.match(table.stdout, /^image embeddings\s+1\s/m);
-  assert.match(table.stdout, /^total\s+5\s/m);
+  assert.match(table.stdout, /^file digests\s+4\s/m);
+  assert.match(table.stdout, /^total\s+9\s/m);
   assert.match(table.stdout, new RegExp(`^model\\s+\\S+ \\w?B\\s+\\d{4}-\\d\\d-\\d\\dT\\S+Z\\s+${MODEL}$`, 'm'), 'the entry lines of --verbose');
 
   // CLIP_EVAL_CACHE is the same option as for the other commands.
   const fromEnv = await runCli(['cache', '--json'], { env: { CLIP_EVAL_CACHE: cache } });
   assert.equal(fromEnv.code, 0, fromEnv.stderr);
-  assert.equal((JSON.parse(fromEnv.stdout) as Listing).total.entries, 5);
+  assert.equal((JSON.parse(fromEnv.stdout) as Listing).total.entries, 9);
 });
 
 test('a cache hit records the last use: on the entry file for embeddings, on the folder (not the files) for a downloaded model', async () => {
   const cache = await populate('cache-hit');
   await age(join(cache, 'text-embeddings'), 40);
+  await age(join(cache, 'file-digests'), 40);
   await age(join(cache, MODEL), 40);
   const modelFile = join(cache, MODEL, 'onnx', 'vision_model.onnx');
   const fileTime = (await stat(modelFile, { bigint: true })).mtimeNs;
@@ -192,6 +200,9 @@ test('a cache hit records the last use: on the entry file for embeddings, on the
     assert.ok(Date.now() - Date.parse(row.lastUse!) < 10 * 60_000, `${kind}: used just now`);
   }
   assert.equal((await stat(modelFile, { bigint: true })).mtimeNs, fileTime, 'the model file itself is not touched');
+  // The image did not change: its digest memo was read, not rewritten, and the hit is its last use.
+  const imageMemo = `file-digests/${createHash('sha256').update(image).digest('hex')}.json`;
+  assert.ok(Date.now() - Date.parse(listing.entries.find((entry) => entry.path === imageMemo)!.lastUse) < 10 * 60_000, `${imageMemo}: used just now`);
   assert.deepEqual((await pruneJson(cache, '--older-than', '30d')).removed, [], 'entries just used are not old');
 });
 
@@ -215,7 +226,7 @@ test('prune --older-than removes only entries last used before then, says what a
   const report = await pruneJson(cache, '--older-than', '30d');
   assert.deepEqual(report.removed.map((entry) => entry.path).sort(), [MODEL, relative(cache, textEntry!)].sort());
   assert.equal(report.freedBytes, expectedFreed);
-  assert.equal(report.remaining.entries, 3);
+  assert.equal(report.remaining.entries, 7, 'two data sets, the image entry and four digest memos');
   assert.ok(!(await exists(join(cache, MODEL))), 'the model bundle is gone');
   assert.ok(!(await exists(join(cache, 'models', 'org--name'))), 'and its empty repo folder');
   assert.ok(!(await exists(textEntry!)));
@@ -228,7 +239,7 @@ test('prune --older-than removes only entries last used before then, says what a
   assert.equal(rerun.code, 0, rerun.stderr);
   assert.equal((JSON.parse(rerun.stdout.trim()) as { top: { label: string }[] }).top[0]!.label, 'apple');
   assert.equal(downloads(), gets + 1, 'the model is downloaded again');
-  assert.equal((await list(cache)).total.entries, 5);
+  assert.equal((await list(cache)).total.entries, 9);
   const offline = await runCli(['cifar100', '--model', 'org/name', '--cache-dir', cache, '--offline', '--quiet', '--dataset-url', server.url('/cifar-100-binary.tar.gz'), '--limit', '10'], { env: env() });
   assert.equal(offline.code, 0, `the kept data set still works offline: ${offline.stderr}`);
 });
@@ -243,7 +254,7 @@ test('prune --max-size removes the least recently used first until the cache fit
   await age(join(cache, MODEL), 30);
   await age(textEntry!, 20);
   // WDS stays as the run left it: used just now.
-  const sizes = { cifar: await bytesUnder(join(cache, cifar)), model: await bytesUnder(join(cache, MODEL)), image: (await stat(imageEntry!)).size, text: (await stat(textEntry!)).size, wds: await bytesUnder(join(cache, WDS)) };
+  const sizes = { cifar: await bytesUnder(join(cache, cifar)), model: await bytesUnder(join(cache, MODEL)), image: (await stat(imageEntry!)).size, text: (await stat(textEntry!)).size, wds: await bytesUnder(join(cache, WDS)), memos: await bytesUnder(join(cache, 'file-digests')) };
   const total = Object.values(sizes).reduce((sum, bytes) => sum + bytes, 0);
   // Room for all but the two least recently used: the CIFAR copy and the image entry go, the model stays.
   const limit = total - sizes.cifar - sizes.image;
@@ -254,8 +265,10 @@ test('prune --max-size removes the least recently used first until the cache fit
 
   const all = await prune(cache, '--max-size', '0B');
   assert.match(all.stdout, new RegExp(`^removed ${MODEL} \\(model, `, 'm'));
-  assert.match(all.stdout, new RegExp(`^kept ${WDS} \\(data set, .*\\): used 0 min ago; a run may be reading it$`, 'm'));
-  assert.match(all.stdout, /^freed .*; the cache holds 1 entry, /m);
+  // One age per entry: its own last use; the reason gives the rule.
+  assert.match(all.stdout, new RegExp(`^kept ${WDS} \\(data set, [^,]+, last used just now\\): used in the last 10 min; a run may be reading it$`, 'm'));
+  assert.match(all.stdout, /^removed 4 file digests \(/m);
+  assert.match(all.stdout, /^freed .*; the cache holds 1 entry, [^,]+, more than --max-size 0 B: what was kept is in use$/m);
   assert.ok(await exists(join(cache, WDS)));
   assert.equal((await list(cache)).total.entries, 1);
 });
@@ -329,7 +342,7 @@ test('prune follows no symbolic link out of the cache and removes nothing it doe
   assert.match(verbose.stdout, new RegExp(`^skipped text-embeddings/${digest}\\.bin: a symbolic link, not followed$`, 'm'));
 
   const report = await pruneJson(cache, '--max-size', '0B');
-  assert.equal(report.removed.length, 5, `every entry it recognises: ${JSON.stringify(report)}`);
+  assert.equal(report.removed.length, 9, `every entry it recognises, digest memos too: ${JSON.stringify(report)}`);
   assert.equal(report.remaining.entries, 0);
   assert.deepEqual(report.temporaries.map((file) => file.path), [temporary]);
   assert.ok(!(await exists(temporary)));
@@ -341,6 +354,45 @@ test('prune follows no symbolic link out of the cache and removes nothing it doe
   }
   assert.ok(!(await exists(join(cache, MODEL))), 'the links inside the model bundle were removed as links');
   assert.equal(await readFile(join(outside, 'file.onnx'), 'utf8'), 'not ours either');
+});
+
+test('a link on the way into the cache (datasets, text-embeddings, image-embeddings, file-digests) is never descended: nothing outside is listed or pruned; a linked root is resolved once', async () => {
+  const cache = await populate('cache-linked-folders');
+  const outside = join(dir, 'outside-folders');
+  await mkdir(outside);
+  const finished = spawn(process.execPath, ['-e', '']);
+  await once(finished, 'exit');
+  const temporary = `${'cd'.repeat(32)}.bin.${finished.pid}-0123abcd.tmp`;
+  await writeFile(join(cache, 'text-embeddings', temporary), 'partial');
+  const shard = (await readdir(join(cache, 'image-embeddings')))[0]!;
+  await writeFile(join(cache, 'image-embeddings', shard, temporary), 'partial');
+  await writeFile(join(cache, 'file-digests', temporary), 'partial');
+  await age(cache, 40);
+  // Each folder moves out of the cache and a link takes its place: what is below it is no longer the cache's.
+  for (const folder of ['datasets', 'text-embeddings', 'image-embeddings', 'file-digests']) {
+    await rename(join(cache, folder), join(outside, folder));
+    await symlink(join(outside, folder), join(cache, folder));
+  }
+  const before = await filesUnder(outside);
+  assert.ok(before.length > 10, `${before.length} files outside`);
+
+  const listing = await list(cache);
+  assert.deepEqual(listing.entries.map((entry) => entry.path), [MODEL], 'only the model is below real folders');
+  for (const folder of ['datasets', 'text-embeddings', 'image-embeddings', 'file-digests']) {
+    assert.equal(listing.skipped.filter((skip) => skip.path === folder).length, 1, `${folder} is skipped once: ${JSON.stringify(listing.skipped)}`);
+    assert.equal(listing.skipped.find((skip) => skip.path === folder)!.reason, 'a symbolic link, not followed');
+  }
+  const report = await pruneJson(cache, '--max-size', '0B');
+  assert.deepEqual(report.removed.map((entry) => entry.path), [MODEL]);
+  assert.deepEqual(report.temporaries, []);
+  assert.deepEqual(await filesUnder(outside), before, 'every file outside the cache survives');
+
+  // A cache root that is itself a link is the user's choice: resolved once, listed at its real path.
+  const linkedRoot = join(dir, 'linked-root');
+  await symlink(cache, linkedRoot);
+  const viaLink = await list(linkedRoot);
+  assert.equal(viaLink.root, cache);
+  assert.deepEqual(viaLink.skipped, listing.skipped);
 });
 
 test('bad --older-than and --max-size values, and prune without either, are exit 2 with one line naming the flag', async () => {

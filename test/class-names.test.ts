@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PUBLISHED_DUPLICATES, resolveClassNames, samePromptPair } from '../src/datasets/class-names.js';
@@ -8,7 +8,7 @@ import { defaultTemplateSpec, resolveLabels, validateLabels } from '../src/text/
 import { IMAGENET_TEMPLATES } from '../src/text/imagenet-templates.js';
 import { resolveTemplates } from '../src/text/templates.js';
 import { rejectsWithOneLine } from './support/errors.js';
-import { makeTempDir } from './support/paths.js';
+import { makeTestTempDir } from './support/paths.js';
 
 test('ImageNet-1k data: 1,000 names as published (two "missile" included), 1,000 sorted synsets, 80 templates', () => {
   assert.equal(IMAGENET_CLASSNAMES.length, 1000);
@@ -25,13 +25,13 @@ test('ImageNet-1k data: 1,000 names as published (two "missile" included), 1,000
   assert.deepEqual([IMAGENET_TEMPLATES[0], IMAGENET_TEMPLATES[79]], ['a bad photo of a {}.', 'a tattoo of the {}.']);
 });
 
-test('class names: built-in lists, or a file with one name per line in label order; blank lines and bad UTF-8 refused', async () => {
+test('class names: built-in lists, or a file with one name per line in label order; blank lines and bad UTF-8 refused', async (t) => {
   const imagenet = await resolveClassNames('imagenet1k');
   assert.equal(imagenet.names.length, 1000);
   assert.equal(imagenet.synsets?.length, 1000);
   assert.equal((await resolveClassNames('cifar100')).names[1], 'aquarium fish');
   assert.equal((await resolveClassNames('cifar10')).names.length, 10);
-  const dir = await makeTempDir();
+  const dir = await makeTestTempDir(t);
   const file = join(dir, 'names.txt');
   await writeFile(file, 'cat\r\ndog\nmissile\nmissile\n');
   assert.deepEqual((await resolveClassNames(file)).names, ['cat', 'dog', 'missile', 'missile']);
@@ -42,9 +42,9 @@ test('class names: built-in lists, or a file with one name per line in label ord
   await rejectsWithOneLine(resolveClassNames(join(dir, 'missing.txt')), /missing\.txt/);
 });
 
-test("templates: 'imagenet' is OpenAI's 80; template files may write CLIP_benchmark's {c}", async () => {
+test("templates: 'imagenet' is OpenAI's 80; template files may write CLIP_benchmark's {c}", async (t) => {
   assert.equal((await resolveTemplates('imagenet')).templates.length, 80);
-  const dir = await makeTempDir();
+  const dir = await makeTestTempDir(t);
   const file = join(dir, 'templates.txt');
   await writeFile(file, 'a photo of a {c}.\nart of the {}.\n');
   assert.deepEqual((await resolveTemplates(file)).templates, ['a photo of a {}.', 'art of the {}.']);
@@ -58,7 +58,7 @@ test('classify --labels imagenet1k: the 1,000 names with the 80 ImageNet templat
   assert.equal(defaultTemplateSpec(await resolveLabels('cat,dog')), 'single');
 });
 
-test('one rule for names that make the same prompt: refused everywhere but for the published ImageNet-1k duplicates', async () => {
+test('one rule for names that make the same prompt: refused everywhere but for the published ImageNet-1k duplicates', async (t) => {
   assert.deepEqual([...PUBLISHED_DUPLICATES], ['missile', 'sunglasses']);
   assert.equal(samePromptPair(IMAGENET_CLASSNAMES), undefined);
   assert.deepEqual(samePromptPair(['apple', 'pear', 'Apple']), [0, 2]);
@@ -70,16 +70,12 @@ test('one rule for names that make the same prompt: refused everywhere but for t
   assert.doesNotThrow(() => validateLabels(IMAGENET_CLASSNAMES, 'labels'));
   assert.throws(() => validateLabels(['apple', 'Apple'], 'labels'), /labels "apple" and "Apple" are the same to CLIP/);
 
-  const dir = await makeTempDir();
-  try {
-    const file = join(dir, 'names.txt');
-    await writeFile(file, 'tabby cat\ndog\nTabby Cat\n');
-    const same = await rejectsWithOneLine(resolveClassNames(file), /class names .*names\.txt: lines 1 and 3 \("tabby cat" and "Tabby Cat"\) are the same prompt to CLIP/);
-    assert.equal(same.exitCode, 2);
-    await writeFile(file, 'cat\n');
-    await rejectsWithOneLine(resolveClassNames(file), /only one class name; zero-shot classification needs at least 2/);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const dir = await makeTestTempDir(t);
+  const file = join(dir, 'names.txt');
+  await writeFile(file, 'tabby cat\ndog\nTabby Cat\n');
+  const same = await rejectsWithOneLine(resolveClassNames(file), /class names .*names\.txt: lines 1 and 3 \("tabby cat" and "Tabby Cat"\) are the same prompt to CLIP/);
+  assert.equal(same.exitCode, 2);
+  await writeFile(file, 'cat\n');
+  await rejectsWithOneLine(resolveClassNames(file), /only one class name; zero-shot classification needs at least 2/);
 });
 

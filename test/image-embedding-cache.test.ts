@@ -3,11 +3,12 @@ import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import test from 'node:test';
 import { createLogger } from '../src/core/log.js';
 import { ImageEmbeddingCache, type ImageEmbeddingModelKey } from '../src/model/image-embedding-cache.js';
 import { OPENAI_PREPROCESS } from '../src/preprocess/config.js';
-import { makeTempDir } from './support/paths.js';
+import { makeTempDir, makeTestTempDir, repoRoot } from './support/paths.js';
 
 function collectingLogger() {
   const lines: string[] = [];
@@ -106,5 +107,29 @@ test('image-embedding cache: temporaries of dead writers are removed from the en
     assert.deepEqual(await readdir(folder), [`ab34.bin.${finished.pid}-89abcdef.tmp`]);
   } finally {
     await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('a writer ended by SIGINT or SIGTERM mid-write removes its own temporary file and still ends by the signal', { timeout: 60_000 }, async (t) => {
+  const root = await makeTestTempDir(t);
+  const cacheModule = pathToFileURL(join(repoRoot, 'dist', 'src', 'core', 'cache.js')).href;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const folder = join(root, signal);
+    // 256 MiB takes long enough to write and flush that the signal comes while the temporary is there.
+    const code = `import { writeFileAtomic } from ${JSON.stringify(cacheModule)};
+await writeFileAtomic(${JSON.stringify(join(folder, 'entry.bin'))}, Buffer.alloc(256 * 1024 * 1024, 1));
+setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: 'ignore' });
+    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    let temporary: string | undefined;
+    while (temporary === undefined && child.exitCode === null) {
+      temporary = (await readdir(folder).catch(() => [])).find((name) => name.endsWith('.tmp'));
+      if (temporary === undefined) await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    assert.ok(temporary, 'the write began');
+    child.kill(signal);
+    const [exitCode, ended] = await exited;
+    assert.equal(ended, signal, `exit code ${exitCode}`);
+    assert.deepEqual((await readdir(folder)).filter((name) => name.endsWith('.tmp')), [], `${signal}: no temporary left`);
   }
 });

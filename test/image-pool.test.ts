@@ -13,7 +13,7 @@ import { defaultImageWorkers, ImageJobError, ImagePool } from '../src/preprocess
 import { MemoryBudget } from '../src/preprocess/memory-budget.js';
 import { CIFAR_IMAGE_BYTES, createCifarPreprocessor, preprocessDecoded } from '../src/preprocess/transform.js';
 import { runNode } from './support/cli.js';
-import { cliPath, repoRoot, makeTempDir } from './support/paths.js';
+import { cliPath, repoRoot, makeTestTempDir } from './support/paths.js';
 import { classImage } from '../scripts/lib/pattern-images.js';
 
 const SMALL: PreprocessConfig = { ...OPENAI_PREPROCESS, imageSize: 64, resizeMode: 'shortest', resizeSize: 64 };
@@ -73,8 +73,8 @@ async function writeImages(dir: string): Promise<string[]> {
   return paths;
 }
 
-test('image pool: every image equals the in-thread chain bit for bit, and every bad file gets its own in-thread message', async () => {
-  const dir = await makeTempDir();
+test('image pool: every image equals the in-thread chain bit for bit, and every bad file gets its own in-thread message', async (t) => {
+  const dir = await makeTestTempDir(t);
   const paths = await writeImages(dir);
   const pool = new ImagePool({ workers: 2, jobsPerWorker: 3 });
   try {
@@ -105,8 +105,8 @@ test('image pool: every image equals the in-thread chain bit for bit, and every 
   }
 });
 
-test('image pool: the digest of the bytes comes with the pixels, and with the error once the bytes were read', async () => {
-  const dir = await makeTempDir();
+test('image pool: the digest of the bytes comes with the pixels, and with the error once the bytes were read', async (t) => {
+  const dir = await makeTestTempDir(t);
   const [apple, , , , , , , , truncated] = await writeImages(dir);
   const pool = new ImagePool({ workers: 1 });
   try {
@@ -125,8 +125,8 @@ test('image pool: the digest of the bytes comes with the pixels, and with the er
   }
 });
 
-test('image pool: workers reserve from the caller\'s memory budget, which holds across workers and is all released', async () => {
-  const dir = await makeTempDir();
+test('image pool: workers reserve from the caller\'s memory budget, which holds across workers and is all released', async (t) => {
+  const dir = await makeTestTempDir(t);
   const paths = (await writeImages(dir)).slice(0, 8);
   const budget = new MemoryBudget(400_000);
   const pool = new ImagePool({ workers: 2, jobsPerWorker: 4 });
@@ -159,8 +159,8 @@ test('image pool: workers reserve from the caller\'s memory budget, which holds 
   }
 });
 
-test('image pool: a bug in one job rejects that job only; a worker that dies fails every pending image, once, without hanging', async () => {
-  const dir = await makeTempDir();
+test('image pool: a bug in one job rejects that job only; a worker that dies fails every pending image, once, without hanging', async (t) => {
+  const dir = await makeTestTempDir(t);
   const [apple] = await writeImages(dir);
   const pool = new ImagePool({ workers: 1 });
   try {
@@ -190,8 +190,8 @@ test('image pool: a bug in one job rejects that job only; a worker that dies fai
   }
 });
 
-test('image pool: a pool closed mid-decode leaves the decoder gate free: a failed decode after it still gets its own message', { timeout: 120_000 }, async () => {
-  const dir = await makeTempDir();
+test('image pool: a pool closed mid-decode leaves the decoder gate free: a failed decode after it still gets its own message', { timeout: 120_000 }, async (t) => {
+  const dir = await makeTestTempDir(t);
   const paths = await writeImages(dir);
   const [, bear, , , , , , , truncated] = paths;
   const pool = new ImagePool({ workers: 2, jobsPerWorker: 8 });
@@ -234,8 +234,8 @@ function runModule(dir: string, body: string, whenStarted?: (child: ReturnType<t
   });
 }
 
-test('image pool: a process that never closes its pool still exits once its images are done, and SIGINT ends one mid-run', async () => {
-  const dir = await makeTempDir();
+test('image pool: a process that never closes its pool still exits once its images are done, and SIGINT ends one mid-run', async (t) => {
+  const dir = await makeTestTempDir(t);
   const [apple] = await writeImages(dir);
   const poolUrl = pathToFileURL(join(repoRoot, 'dist/src/preprocess/image-pool.js')).href;
   const prelude = `import { ImagePool } from ${JSON.stringify(poolUrl)};

@@ -3,7 +3,7 @@ import { resolveCacheRoot } from '../core/cache.js';
 import { EXIT, usageError } from '../core/errors.js';
 import { formatBytes } from '../core/progress.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { CACHE_ENTRY_KINDS, listCache, pruneCache, type CacheEntry, type CacheEntryKind, type CacheInventory, type PruneResult } from '../tasks/cache/cache-entries.js';
+import { CACHE_ENTRY_KINDS, RECOMPUTED_KINDS, listCache, pruneCache, type CacheEntry, type CacheEntryKind, type CacheInventory, type PruneResult } from '../tasks/cache/cache-entries.js';
 import { addCacheDirOption } from './flags.js';
 import { byteSize, durationMs } from './options.js';
 
@@ -24,6 +24,7 @@ const KIND_NAMES: Record<CacheEntryKind, { one: string; many: string }> = {
   model: { one: 'model', many: 'models' },
   textEmbedding: { one: 'text embedding', many: 'text embeddings' },
   imageEmbedding: { one: 'image embedding', many: 'image embeddings' },
+  fileDigest: { one: 'file digest', many: 'file digests' },
 };
 
 /** How long ago, for people: "just now", "5 min ago", "3 h ago", "12 d ago". */
@@ -75,14 +76,15 @@ function listJson(inventory: CacheInventory): string {
   return `${JSON.stringify({ root: inventory.root, kinds, total, entries: inventory.entries.map(entryJson), skipped: inventory.skipped }, null, 2)}\n`;
 }
 
-function formatPrune(result: PruneResult, dryRun: boolean, verbose: boolean, now: number): string {
+function formatPrune(result: PruneResult, options: { dryRun: boolean; verbose: boolean; maxBytes?: number }, now: number): string {
+  const { dryRun, verbose, maxBytes } = options;
   const lines = [`cache folder: ${showUnprintable(result.root)}`];
   const describe = (entry: CacheEntry) => `${showUnprintable(entry.path)} (${KIND_NAMES[entry.kind].one}, ${formatBytes(entry.bytes)}, last used ${ago(entry.lastUseMs, now)})`;
   const verb = dryRun ? 'would remove' : 'removed';
-  // Embedding entries come by the thousand: one line per kind unless --verbose.
-  const embedding = (entry: CacheEntry) => !verbose && (entry.kind === 'textEmbedding' || entry.kind === 'imageEmbedding');
-  for (const entry of result.removed.filter((each) => !embedding(each))) lines.push(`${verb} ${describe(entry)}`);
-  for (const row of summary(result.removed.filter(embedding))) {
+  // Embeddings and digest memos come by the thousand: one line per kind unless --verbose.
+  const byKind = (entry: CacheEntry) => !verbose && RECOMPUTED_KINDS.has(entry.kind);
+  for (const entry of result.removed.filter((each) => !byKind(each))) lines.push(`${verb} ${describe(entry)}`);
+  for (const row of summary(result.removed.filter(byKind))) {
     if (row.entries > 0) lines.push(`${verb} ${row.entries} ${row.entries === 1 ? KIND_NAMES[row.kind].one : KIND_NAMES[row.kind].many} (${formatBytes(row.bytes)}, last used ${ago(row.lastUseMs!, now)} or earlier)`);
   }
   for (const entry of result.kept) lines.push(`kept ${describe(entry)}: ${showUnprintable(entry.reason)}`);
@@ -93,7 +95,9 @@ function formatPrune(result: PruneResult, dryRun: boolean, verbose: boolean, now
   }
   if (verbose) for (const skip of result.skipped) lines.push(`skipped ${showUnprintable(skip.path)}: ${skip.reason}`);
   const freed = result.freedBytes + result.temporaries.reduce((sum, file) => sum + file.bytes, 0);
-  const left = `${result.remaining.entries} ${result.remaining.entries === 1 ? 'entry' : 'entries'}, ${formatBytes(result.remaining.bytes)}`;
+  // Entries in use (kept above, with why) can leave the cache larger than asked.
+  const over = maxBytes !== undefined && result.remaining.bytes > maxBytes ? `, more than --max-size ${formatBytes(maxBytes)}: what was kept is in use` : '';
+  const left = `${result.remaining.entries} ${result.remaining.entries === 1 ? 'entry' : 'entries'}, ${formatBytes(result.remaining.bytes)}${over}`;
   lines.push(dryRun ? `would free ${formatBytes(freed)}; the cache would hold ${left}` : `freed ${formatBytes(freed)}; the cache holds ${left}`);
   return `${lines.join('\n')}\n`;
 }
@@ -121,7 +125,7 @@ function addOutputOptions(command: Command, json: string): Command {
 
 export function cacheCommand(setExit: (code: number) => void): Command {
   const list = addOutputOptions(
-    new Command('list').description('list what the cache holds: data sets, models, text and image embeddings, with sizes and last use (the default)'),
+    new Command('list').description('list what the cache holds: data sets, models, text and image embeddings, file digests, with sizes and last use (the default)'),
     'print JSON: the cache folder, each kind\'s entries, size and last use, and every entry',
   ).action(async (options: ListOptions) => {
     const inventory = await listCache(resolveCacheRoot(options.cacheDir));
@@ -141,7 +145,7 @@ export function cacheCommand(setExit: (code: number) => void): Command {
     const dryRun = options.dryRun ?? false;
     const now = Date.now();
     const result = await pruneCache(resolveCacheRoot(options.cacheDir), { olderThanMs: options.olderThan, maxBytes: options.maxSize, dryRun, now });
-    process.stdout.write(options.json ? pruneJson(result, dryRun) : formatPrune(result, dryRun, options.verbose ?? false, now));
+    process.stdout.write(options.json ? pruneJson(result, dryRun) : formatPrune(result, { dryRun, verbose: options.verbose ?? false, maxBytes: options.maxSize }, now));
     setExit(EXIT.ok);
   });
 

@@ -137,7 +137,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
   if (options.predictions) await writeOutput('--predictions', options.predictions, formatRetrievalPredictions(run));
   if (options.report) {
     const device = deviceLabel(options);
-    await writeOutput('--report', options.report, await retrievalReportHtml({ dataset, bundle: bundle!, run, ks, device, cacheRoot, logger, decode: { autoOrient: false } }));
+    await writeOutput('--report', options.report, await retrievalReportHtml({ dataset, bundle: bundle!, run, ks, device, cacheRoot: options.cache ? cacheRoot : undefined, logger, decode: { autoOrient: false } }));
   }
   const key = modelKey({ model: bundle! });
   const outcomes = [

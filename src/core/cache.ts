@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { constants, fstatSync, lstatSync, lutimesSync, type Stats } from 'node:fs';
+import { constants, fstatSync, lstatSync, lutimesSync, unlinkSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describeError, fileSystemError, isFileSystemError } from './errors.js';
 import type { HashAnswer, HashJob } from './hash-worker.js';
@@ -23,13 +23,58 @@ export function temporarySibling(target: string, suffix = 'tmp'): string {
   return `${target}.${process.pid}-${randomBytes(4).toString('hex')}.${suffix}`;
 }
 
+/** The temporary files this process is writing now (writeFileAtomic): they go when a signal or an exit cuts a write short. */
+const ownTemporaries = new Set<string>();
+
+function removeOwnTemporaries(): void {
+  for (const path of ownTemporaries) {
+    try {
+      unlinkSync(path);
+    } catch {
+      // Not created yet, or renamed into place already.
+    }
+  }
+  ownTemporaries.clear();
+}
+
+function onTerminatingSignal(signal: NodeJS.Signals): void {
+  removeOwnTemporaries();
+  stopWatchingForTermination();
+  // With no other handler left, raise it again: the process still ends by the signal (exit 130 or 143).
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+function stopWatchingForTermination(): void {
+  process.removeListener('SIGINT', onTerminatingSignal);
+  process.removeListener('SIGTERM', onTerminatingSignal);
+  process.removeListener('exit', removeOwnTemporaries);
+}
+
+/** Handlers are installed only while a write is in flight, so an idle process keeps the signals' default actions. */
+function trackTemporary(path: string): void {
+  if (ownTemporaries.size === 0) {
+    process.on('SIGINT', onTerminatingSignal);
+    process.on('SIGTERM', onTerminatingSignal);
+    process.on('exit', removeOwnTemporaries);
+  }
+  ownTemporaries.add(path);
+}
+
+function untrackTemporary(path: string): void {
+  ownTemporaries.delete(path);
+  if (ownTemporaries.size === 0) stopWatchingForTermination();
+}
+
 /**
  * Writes a file so that readers only ever see nothing or the whole content: a private temporary file,
- * flushed to disk, then renamed over the target (rename is atomic within one file system).
+ * flushed to disk, then renamed over the target (rename is atomic within one file system). The
+ * temporary is removed when the write fails, and when SIGINT, SIGTERM or an exit ends the process
+ * during the write; only a kill (SIGKILL, a power cut) leaves one, for removeStaleTemporaries.
  */
 export async function writeFileAtomic(target: string, data: Uint8Array | string): Promise<void> {
   await mkdir(dirname(target), { recursive: true });
   const temporary = temporarySibling(target);
+  trackTemporary(temporary);
   try {
     const handle = await open(temporary, 'w');
     try {
@@ -42,6 +87,8 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string)
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;
+  } finally {
+    untrackTemporary(temporary);
   }
 }
 
@@ -155,20 +202,51 @@ function processRuns(pid: number): boolean {
   }
 }
 
+/** What is found on the way from a cache root down to a folder in it. */
+export type FolderWithin = { state: 'folder' } | { state: 'missing' } | { state: 'blocked'; path: string; info: Stats };
+
 /**
- * Removes the temporary files that interrupted writers (a kill, a power cut) left in `folder`: those
- * older than a grace period whose writer no longer runs on this host, and any older than a day. A live
- * writer's file is never touched. Best-effort: a folder that cannot be listed is left as it is. Returns
- * what was removed (with `dryRun`, what would be).
+ * Whether `folder`, below `root`, is reached through real folders only: every component below the root
+ * is lstat'ed, since lstat alone refuses a symbolic link only in the last component, and a link on the
+ * way (`datasets` -> elsewhere) would take a listing or a removal out of the cache. The root itself may
+ * be a link: the user chose it, and callers resolve it once. `blocked` names the first component that
+ * is not a folder.
  */
-export async function removeStaleTemporaries(folder: string, now = Date.now(), dryRun = false): Promise<{ path: string; bytes: number }[]> {
+export async function folderWithin(root: string, folder: string): Promise<FolderWithin> {
+  const rest = relative(root, folder);
+  if (rest.startsWith('..') || isAbsolute(rest)) throw new Error(`${folder} is not below ${root}`);
+  let path = root;
+  for (const part of rest === '' ? [] : rest.split(sep)) {
+    path = join(path, part);
+    let info: Stats;
+    try {
+      info = await lstat(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing' };
+      throw error;
+    }
+    if (!info.isDirectory()) return { state: 'blocked', path, info };
+  }
+  return { state: 'folder' };
+}
+
+/**
+ * Removes the temporary files that interrupted writers (a kill, a power cut) left in `folder`, a folder
+ * below the cache root `root`: those older than a grace period whose writer no longer runs on this
+ * host, and any older than a day. A live writer's file is never touched, and nothing is removed through
+ * a link on the way from the root (folderWithin, checked again before each removal). Best-effort: a
+ * folder that cannot be listed is left as it is. Returns what was removed (with `dryRun`, what would be).
+ */
+export async function removeStaleTemporaries(root: string, folder: string, now = Date.now(), dryRun = false): Promise<{ path: string; bytes: number }[]> {
+  const removed: { path: string; bytes: number }[] = [];
+  const confined = async () => (await folderWithin(root, folder).catch(() => undefined))?.state === 'folder';
   let names: string[];
   try {
+    if (!(await confined())) return removed;
     names = await readdir(folder);
   } catch {
-    return [];
+    return removed;
   }
-  const removed: { path: string; bytes: number }[] = [];
   for (const name of names) {
     const pid = TEMPORARY_NAME.exec(name)?.[1];
     if (pid === undefined) continue;
@@ -177,7 +255,10 @@ export async function removeStaleTemporaries(folder: string, now = Date.now(), d
       const info = await lstat(path);
       const age = now - info.mtimeMs;
       if (!info.isFile() || age < TEMPORARY_GRACE_MS || (age < TEMPORARY_MAX_AGE_MS && processRuns(Number(pid)))) continue;
-      if (!dryRun) await rm(path, { force: true });
+      if (!dryRun) {
+        if (!(await confined())) break;
+        await rm(path, { force: true });
+      }
       removed.push({ path, bytes: info.size });
     } catch {
       // Gone already, or not ours to remove: the next run tries again.
@@ -209,15 +290,25 @@ export function markUsed(path: string, resolutionMs: number, now = Date.now()): 
   }
 }
 
+/** The cache-write failures each logger has warned of, by what was written and error code. */
+const warnedWriteFailures = new WeakMap<Logger, Set<string>>();
+
 /**
  * A cache write that may fail without failing the run: a read-only or damaged cache costs time, not the
- * result. The failure is a warning naming the path; anything but a filesystem error is still thrown.
+ * result. The failure is a warning naming the path, given once per logger for each kind of entry and
+ * error code: a full disk under 10,000 images is one line, not one per image. Anything but a filesystem
+ * error is still thrown.
  */
 export async function writeCacheEntry(what: string, path: string, write: () => Promise<void>, logger: Logger): Promise<void> {
   try {
     await write();
   } catch (error) {
     if (!isFileSystemError(error)) throw error;
-    logger.warn(`${describeError(fileSystemError(error, what, path))}; continuing without caching it`);
+    const warned = warnedWriteFailures.get(logger) ?? new Set<string>();
+    warnedWriteFailures.set(logger, warned);
+    const failure = `${what} ${error.code}`;
+    if (warned.has(failure)) return;
+    warned.add(failure);
+    logger.warn(`${describeError(fileSystemError(error, what, path))}; continuing without caching it (not repeated for other ${what} writes failing with ${error.code})`);
   }
 }

@@ -87,6 +87,6 @@ export class ImageEmbeddingCache {
   /** Removes what interrupted writers left in the entry folders (256 small listings). */
   async removeStaleTemporaries(): Promise<void> {
     const root = imageEmbeddingFolder(this.cacheRoot);
-    for (let byte = 0; byte < 256; byte += 1) await removeStaleTemporaries(join(root, byte.toString(16).padStart(2, '0')));
+    for (let byte = 0; byte < 256; byte += 1) await removeStaleTemporaries(this.cacheRoot, join(root, byte.toString(16).padStart(2, '0')));
   }
 }

@@ -113,7 +113,7 @@ export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Pr
   let cachePath: string | undefined;
   let digest = '';
   if (options.cacheRoot) {
-    for (const folder of [textEmbeddingFolder(options.cacheRoot), fileDigestFolder(options.cacheRoot)]) await removeStaleTemporaries(folder);
+    for (const folder of [textEmbeddingFolder(options.cacheRoot), fileDigestFolder(options.cacheRoot)]) await removeStaleTemporaries(options.cacheRoot, folder);
     const cacheRoot = options.cacheRoot;
     // A text model never hashed here before has, all but always, no cached embeddings either: its
     // tokenizer and encoder load while it is hashed (on another thread) instead of after.

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertRegularFile, readRegularFile } from '../core/bounded-read.js';
-import { hashFileOffThread, writeCacheEntry, writeFileAtomic } from '../core/cache.js';
+import { ENTRY_USE_RESOLUTION_MS, hashFileOffThread, markUsed, writeCacheEntry, writeFileAtomic } from '../core/cache.js';
 import { hashFile } from '../core/file-hash.js';
 import { encodeEmbeddingEntry, readEmbeddingEntry, type EmbeddingEntryKind } from '../core/embedding-entry.js';
 import { silentLogger, type Logger } from '../core/log.js';
@@ -75,10 +75,10 @@ type FileIdentity = Record<'dev' | 'ino' | 'size' | 'mtimeNs' | 'ctimeNs', strin
 /** Digests of this process, by path and identity: a file is hashed at most once per run, even by concurrent callers. */
 const digestsInProcess = new Map<string, Promise<string>>();
 
-async function fileIdentity(path: string, cacheRoot: string): Promise<{ identity: FileIdentity; memoPath: string; processKey: string }> {
+async function fileIdentity(path: string, cacheRoot: string | undefined): Promise<{ identity: FileIdentity; memoPath: string | undefined; processKey: string }> {
   const info = await stat(path, { bigint: true });
   assertRegularFile(info, path);
-  const memoPath = join(fileDigestFolder(cacheRoot), `${createHash('sha256').update(path).digest('hex')}.json`);
+  const memoPath = cacheRoot === undefined ? undefined : join(fileDigestFolder(cacheRoot), `${createHash('sha256').update(path).digest('hex')}.json`);
   const identity = { dev: `${info.dev}`, ino: `${info.ino}`, size: `${info.size}`, mtimeNs: `${info.mtimeNs}`, ctimeNs: `${info.ctimeNs}` };
   return { identity, memoPath, processKey: JSON.stringify([path, identity]) };
 }
@@ -86,11 +86,16 @@ async function fileIdentity(path: string, cacheRoot: string): Promise<{ identity
 /** A memo is one small JSON object; anything larger is not one. */
 const MAX_MEMO_BYTES = 4096;
 
-async function readDigestMemo(memoPath: string, identity: FileIdentity): Promise<string | undefined> {
+/** The memo's digest when it describes the file as it is now; a hit is recorded as the memo's last use. */
+async function readDigestMemo(memoPath: string | undefined, identity: FileIdentity): Promise<string | undefined> {
+  if (memoPath === undefined) return undefined;
   try {
     const memo = JSON.parse((await readRegularFile(memoPath, { maxBytes: MAX_MEMO_BYTES, label: memoPath })).toString('utf8')) as Partial<Record<keyof FileIdentity | 'sha256', unknown>>;
     const same = (Object.keys(identity) as (keyof FileIdentity)[]).every((name) => memo[name] === identity[name]);
-    if (same && typeof memo.sha256 === 'string' && /^[0-9a-f]{64}$/.test(memo.sha256)) return memo.sha256;
+    if (same && typeof memo.sha256 === 'string' && /^[0-9a-f]{64}$/.test(memo.sha256)) {
+      markUsed(memoPath, ENTRY_USE_RESOLUTION_MS);
+      return memo.sha256;
+    }
   } catch {
     // No memo yet, or an unreadable one: the file is hashed.
   }
@@ -98,7 +103,7 @@ async function readDigestMemo(memoPath: string, identity: FileIdentity): Promise
 }
 
 /** Whether fileDigest would answer without reading the file: a memo of it as it is now, here or under the cache root. */
-export async function fileDigestKnown(path: string, cacheRoot: string): Promise<boolean> {
+export async function fileDigestKnown(path: string, cacheRoot: string | undefined): Promise<boolean> {
   const { identity, memoPath, processKey } = await fileIdentity(path, cacheRoot);
   return digestsInProcess.has(processKey) || (await readDigestMemo(memoPath, identity)) !== undefined;
 }
@@ -108,8 +113,9 @@ export async function fileDigestKnown(path: string, cacheRoot: string): Promise<
  * run. The memo holds the file's whole identity: device, inode, size, mtime and ctime (nanoseconds). A
  * rewrite that restores size and mtime (tar --mtime, cp -p, a snapshot) still changes the ctime, which no
  * tool can set back, so any change re-hashes the file. Model-sized files are hashed on a worker thread.
+ * Without a cache root (the cache is off) nothing is remembered beyond this process.
  */
-export async function fileDigest(path: string, cacheRoot: string, logger: Logger = silentLogger): Promise<string> {
+export async function fileDigest(path: string, cacheRoot: string | undefined, logger: Logger = silentLogger): Promise<string> {
   const { identity, memoPath, processKey } = await fileIdentity(path, cacheRoot);
   const known = digestsInProcess.get(processKey);
   if (known) return known;
@@ -118,7 +124,7 @@ export async function fileDigest(path: string, cacheRoot: string, logger: Logger
     const memo = await readDigestMemo(memoPath, identity);
     if (memo) return memo;
     const sha256 = large ? await hashFileOffThread(path) : await hashFile(path);
-    await writeCacheEntry('file-digest memo', memoPath, () => writeFileAtomic(memoPath, JSON.stringify({ ...identity, sha256 })), logger);
+    if (memoPath !== undefined) await writeCacheEntry('file-digest memo', memoPath, () => writeFileAtomic(memoPath, JSON.stringify({ ...identity, sha256 })), logger);
     return sha256;
   })();
   digestsInProcess.set(processKey, digest);

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 /** Compiled tests live in dist/test/support, three levels below the repository root. */
@@ -26,4 +27,11 @@ export function sharedPath(relativePath: string): string {
 
 export async function makeTempDir(prefix = 'clip-eval-test-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** A temporary folder that is removed when the test `t` ends, passed or failed. */
+export async function makeTestTempDir(t: TestContext, prefix?: string): Promise<string> {
+  const dir = await makeTempDir(prefix);
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
 }

@@ -158,7 +158,8 @@ export async function retrievalReportHtml(options: {
   run: RetrievalRun;
   ks: readonly number[];
   device: string;
-  cacheRoot: string;
+  /** Where the model files' digests are remembered; undefined with the cache off. */
+  cacheRoot: string | undefined;
   logger: Logger;
   decode?: Omit<DecodeOptions, 'reserve'>;
 }): Promise<string> {

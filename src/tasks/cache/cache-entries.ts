@@ -1,7 +1,7 @@
 import type { Stats } from 'node:fs';
 import { lstat, readdir, realpath, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { removeStaleTemporaries } from '../../core/cache.js';
+import { folderWithin, removeStaleTemporaries } from '../../core/cache.js';
 import { inputError } from '../../core/errors.js';
 import { downloadLockPath, partialDownloadPath } from '../../net/download.js';
 import { liveLockHolder, withFileLockUnlessHeld } from '../../net/file-lock.js';
@@ -14,12 +14,20 @@ import { fileDigestFolder, textEmbeddingFolder } from '../../text/embedding-cach
 /**
  * What the cache holds, by the layout each writer uses, and its pruning. Only what matches a writer's
  * layout is an entry; nothing else under the cache root is listed or removed, and no symbolic link is
- * followed (every look is an lstat). An entry's last use is its newest modification time: readers mark
+ * followed: every look is an lstat, and every folder is reached from the root through real folders
+ * (core/cache.ts folderWithin). An entry's last use is its newest modification time: readers mark
  * hits (core/cache.ts markUsed), writers write.
  */
-export type CacheEntryKind = 'dataset' | 'model' | 'textEmbedding' | 'imageEmbedding';
+export type CacheEntryKind = 'dataset' | 'model' | 'textEmbedding' | 'imageEmbedding' | 'fileDigest';
 
-export const CACHE_ENTRY_KINDS: readonly CacheEntryKind[] = ['dataset', 'model', 'textEmbedding', 'imageEmbedding'];
+export const CACHE_ENTRY_KINDS: readonly CacheEntryKind[] = ['dataset', 'model', 'textEmbedding', 'imageEmbedding', 'fileDigest'];
+
+/**
+ * Kinds a run recomputes when an entry is missing (embeddings, file-digest memos): small files written
+ * atomically and never held open, so a prune removes them without the in-use grace. They come by the
+ * thousand.
+ */
+export const RECOMPUTED_KINDS: ReadonlySet<CacheEntryKind> = new Set(['textEmbedding', 'imageEmbedding', 'fileDigest']);
 
 export interface CacheEntry {
   kind: CacheEntryKind;
@@ -60,6 +68,7 @@ function temporaryFolders(root: string): string[] {
 }
 
 const EMBEDDING_NAME = /^[0-9a-f]{64}\.bin$/;
+const DIGEST_MEMO_NAME = /^[0-9a-f]{64}\.json$/;
 const HUB_REPO_FOLDER = /^[\w.-]+--[\w.-]+$/;
 const WDS_URL_FOLDER = /^[0-9a-f]{16}$/;
 const SHARD_FOLDER = /^[0-9a-f]{2}$/;
@@ -86,11 +95,18 @@ async function survey(cacheRoot: string): Promise<Survey> {
   const result: Survey = { root: root ?? cacheRoot, found: [], skipped: [], temporaryFolders: [] };
   if (root === undefined) return result;
   const name = (path: string) => relative(root, path).split(sep).join('/');
-  const skip = (path: string, reason: string) => result.skipped.push({ path: name(path), reason });
+  // A link high up (`datasets`) blocks several containers: it is named once.
+  const skippedPaths = new Set<string>();
+  const skip = (path: string, reason: string) => {
+    if (skippedPaths.has(name(path))) return;
+    skippedPaths.add(name(path));
+    result.skipped.push({ path: name(path), reason });
+  };
+  const listFolder = (folder: string) => listFolderWithin(root, folder, skip);
 
   /** The folders in `folder` whose names match; links and files there are skipped, named. */
   const subfolders = async (folder: string, pattern: RegExp): Promise<string[]> => {
-    const names = await listFolder(folder, skip);
+    const names = await listFolder(folder);
     const folders: string[] = [];
     for (const child of names.filter((each) => pattern.test(each))) {
       const path = join(folder, child);
@@ -115,7 +131,7 @@ async function survey(cacheRoot: string): Promise<Survey> {
 
   const cifarRoot = cifarCacheRoot(root);
   const bases = new Set<string>();
-  for (const child of await listFolder(cifarRoot, skip)) {
+  for (const child of await listFolder(cifarRoot)) {
     const base = child.replace(/\.tar\.gz(\.part)?$/, '');
     if (CIFAR_CACHE_FOLDER.test(base)) bases.add(base);
   }
@@ -148,12 +164,14 @@ async function survey(cacheRoot: string): Promise<Survey> {
     else if (info) skip(path, describeNonFile(info));
   };
   const textFolder = textEmbeddingFolder(root);
-  for (const child of (await listFolder(textFolder, skip)).filter((each) => EMBEDDING_NAME.test(each))) await addFile('textEmbedding', join(textFolder, child));
+  for (const child of (await listFolder(textFolder)).filter((each) => EMBEDDING_NAME.test(each))) await addFile('textEmbedding', join(textFolder, child));
   for (const shard of await subfolders(imageEmbeddingFolder(root), SHARD_FOLDER)) {
     const prefix = shard.slice(-2);
-    for (const child of (await listFolder(shard, skip)).filter((each) => EMBEDDING_NAME.test(each) && each.startsWith(prefix))) await addFile('imageEmbedding', join(shard, child));
+    for (const child of (await listFolder(shard)).filter((each) => EMBEDDING_NAME.test(each) && each.startsWith(prefix))) await addFile('imageEmbedding', join(shard, child));
     result.temporaryFolders.push(shard);
   }
+  const digestFolder = fileDigestFolder(root);
+  for (const child of (await listFolder(digestFolder)).filter((each) => DIGEST_MEMO_NAME.test(each))) await addFile('fileDigest', join(digestFolder, child));
   result.temporaryFolders.push(...temporaryFolders(root));
   return result;
 }
@@ -171,12 +189,15 @@ async function existingRoot(cacheRoot: string): Promise<string | undefined> {
   return realpath(cacheRoot);
 }
 
-/** The names in a folder that is really one (lstat); a link there is skipped, a missing folder is empty. */
-async function listFolder(folder: string, skip: (path: string, reason: string) => void): Promise<string[]> {
-  const info = await lstatOrUndefined(folder);
-  if (info === undefined) return [];
-  if (!info.isDirectory()) {
-    skip(folder, describeNonFolder(info));
+/**
+ * The names in a folder reached from the root through real folders only (folderWithin): a link or file
+ * on the way is skipped, a missing folder is empty.
+ */
+async function listFolderWithin(root: string, folder: string, skip: (path: string, reason: string) => void): Promise<string[]> {
+  const found = await folderWithin(root, folder);
+  if (found.state === 'missing') return [];
+  if (found.state === 'blocked') {
+    skip(found.path, describeNonFolder(found.info));
     return [];
   }
   return (await readdir(folder)).sort();
@@ -282,12 +303,13 @@ export async function pruneCache(cacheRoot: string, options: PruneOptions): Prom
       survivors.push(entry);
       continue;
     }
-    if (entry.kind !== 'textEmbedding' && entry.kind !== 'imageEmbedding' && now - entry.lastUseMs < IN_USE_GRACE_MS) {
-      result.kept.push({ ...entry, reason: `used ${Math.max(0, Math.round((now - entry.lastUseMs) / 60_000))} min ago; a run may be reading it` });
+    if (!RECOMPUTED_KINDS.has(entry.kind) && now - entry.lastUseMs < IN_USE_GRACE_MS) {
+      // The entry's own line says when it was last used: the reason gives only the rule.
+      result.kept.push({ ...entry, reason: `used in the last ${IN_USE_GRACE_MS / 60_000} min; a run may be reading it` });
       survivors.push(entry);
       continue;
     }
-    const outcome = await remove(removal, options.dryRun ?? false);
+    const outcome = await remove(found.root, removal, options.dryRun ?? false);
     result.freedBytes += outcome.freedBytes;
     remaining -= outcome.freedBytes;
     if (outcome.heldBy === undefined) {
@@ -298,7 +320,7 @@ export async function pruneCache(cacheRoot: string, options: PruneOptions): Prom
       survivors.push({ ...entry, bytes: entry.bytes - outcome.freedBytes });
     }
   }
-  for (const folder of found.temporaryFolders) result.temporaries.push(...(await removeStaleTemporaries(folder, now, options.dryRun)));
+  for (const folder of found.temporaryFolders) result.temporaries.push(...(await removeStaleTemporaries(found.root, folder, now, options.dryRun)));
   result.remaining = { entries: survivors.length, bytes: survivors.reduce((sum, entry) => sum + entry.bytes, 0) };
   return result;
 }
@@ -313,8 +335,9 @@ interface Outcome {
   heldBy?: { lock: string; holder: string };
 }
 
-async function remove(removal: Removal, dryRun: boolean): Promise<Outcome> {
-  if (removal.style === 'file') return { freedBytes: await removeFile(removal.file, dryRun) };
+/** Removes an entry found below `root`; every removal first checks that no link was put on its way since (folderWithin). */
+async function remove(root: string, removal: Removal, dryRun: boolean): Promise<Outcome> {
+  if (removal.style === 'file') return { freedBytes: await removeFile(root, removal.file, dryRun) };
   if (removal.style === 'cifar') {
     const lock = cifarCacheLock(removal.directory);
     if (dryRun) return heldOr(lock, await liveLockHolder(lock), () => sizeOf(removal.members));
@@ -322,8 +345,8 @@ async function remove(removal: Removal, dryRun: boolean): Promise<Outcome> {
       let freed = 0;
       for (const member of removal.members) {
         const info = await lstatOrUndefined(member);
-        if (info?.isDirectory()) freed += await removeTree(member);
-        else if (info?.isFile()) freed += await removeFile(member, false);
+        if (info?.isDirectory()) freed += await removeTree(root, member);
+        else if (info?.isFile()) freed += await removeFile(root, member, false);
       }
       return freed;
     });
@@ -340,12 +363,12 @@ async function remove(removal: Removal, dryRun: boolean): Promise<Outcome> {
   for (const file of removal.files) {
     // A stale lock is broken and taken, then released: that removes it.
     const lock = file.endsWith('.lock') ? file : downloadLockPath(file.endsWith('.part') ? file.slice(0, -'.part'.length) : file);
-    const done = await withFileLockUnlessHeld(lock, () => (file === lock ? Promise.resolve(0) : removeFile(file, false)));
+    const done = await withFileLockUnlessHeld(lock, () => (file === lock ? Promise.resolve(0) : removeFile(root, file, false)));
     if (done.ran) freedBytes += done.value;
     else heldBy ??= { lock, holder: done.holder };
   }
   // Folders still holding something (a file whose download began meanwhile) stay; so does a repo folder with other revisions.
-  for (const folder of [...removal.folders, dirname(removal.folders.at(-1)!)]) await rmdir(folder).catch(() => undefined);
+  for (const folder of [...removal.folders, dirname(removal.folders.at(-1)!)]) await removeEmptyFolder(root, folder).catch(() => undefined);
   return { freedBytes, heldBy };
 }
 
@@ -353,8 +376,14 @@ async function heldOr(lock: string, holder: string | undefined, size: () => Prom
   return holder === undefined ? { freedBytes: await size() } : { freedBytes: 0, heldBy: { lock, holder } };
 }
 
+/** Whether `path`'s folder is still reached from `root` through real folders only. */
+async function parentWithin(root: string, path: string): Promise<boolean> {
+  return (await folderWithin(root, dirname(path))).state === 'folder';
+}
+
 /** Removes a regular file or a link (never what it points to); returns the bytes freed. */
-async function removeFile(path: string, dryRun: boolean): Promise<number> {
+async function removeFile(root: string, path: string, dryRun: boolean): Promise<number> {
+  if (!(await parentWithin(root, path))) return 0;
   const info = await lstatOrUndefined(path);
   if (info === undefined || info.isDirectory()) return 0;
   if (!dryRun) await unlink(path).catch((error: NodeJS.ErrnoException) => {
@@ -364,12 +393,16 @@ async function removeFile(path: string, dryRun: boolean): Promise<number> {
 }
 
 /** Removes a folder and everything in it; links in it are removed, never followed. */
-async function removeTree(folder: string): Promise<number> {
+async function removeTree(root: string, folder: string): Promise<number> {
   const tree = await walkTree(folder);
   let freed = 0;
-  for (const file of tree.files) freed += await removeFile(file, false);
-  for (const each of tree.folders) await rmdir(each);
+  for (const file of tree.files) freed += await removeFile(root, file, false);
+  for (const each of tree.folders) await removeEmptyFolder(root, each);
   return freed;
+}
+
+async function removeEmptyFolder(root: string, folder: string): Promise<void> {
+  if (await parentWithin(root, folder)) await rmdir(folder);
 }
 
 async function sizeOf(paths: readonly string[]): Promise<number> {

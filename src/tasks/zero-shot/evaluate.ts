@@ -153,7 +153,8 @@ async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOpti
     });
     const files = await Promise.all(
       ([['vision', bundle.visionModelPath], ['text', bundle.textModelPath], ['tokenizer', bundle.tokenizerPath]] as const).map(
-        async ([role, path]) => ({ role, path, sha256: await fileDigest(path, options.cacheRoot, logger) }),
+        // With the caches off (--no-cache) no digest is remembered either.
+        async ([role, path]) => ({ role, path, sha256: await fileDigest(path, options.textCache || options.imageCache ? options.cacheRoot : undefined, logger) }),
       ),
     );
     const result: ModelResult = {
