@@ -85,7 +85,7 @@ const CELL = 10;
 /** Labels longer than this are cut (the tooltip has the whole name). */
 const LABEL_CHARS = 28;
 /** The width of a label character, about, 8 units high in a sans-serif face. */
-const CHAR_WIDTH = 4.6;
+const CHAR_WIDTH = 5.2;
 /** The largest scale the picture is drawn at: few classes get big cells, not a page-wide square. */
 const MAX_SCALE = 2.4;
 
