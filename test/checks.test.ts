@@ -4,6 +4,7 @@ import { checkBaselineFits, parseAccuracy, parsePercentagePoints, runChecks, val
 import { formatJunit, formatStepSummary } from '../src/report/junit.js';
 import { wilsonInterval } from '../src/tasks/statistics.js';
 import type { EvaluationReport, ModelResult } from '../src/tasks/zero-shot/result.js';
+import { markdownBlocks } from './support/markdown.js';
 import { havePython, xmlElements } from './support/xml.js';
 
 function result(id: string, variant: string, top1: number, top5: number): ModelResult {
@@ -91,6 +92,35 @@ test('step summary is a Markdown table with the verdicts', () => {
   assert.match(text, /\| m \| fp32 \| cpu \| 70\.00 % {2}\(\d\d\.\d\d–\d\d\.\d\d\) \| 90\.00 % {2}\(\d\d\.\d\d–\d\d\.\d\d\) \|/, 'each accuracy with its 95 % interval');
 });
 
+test('the step summary gives the paired comparisons, the baseline comparisons and the checks each a heading: no list runs into another', () => {
+  const run: EvaluationReport = {
+    ...report([result('m', 'fp32', 0.7, 0.9), result('m', 'int8', 0.6, 0.85)]),
+    comparisons: [{ a: 0, b: 1, metric: 'top1', delta: -0.1, onlyA: 12, onlyB: 2, pValue: 0.0129 }],
+    baselineComparisons: [{ result: 0, baseline: 0, metric: 'top1', delta: 0.01, onlyBaseline: 3, onlyResult: 4, pValue: 1 }],
+  };
+  const outcomes = runChecks(run, { minTop1: 0.645, maxDrop: 0.5 });
+  const blocks = markdownBlocks(formatStepSummary(run, outcomes));
+  assert.deepEqual(blocks.map((block) => block.kind), ['heading', 'table', 'heading', 'list', 'heading', 'list', 'heading', 'table']);
+  assert.deepEqual(blocks.filter((block) => block.kind === 'heading').map((block) => block.lines[0]), [
+    '### clip-eval cifar100: 100 images ❌ 1 check(s) failed',
+    '#### Paired top-1 comparisons on the same images (exact McNemar test)',
+    "#### Paired with the baseline's predictions, top-1 (exact McNemar test)",
+    '#### Checks',
+  ]);
+  assert.deepEqual(blocks[3]!.lines, ['- int8 vs fp32: -10.00 pp (fp32 right only 12, int8 right only 2, p = 0.0129)']);
+  assert.deepEqual(blocks[5]!.lines, ['- fp32 vs baseline: +1.00 pp (baseline right only 3, fp32 right only 4, p = 1.0000)']);
+  assert.deepEqual(blocks[7]!.lines.slice(0, 3), ['| verdict | check |', '|---|---|', '| ✅ pass | m [fp32]: top-1 70.00 % meets the bar 64.50 % |']);
+  assert.equal(blocks[7]!.lines.length, 2 + outcomes.length);
+  assert.ok(blocks[7]!.lines.some((line) => line.startsWith('| ❌ fail | m [int8]: top-1 60.00 % is below the bar 64.50 %')));
+});
+
+test('JUnit classnames have their two dots alone: the dots of a data set name or model path are written as underscores', { skip: havePython ? false : 'needs python3 to parse XML' }, () => {
+  const run = { ...report([result('../models/clip.v1.5', 'fp32', 0.7, 0.9)]), dataset: { ...report([]).dataset, name: 'folder.v2' } };
+  const cases = xmlElements(formatJunit(run, runChecks(run, { minTop1: 0.5, maxDrop: 0.5 })), 'testcase');
+  assert.ok(cases.length > 0);
+  for (const c of cases) assert.deepEqual(c.classname!.split('.'), ['clip-eval', 'folder_v2', '__/models/clip_v1_5 [fp32]']);
+});
+
 test('a baseline is validated whole when read: each bad field is refused by its path, never coerced', () => {
   const good = () => JSON.parse(JSON.stringify(report([result('m', 'fp32', 0.7, 0.9)]))) as Record<string, any>;
   const cases: [string, (b: Record<string, any>) => void, RegExp][] = [
@@ -172,9 +202,13 @@ test('JUnit XML and the step-summary table stay well-formed with control charact
   assert.equal(cases.length, 4);
   assert.equal(cases[0]!.classname, 'clip-eval.cifar100.models/a\\x01b|c\\x0ad\\x1b[31m\\|e [fp32]');
   const markdown = formatStepSummary(run, outcomes);
-  const rows = markdown.split('\n').filter((line) => line.startsWith('|'));
-  assert.equal(rows.length, 3, markdown);
-  for (const row of rows) assert.equal(tableCells(row).length, 7, row);
-  assert.equal(tableCells(rows[2]!)[0], 'models/a\\\\x01b\\|c\\\\x0ad\\\\x1b[31m\\\\\\|e');
+  const tables = markdownBlocks(markdown).filter((block) => block.kind === 'table');
+  assert.equal(tables.length, 2, markdown);
+  const [rows, checks] = tables.map((table) => table.lines);
+  assert.equal(rows!.length, 3, markdown);
+  for (const row of rows!) assert.equal(tableCells(row).length, 7, row);
+  assert.equal(tableCells(rows![2]!)[0], 'models/a\\\\x01b\\|c\\\\x0ad\\\\x1b[31m\\\\\\|e');
+  assert.equal(checks!.length, 2 + outcomes.length, markdown);
+  for (const row of checks!) assert.equal(tableCells(row).length, 2, row);
   assert.doesNotMatch(markdown, /[\x00-\x09\x0b-\x1f]/, 'no control character but the line ends');
 });

@@ -58,6 +58,17 @@ test('CSV fields follow RFC 4180: quoted only when needed, quotes doubled, empty
   assert.equal(csvField('cr\rhere'), '"cr\rhere"');
 });
 
+test('CSV text cells a spreadsheet would run as a formula get a leading quote (OWASP); numbers stay numbers', () => {
+  assert.equal(csvField('=HYPERLINK("http://x")'), '"\'=HYPERLINK(""http://x"")"');
+  assert.equal(csvField('+1'), "'+1");
+  assert.equal(csvField('-1'), "'-1");
+  assert.equal(csvField('@SUM(A1)'), "'@SUM(A1)");
+  assert.equal(csvField('\tindented'), "'\tindented");
+  assert.equal(csvField('\rreturn'), '"\'\rreturn"');
+  assert.equal(csvField('a=b'), 'a=b', 'only a leading one');
+  assert.equal(csvField(-0.5), '-0.5');
+});
+
 function result(id: string, variant: string, labels: number[], best: number[], classNames: string[]): ModelResult {
   return {
     model: { id, layout: 'huggingface', variant, embeddingDim: 4, files: [], imageEncoder: 'x' },

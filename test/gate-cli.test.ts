@@ -7,6 +7,7 @@ import { writePatternCifarArchive, writePatternClip } from '../scripts/make-patt
 import { oneErrorLine, writeSpoiledResult, type Json } from './support/baseline.js';
 import { runCli } from './support/cli.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
+import { markdownBlocks } from './support/markdown.js';
 import { makeTempDir } from './support/paths.js';
 import { havePython, xmlElements } from './support/xml.js';
 
@@ -146,8 +147,8 @@ test('$GITHUB_STEP_SUMMARY that cannot be written: a warning, and a passing gate
   assert.match(run.stdout, /pass {2}.*top-1 100\.00 % meets the bar 50\.00 %/);
 });
 
-test('a model path with a control character and a pipe: JUnit parses and the step-summary row has its seven cells', { skip: havePython ? false : 'needs python3 to parse XML' }, async () => {
-  const odd = join(dir, 'odd\x01|model');
+test('a model path with a control character, a pipe and dots: JUnit parses, its classname has no dot but its two, and the step-summary row has its seven cells', { skip: havePython ? false : 'needs python3 to parse XML' }, async () => {
+  const odd = join(dir, 'odd\x01|model.v1.5');
   await cp(model, odd, { recursive: true });
   const junit = join(dir, 'odd.xml');
   const summary = join(dir, 'odd-summary.md');
@@ -155,7 +156,27 @@ test('a model path with a control character and a pipe: JUnit parses and the ste
   assert.equal(run.code, 0, run.stderr);
   const cases = xmlElements(await readFile(junit, 'utf8'), 'testcase');
   assert.equal(cases.length, 4);
-  assert.ok(cases.every((c) => c.classname!.includes('odd\\x01|model')), JSON.stringify(cases[0]));
+  const classname = `clip-eval.cifar100.${odd.replace(/\./g, '_').replace('\x01', '\\x01')} [fp32]`;
+  assert.ok(cases.every((c) => c.classname === classname), JSON.stringify(cases[0]));
+  assert.equal(classname.split('.').length, 3, 'viewers split the classname at its dots: package clip-eval.cifar100, the model its class');
   const row = (await readFile(summary, 'utf8')).split('\n').find((line) => line.includes('odd'))!;
   assert.equal(row.split(/(?<!\\)\|/).length - 2, 7, row);
+});
+
+test('$GITHUB_STEP_SUMMARY with --baseline-predictions and checks: the baseline comparison and the checks each under their own heading', async () => {
+  const base = join(dir, 'paired-base.json');
+  const rows = join(dir, 'paired-base.jsonl');
+  const first = await runCli(args('--json', base, '--predictions', rows));
+  assert.equal(first.code, 0, first.stderr);
+  const summary = join(dir, 'paired-summary.md');
+  const run = await runCli(args('--baseline', base, '--baseline-predictions', rows, '--min-top1', '0.5', '--max-drop', '0.5'), { env: { GITHUB_STEP_SUMMARY: summary } });
+  assert.equal(run.code, 0, run.stderr);
+  const blocks = markdownBlocks(await readFile(summary, 'utf8'));
+  assert.deepEqual(blocks.map((block) => block.kind), ['heading', 'table', 'heading', 'list', 'heading', 'table'], JSON.stringify(blocks));
+  assert.equal(blocks[2]!.lines[0], "#### Paired with the baseline's predictions, top-1 (exact McNemar test)");
+  assert.deepEqual(blocks[3]!.lines.map((line) => line.split(model).join('MODEL')), ['- MODEL [fp32] vs baseline: +0.00 pp (baseline right only 0, MODEL [fp32] right only 0, p = 1.0000)']);
+  assert.equal(blocks[4]!.lines[0], '#### Checks');
+  assert.deepEqual(blocks[5]!.lines.slice(0, 2), ['| verdict | check |', '|---|---|']);
+  assert.ok(blocks[5]!.lines.slice(2).every((line) => line.startsWith('| ✅ pass | ')), blocks[5]!.lines.join('\n'));
+  assert.ok(blocks[5]!.lines.some((line) => /vs baseline .*paired p = 1\.0000/.test(line)), 'the verdict against the baseline is a row of the checks');
 });

@@ -3,7 +3,7 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { CIFAR100_RAW_NAMES, writePatternClip } from '../scripts/make-pattern-clip.js';
+import { CIFAR100_COARSE_NAMES, CIFAR100_FINE_TO_COARSE, CIFAR100_RAW_NAMES, writePatternClip } from '../scripts/make-pattern-clip.js';
 import { renderClassificationHtml } from '../src/report/html/classification.js';
 import { artifactPath, launchChromium, needsChromium, openFile, type OpenedPage } from './support/browser.js';
 import { runCli } from './support/cli.js';
@@ -71,6 +71,46 @@ async function assertHeatmapCells(page: Page): Promise<{ rows: number; columns: 
   return shapes;
 }
 
+/**
+ * Each heatmap picture fits the window (its last column inside it, no scrollbar), and with super-classes
+ * each block on the diagonal is outlined and named, over the rows of its classes.
+ */
+async function assertHeatmapFits(page: Page, superclasses?: { names: readonly string[]; of: readonly number[]; classNames: readonly string[] }): Promise<void> {
+  const pictures = page.locator('svg.heatmap');
+  assert.ok((await pictures.count()) > 0, 'a heatmap picture');
+  for (let p = 0; p < (await pictures.count()); p += 1) {
+    const picture = pictures.nth(p);
+    const fit = await picture.evaluate((svg) => {
+      const doc = (globalThis as unknown as { document: { documentElement: { clientWidth: number; scrollWidth: number } } }).document.documentElement;
+      const cells = [...svg.querySelectorAll('rect.cell')].map((cell) => cell.getBoundingClientRect().right);
+      const parent = svg.parentElement!;
+      return { window: doc.clientWidth, page: doc.scrollWidth, right: svg.getBoundingClientRect().right, cells: Math.max(...cells), parentScroll: parent.scrollWidth, parentClient: parent.clientWidth };
+    });
+    assert.ok(fit.right <= fit.window && fit.cells <= fit.window, `the picture and its last column inside the ${fit.window} px window: ${JSON.stringify(fit)}`);
+    assert.ok(fit.page <= fit.window && fit.parentScroll <= fit.parentClient, `no horizontal scrollbar: ${JSON.stringify(fit)}`);
+    if (!superclasses) continue;
+    const groups = await picture.locator('.group').evaluateAll((nodes) => nodes.map((g) => g.querySelector('title')!.textContent));
+    assert.deepEqual(groups, [...superclasses.names], 'every super-class named, in order');
+    const rows = await picture.locator('text[text-anchor=end] > title').allTextContents();
+    const size = rows.length / groups.length;
+    rows.forEach((name, r) => assert.equal(superclasses.of[superclasses.classNames.indexOf(name)], Math.floor(r / size), `row ${r} (${name}) in the block of its super-class`));
+  }
+}
+
+/** The table of contents links every section and each model's parts; the page is a few screens per model. */
+async function assertNavigable(page: Page, models: number): Promise<number> {
+  const links = await page.locator('nav#contents a').evaluateAll((anchors) => anchors.map((a) => a.getAttribute('href')!));
+  for (let m = 0; m < models; m += 1) for (const part of ['', '-classes', '-confusion', '-pairs']) assert.ok(links.includes(`#model-${m}${part}`), `the contents link #model-${m}${part}: ${links.join(' ')}`);
+  for (const href of links) assert.equal(await page.locator(href).count(), 1, `${href} is on the page`);
+  assert.equal(await page.locator('a.totop[href="#contents"]').count(), 1, 'a way back to the contents from anywhere');
+  // Sections off screen are laid out lazily (content-visibility): lay them all out to measure the page.
+  return page.evaluate(() => {
+    const doc = (globalThis as unknown as { document: { querySelectorAll(s: string): { style: { contentVisibility: string } }[]; documentElement: { scrollHeight: number } } }).document;
+    for (const section of doc.querySelectorAll('section')) section.style.contentVisibility = 'visible';
+    return doc.documentElement.scrollHeight;
+  });
+}
+
 /** Every image is decoded (its natural width known), and how many there are. */
 async function decodedImages(page: Page): Promise<number> {
   const widths = await page.$$eval('img', (images) => images.map((image) => (image as unknown as { complete: boolean; naturalWidth: number }).naturalWidth));
@@ -101,6 +141,11 @@ test('cifar100 --report of two variants: clean, the JSON\'s numbers, a 100 × 10
     }
     assert.equal(await page.locator('#comparisons tbody tr').count(), report.comparisons?.length ?? 0, 'a row per paired comparison in the JSON');
     assert.deepEqual(await assertHeatmapCells(page), [{ rows: 100, columns: 100 }, { rows: 100, columns: 100 }]);
+    const superclasses = { names: CIFAR100_COARSE_NAMES.map((name) => name.replace(/_/g, ' ')), of: CIFAR100_FINE_TO_COARSE, classNames: CIFAR100_RAW_NAMES.map((name) => name.replace(/_/g, ' ')) };
+    await assertHeatmapFits(page, superclasses);
+    const height = await assertNavigable(page, 2);
+    assert.ok(height < 10_000, `two variants of 100 classes in ${height} px`);
+    assert.equal(await page.locator('#model-0 details.more ol.pairs > li').count(), 14, 'pairs beyond the first 6 folded');
     const images = await decodedImages(page);
     assert.ok(images > 0, 'the most-confused pairs show their images');
     assert.ok((await page.locator('img:not([alt])').count()) === 0, 'every image has alt text');
@@ -117,9 +162,18 @@ test('cifar100 --report of two variants: clean, the JSON\'s numbers, a 100 × 10
 
     const screenshot = await artifactPath('report-cifar100.png');
     await page.screenshot({ path: screenshot, fullPage: true });
+    await page.locator('#model-0 figure.heatfig').screenshot({ path: await artifactPath('report-cifar100-heatmap.png') });
     t.diagnostic(`screenshot: ${screenshot}`);
   } finally {
     await opened.close();
+  }
+  // A smaller window: the matrix is drawn smaller, still whole.
+  const narrow = await openFile(browser!, html, { width: 900 });
+  try {
+    assertClean(narrow);
+    await assertHeatmapFits(narrow.page);
+  } finally {
+    await narrow.close();
   }
   const dark = await openFile(browser!, html, { colorScheme: 'dark' });
   try {
@@ -166,8 +220,39 @@ test('hostile class names do not run in the page: no script, no dialog, shown as
     assert.equal(await opened.page.locator('img[src=x], [onerror], [onmouseover]').count(), 0);
     const shown = await opened.page.locator('#model-0 table.perclass tbody th').allTextContents();
     assert.deepEqual([...shown].sort(), [...names].sort());
-    await opened.page.hover('table.heatmap tbody td');
+    await opened.page.hover('svg.heatmap rect.cell');
     assert.deepEqual(opened.dialogs, []);
+  } finally {
+    await opened.close();
+  }
+});
+
+test('long ImageNet-style image ids wrap at their separators, never inside a word', { skip }, async () => {
+  const input = await syntheticClassificationInput(['tench', 'goldfish', 'great white shark', 'tiger shark'], { perClass: 8, thumbnails: true });
+  const ids = input.ids.map((id) => `n01440764/ILSVRC2012_val_${id.replace(/\D/g, '').padStart(8, '0')}.JPEG`);
+  const thumbnails = new Map([...input.thumbnails.values()].map((thumbnail, n) => [ids[n]!, thumbnail]));
+  const html = join(dir, 'imagenet-ids.html');
+  await writeFile(html, renderClassificationHtml({ ...input, ids, thumbnails }));
+  const opened = await openFile(browser!, html);
+  try {
+    assertClean(opened);
+    const shown = await opened.page.locator('.shots code').evaluateAll((codes) =>
+      codes.map((code) => ({
+        text: code.textContent,
+        // A run of text between break points that is laid out on more than one line was broken inside it.
+        pieces: [...code.childNodes].filter((node) => node.nodeType === 3).map((node) => {
+          const range = node.ownerDocument!.createRange();
+          range.selectNodeContents(node);
+          return { text: node.textContent, lines: new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size };
+        }),
+      })),
+    );
+    assert.ok(shown.length > 0);
+    for (const id of shown) {
+      assert.ok(ids.includes(id.text!), `the id whole in the text: ${id.text}`);
+      for (const piece of id.pieces) assert.equal(piece.lines, 1, `${id.text}: "${piece.text}" is not broken across lines`);
+    }
+    assert.ok(shown.some((id) => id.pieces.length > 1), 'the ids are split at their separators');
   } finally {
     await opened.close();
   }

@@ -59,6 +59,22 @@ test('at 100 classes the heatmap is the whole matrix; at 1,000 it is the worst r
   assert.equal(count(large, /<tr data-index=/g), 1000, 'the per-class table still has every class');
 });
 
+test('the heatmap picture: one drawn cell per non-empty cell of the matrix, super-class blocks outlined and named in order', async () => {
+  const names = ['apple', 'bee', 'cat', 'dog', 'eel', 'fig'];
+  // Super-classes interleaved in class order: the matrix is reordered so that each block is contiguous.
+  const superclasses = { names: ['fruit', 'animals', 'insects'], of: Int32Array.from([0, 2, 1, 1, 1, 0]) };
+  const html = renderClassificationHtml(await syntheticClassificationInput(names, { perClass: 8, superclasses }));
+  const picture = /<svg class="heatmap"[^>]*data-rows="6" data-columns="6">([\s\S]*?)<\/svg>/.exec(html)!;
+  assert.ok(picture, 'an SVG picture of the matrix');
+  const table = /<table class="heatmap[^"]*"[^>]*>([\s\S]*?)<\/table>/.exec(html)![1]!;
+  const body = table.slice(table.indexOf('<tbody>'));
+  assert.equal(count(picture[1]!, /<rect class="cell /g), count(body, /<td class="[dh]\d"/g), 'a drawn cell for each shaded cell of the table');
+  assert.deepEqual([...picture[1]!.matchAll(/<g class="group">[\s\S]*?<title>([^<]*)<\/title>/g)].map((m) => m[1]), ['fruit', 'animals', 'insects']);
+  const rows = [...picture[1]!.matchAll(/<text x="-4"[^>]*><title>([^<]*)<\/title>/g)].map((m) => m[1]);
+  assert.deepEqual(rows, ['apple', 'fig', 'cat', 'dog', 'eel', 'bee'], 'rows grouped by super-class, in class order within');
+  assert.match(html, /<details class="heattable"><summary>The matrix as a table \(6 × 6\)<\/summary>/, 'the table behind the picture, folded');
+});
+
 test('several variants: a section each and the paired comparisons with their counts and p-value', async () => {
   const input = await syntheticClassificationInput(['cat', 'dog', 'bird', 'fish', 'frog', 'deer'], { variants: ['fp32', 'int8'] });
   const html = renderClassificationHtml(input);

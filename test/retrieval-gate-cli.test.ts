@@ -78,7 +78,7 @@ test('retrieval --baseline: every metric@k of the baseline compared (also a k --
   assert.match(markdown, /^\| model \| variant \| device \| imageRetrievalRecall@1 \| imageRetrievalRecall@5 \| imageRetrievalRecall@10 \| textRetrievalRecall@1 \| textRetrievalRecall@5 \| textRetrievalRecall@10 \|$/m);
   const row = markdown.split('\n').find((line) => line.startsWith(`| ${model} `))!;
   assert.deepEqual(row.split(' | ').slice(1), ['fp32', 'cpu', '100.00 %', '100.00 %', '100.00 %', '100.00 %', '100.00 %', '100.00 % |']);
-  assert.equal(markdown.split('\n').filter((line) => line.startsWith('- ✅ ')).length, 6);
+  assert.equal(markdown.split('\n').filter((line) => line.startsWith('| ✅ pass | ')).length, 6, 'a row of the checks table per check');
   if (havePython) {
     const cases = xmlElements(await readFile(junit, 'utf8'), 'testcase');
     assert.equal(cases.length, 6);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writePatternCifarArchive, writePatternClip } from '../scripts/make-pattern-clip.js';
@@ -9,6 +9,7 @@ import { wilsonInterval } from '../src/tasks/statistics.js';
 import { runCli } from './support/cli.js';
 import { exactMcnemar } from './support/exact-mcnemar.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
+import { classImage } from './support/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 import { havePython, xmlElements } from './support/xml.js';
 
@@ -252,6 +253,33 @@ test('--baseline-predictions errors: one line, exit 3 for a bad or mismatching f
   const absent = await runCli(args('--model', model, '--baseline', baseline, '--baseline-predictions', join(dir, 'nope.jsonl')));
   assert.equal(absent.code, 3);
   oneLine(absent.stderr, /^clip-eval: --baseline-predictions .*nope\.jsonl: cannot read the file \(ENOENT\)/);
+});
+
+test('hostile class names: the summary\'s most-confused lines show controls escaped, the CSV keeps formulas inert', async () => {
+  // Folder names are the class names; each folder also holds one image drawn as the next class, a mistake to list.
+  const classes: [string, string][] = [['=apple', 'apple'], ['bear\x1b[31m', 'bear'], ['cat\x07', 'cat'], ['two\nlines dog', 'dog'], ['@elephant', 'elephant'], ['-1', 'fox']];
+  const folder = join(dir, 'hostile');
+  for (const [i, [name, drawn]] of classes.entries()) {
+    await mkdir(join(folder, name), { recursive: true });
+    await classImage(drawn).png().toFile(join(folder, name, 'own.png'));
+    await classImage(classes[(i + 1) % classes.length]![1]).png().toFile(join(folder, name, 'next.png'));
+  }
+  const csv = join(dir, 'hostile.csv');
+  const run = await runCli(['eval', folder, '--model', model, '--cache-dir', join(dir, 'cache'), '--quiet', '--csv', csv]);
+  assert.equal(run.code, 0, run.stderr);
+  const confused = run.stdout.slice(run.stdout.indexOf('most confused'));
+  assert.match(confused, /^ {4}\S.* -> \S.*: \d+$/m, run.stdout);
+  assert.doesNotMatch(run.stdout, /[\x00-\x09\x0b-\x1f\x7f]/, 'no control character but the line ends');
+  assert.match(confused, /bear\\x1b\[31m|cat\\x07|two\\x0alines dog/);
+  if (havePython) {
+    const [, ...body] = parseCsv(await readFile(csv, 'utf8'));
+    const names = body.map((cells) => cells[4]!);
+    assert.deepEqual([...names].sort(), ["'-1", "'=apple", "'@elephant", 'bear\x1b[31m', 'cat\x07', 'two\nlines dog']);
+    for (const cells of body) {
+      assert.ok(cells.every((cell) => !/^[=+\-@\t\r]/.test(cell) || /^-?\d/.test(cell)), `no cell starts a formula: ${JSON.stringify(cells)}`);
+      assert.ok(cells.slice(7, 10).every((cell) => cell !== '' && !Number.isNaN(Number(cell))), 'the fractions stay numbers');
+    }
+  }
 });
 
 test('--csv is refused up front when it names the same file as another output', async () => {

@@ -17,9 +17,14 @@ export const PER_CLASS_CSV_COLUMNS = [
   'top_confusion_count',
 ] as const;
 
-/** One RFC 4180 field: quoted, with quotes doubled, when it holds a comma, a quote or a line break. */
+/**
+ * One RFC 4180 field: quoted, with quotes doubled, when it holds a comma, a quote or a line break. A
+ * text (a class name, a model path) that a spreadsheet would run as a formula, one starting with = + -
+ * @, a tab or a carriage return, gets a leading single quote, as OWASP advises against CSV injection;
+ * numbers are written as they are, so that -0.5 stays a number.
+ */
 export function csvField(value: string | number | null): string {
-  const text = value === null ? '' : String(value);
+  const text = value === null ? '' : typeof value === 'string' && /^[=+\-@\t\r]/.test(value) ? `'${value}` : String(value);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 

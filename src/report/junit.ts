@@ -2,7 +2,7 @@ import { CHECKED_METRICS, METRIC_LABELS, RETRIEVAL_METRICS, modelKey, type Check
 import type { EvaluationReport } from '../tasks/zero-shot/result.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { percent, percentInterval, pValueText } from '../core/format.js';
-import { pairedComparisonTexts, withInterval } from './summary.js';
+import { PAIRED_HEADINGS, pairedComparisonTexts, withInterval } from './summary.js';
 
 /** Text for an XML 1.0 attribute or element: always well-formed, whatever a model path holds. */
 function escapeXml(text: string): string {
@@ -12,6 +12,15 @@ function escapeXml(text: string): string {
 /** A Markdown table cell on one line: pipes, backslashes and '<' escaped, controls made visible. */
 function markdownCell(text: string): string {
   return showUnprintable(text).replace(/[\\|]/g, (c) => `\\${c}`).replace(/</g, '&lt;');
+}
+
+/**
+ * The JUnit classname `clip-eval.DATA_SET.MODEL`. Viewers (Jenkins, GitLab) split a classname at its
+ * dots into packages and a class, so the dots of a data set name or a model path (`../models/v1.5
+ * [fp32]`) are written as underscores and the two separators are the only dots.
+ */
+function junitClassname(dataset: string, model: string): string {
+  return ['clip-eval', dataset, model].map((part) => part.replace(/\./g, '_')).join('.');
 }
 
 /** One JUnit test case: the measured value in its output, a failure when a check on it failed. */
@@ -47,7 +56,7 @@ export function formatJunit(report: EvaluationReport, outcomes: readonly CheckOu
       const measured = `${METRIC_LABELS[metric]} ${percent(value)}${ci}${checks.length > 0 ? ` (${requirements.join('; ')})` : ''}`;
       const time = result.timing.wallSeconds.toFixed(3);
       if (failed.length > 0) failures += 1;
-      cases.push(testCase(`clip-eval.${report.dataset.name}.${key}`, name, time, measured, failed));
+      cases.push(testCase(junitClassname(report.dataset.name, key), name, time, measured, failed));
     }
   }
   const seconds = report.results.reduce((sum, r) => sum + r.timing.wallSeconds, 0).toFixed(3);
@@ -84,7 +93,7 @@ export function formatRetrievalJunit(run: RetrievalJunitRun, outcomes: readonly 
       const name = `${metric}@${k}`;
       const measured = `${name} ${percent(run.metrics[metric][String(k)]!)}${checks.length > 0 ? ` (${checks.map((c) => c.requirement).join('; ')})` : ''}`;
       if (failed.length > 0) failures += 1;
-      cases.push(testCase(`clip-eval.${run.dataset}.${run.modelKey}`, name, time, measured, failed));
+      cases.push(testCase(junitClassname(run.dataset, run.modelKey), name, time, measured, failed));
     }
   }
   return [
@@ -98,12 +107,21 @@ export function formatRetrievalJunit(run: RetrievalJunitRun, outcomes: readonly 
   ].join('\n');
 }
 
-/** The heading's verdict on a run's checks, and one line per check, for a step summary. */
+/**
+ * The heading's verdict on a run's checks, and the checks under a heading of their own as a table (one
+ * row per check), for a step summary: as list items they would join any list right above them.
+ */
 function stepSummaryChecks(outcomes: readonly { passed: boolean; message: string }[]): { verdict: string; lines: string[] } {
   const failed = outcomes.filter((o) => !o.passed);
   const verdict = outcomes.length === 0 ? '' : failed.length === 0 ? ' ✅ all checks passed' : ` ❌ ${failed.length} check(s) failed`;
-  const lines = outcomes.length === 0 ? [] : ['', ...outcomes.map((o) => `- ${o.passed ? '✅' : '❌'} ${markdownCell(o.message)}`)];
+  const lines =
+    outcomes.length === 0 ? [] : ['', '#### Checks', '', '| verdict | check |', '|---|---|', ...outcomes.map((o) => `| ${o.passed ? '✅ pass' : '❌ fail'} | ${markdownCell(o.message)} |`)];
   return { verdict, lines };
+}
+
+/** A list under a heading of its own, or nothing for no items. */
+function stepSummaryList(heading: string, items: readonly string[]): string[] {
+  return items.length === 0 ? [] : ['', `#### ${heading[0]!.toUpperCase()}${heading.slice(1)}`, '', ...items.map((item) => `- ${markdownCell(item)}`)];
 }
 
 /** A Markdown summary for $GITHUB_STEP_SUMMARY. */
@@ -120,11 +138,7 @@ export function formatStepSummary(report: EvaluationReport, outcomes: readonly C
     ),
   ];
   const paired = pairedComparisonTexts(report);
-  const pairedLines = [...paired.comparisons, ...paired.baseline];
-  if (pairedLines.length > 0) {
-    lines.push('', 'Paired top-1 comparisons on the same images (exact McNemar test):', '', ...pairedLines.map((line) => `- ${markdownCell(line)}`));
-  }
-  lines.push(...checks.lines);
+  lines.push(...stepSummaryList(PAIRED_HEADINGS.comparisons, paired.comparisons), ...stepSummaryList(PAIRED_HEADINGS.baseline, paired.baseline), ...checks.lines);
   return `${lines.join('\n')}\n\n`;
 }
 

@@ -1,5 +1,6 @@
 import { modelKey } from '../checks/checks.js';
 import { percent, percentInterval, percentOrNa, pValueText, signedPoints } from '../core/format.js';
+import { showUnprintable } from '../core/unprintable.js';
 import type { Interval } from '../tasks/statistics.js';
 import type { EvaluationReport, ModelResult } from '../tasks/zero-shot/result.js';
 
@@ -49,7 +50,7 @@ function modelSummary(report: EvaluationReport, result: ModelResult): string[] {
   const lines = rows(pairs);
   if (metrics.mostConfused.length > 0) {
     lines.push('  most confused (true -> predicted):');
-    for (const pair of metrics.mostConfused.slice(0, 5)) lines.push(`    ${pair.labelName} -> ${pair.predictedName}: ${pair.count}`);
+    for (const pair of metrics.mostConfused.slice(0, 5)) lines.push(`    ${showUnprintable(pair.labelName)} -> ${showUnprintable(pair.predictedName)}: ${pair.count}`);
   }
   return lines;
 }
@@ -98,11 +99,17 @@ export function pairedComparisonTexts(report: EvaluationReport): { comparisons: 
   return { comparisons, baseline };
 }
 
+/** What each list of pairedComparisonTexts is, for the summary and the step summary's headings. */
+export const PAIRED_HEADINGS = {
+  comparisons: 'paired top-1 comparisons on the same images (exact McNemar test)',
+  baseline: 'paired with the baseline\'s predictions, top-1 (exact McNemar test)',
+} as const;
+
 function pairedLines(report: EvaluationReport): string[] {
   const { comparisons, baseline } = pairedComparisonTexts(report);
   const lines: string[] = [];
-  if (comparisons.length > 0) lines.push('paired top-1 comparisons on the same images (exact McNemar test):', ...comparisons.map((line) => `  ${line}`));
-  if (baseline.length > 0) lines.push('paired with the baseline\'s predictions, top-1 (exact McNemar test):', ...baseline.map((line) => `  ${line}`));
+  if (comparisons.length > 0) lines.push(`${PAIRED_HEADINGS.comparisons}:`, ...comparisons.map((line) => `  ${line}`));
+  if (baseline.length > 0) lines.push(`${PAIRED_HEADINGS.baseline}:`, ...baseline.map((line) => `  ${line}`));
   return lines;
 }
 

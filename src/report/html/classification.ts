@@ -9,11 +9,13 @@ import { readThumbnails, type Thumbnail } from '../thumbnails.js';
 import { accuracyBar, accuracyWithInterval, sortedAccuracyChart } from './charts.js';
 import { countConfusions, mistakesByClass, mostConfusedPairs, pairImages, type ConfusionCounts, type ConfusionPair } from './confusion.js';
 import { HEATMAP_LEGEND, heatmapView, renderHeatmap } from './heatmap.js';
-import { escapeHtml, intervalText, metaList, percentText, renderPage, section } from './page.js';
+import { escapeHtml, intervalText, metaList, percentText, renderPage, section, wrappableId } from './page.js';
 
 /** Most-confused pairs shown with their images, and images per pair: what bounds the thumbnails. */
 export const REPORT_CONFUSED_PAIRS = 20;
 export const REPORT_IMAGES_PER_PAIR = 8;
+/** The pairs shown open; the others are folded, so that each model's section stays a few screens long. */
+export const REPORT_OPEN_PAIRS = 6;
 
 /** Everything a classification report shows: the --json report and what the run kept in memory. */
 export interface ClassificationHtmlInput {
@@ -183,38 +185,54 @@ function confusedPairs(view: ModelView, input: ClassificationHtmlInput): string 
         ? `<img src="${thumbnail.src}" width="${thumbnail.width}" height="${thumbnail.height}" alt="${alt}">`
         : `<div class="noimg" role="img" aria-label="${alt} (no thumbnail)">?</div>`;
       const top = Array.from(classes.subarray(n * k, n * k + Math.min(k, 5)), (c) => (c === pair.label ? `<li class="right">${escapeHtml(names[c]!)} (true)</li>` : `<li>${escapeHtml(names[c]!)}</li>`));
-      return `<li>${picture}<code>${escapeHtml(id)}</code><ol aria-label="top-5">${top.join('')}</ol></li>`;
+      return `<li>${picture}<code>${wrappableId(id)}</code><ol aria-label="top-5">${top.join('')}</ol></li>`;
     });
     return `<li><h4>${trueName} → ${predictedName}: ${pair.count}${share}</h4><ul class="shots">${shots.join('')}</ul></li>`;
   });
-  return `<ol class="pairs">${items.join('\n')}</ol>`;
+  const open = `<ol class="pairs">${items.slice(0, REPORT_OPEN_PAIRS).join('\n')}</ol>`;
+  const folded = items.slice(REPORT_OPEN_PAIRS);
+  if (folded.length === 0) return open;
+  return `${open}\n<details class="more"><summary>The other ${folded.length} pairs</summary><ol class="pairs" start="${REPORT_OPEN_PAIRS + 1}">${folded.join('\n')}</ol></details>`;
 }
 
-function modelSection(view: ModelView, input: ClassificationHtmlInput, several: boolean): { id: string; heading: string; html: string } {
+interface PageSection {
+  id: string;
+  heading: string;
+  /** Its sub-headings, for the table of contents. */
+  parts?: { id: string; heading: string }[];
+  html: string;
+}
+
+function modelSection(view: ModelView, input: ClassificationHtmlInput, several: boolean): PageSection {
   const { result } = view;
   const id = `model-${view.index}`;
   const heading = several ? `Model ${view.index + 1}: ${modelLabel(result)}` : `Classes: ${modelLabel(result)}`;
   const present = result.metrics.perClass.filter((e) => e.accuracy !== null).map((e) => e.accuracy!).sort((a, b) => b - a);
   const chartLabel = present.length > 0 ? `Per-class top-1, sorted from ${percentText(present[0]!, 1)} to ${percentText(present.at(-1)!, 1)} over ${present.length} classes; the table below has every class` : 'No class has images';
-  const matrix = heatmapView(view.counts, view.byClass, input.superclasses?.of);
+  const matrix = heatmapView(view.counts, view.byClass, input.superclasses);
   const heatmapCaption = matrix.full
     ? `True class (rows) against top-1 prediction (columns), every class${input.superclasses ? ', grouped by super-class' : ''}; each cell counts images`
     : `The ${matrix.rows.length} worst classes (rows) against their own and the classes they are most often taken for (columns); each cell counts images`;
+  const headings: { id: string; heading: string }[] = [];
+  const subheading = (part: string, text: string) => {
+    headings.push({ id: `${id}-${part}`, heading: text });
+    return `<h3 id="${id}-${part}">${escapeHtml(text)}</h3>`;
+  };
   const parts = [
-    `<h3 id="${id}-classes">Per-class accuracy</h3>`,
+    subheading('classes', 'Per-class accuracy'),
     `<figure>${sortedAccuracyChart(present, chartLabel)}<figcaption>${escapeHtml(chartLabel)}.</figcaption></figure>`,
     perClassTable(view, input.classNames),
   ];
-  if (input.superclasses) parts.push(`<h3 id="${id}-super">Super-class accuracy</h3>`, superclassTable(view, input, input.superclasses));
+  if (input.superclasses) parts.push(subheading('super', 'Super-class accuracy'), superclassTable(view, input, input.superclasses));
   parts.push(
-    `<h3 id="${id}-confusion">Confusion matrix</h3>`,
+    subheading('confusion', 'Confusion matrix'),
     HEATMAP_LEGEND,
     renderHeatmap(view.counts, matrix, input.classNames, heatmapCaption),
-    `<h3 id="${id}-pairs">Most-confused pairs</h3>`,
-    `<p class="muted">The ${REPORT_CONFUSED_PAIRS} largest mistakes (true → predicted), with up to ${REPORT_IMAGES_PER_PAIR} of their images and each image's top-5.</p>`,
+    subheading('pairs', 'Most-confused pairs'),
+    `<p class="muted">The ${REPORT_CONFUSED_PAIRS} largest mistakes (true → predicted), with up to ${REPORT_IMAGES_PER_PAIR} of their images and each image's top-5; the first ${REPORT_OPEN_PAIRS} open.</p>`,
     confusedPairs(view, input),
   );
-  return { id, heading, html: section(id, heading, parts.join('\n')) };
+  return { id, heading, parts: headings, html: section(id, heading, parts.join('\n')) };
 }
 
 /** The report page of an evaluation: a pure function of what the run produced (and the thumbnails). */
@@ -222,7 +240,7 @@ export function renderClassificationHtml(input: ClassificationHtmlInput): string
   const { report } = input;
   const views = modelViews(input);
   const several = views.length > 1;
-  const sections: { id: string; heading: string; html: string }[] = [{ id: 'headline', heading: 'Headline metrics', html: section('headline', 'Headline metrics', headline(report)) }];
+  const sections: PageSection[] = [{ id: 'headline', heading: 'Headline metrics', html: section('headline', 'Headline metrics', headline(report)) }];
   if (report.comparisons && report.comparisons.length > 0) sections.push({ id: 'comparisons', heading: 'Paired comparisons', html: section('comparisons', 'Paired comparisons', comparisons(report)) });
   sections.push({ id: 'run', heading: 'Run', html: section('run', 'Run', runFacts(report)) });
   for (const view of views) sections.push(modelSection(view, input, several));
@@ -230,7 +248,7 @@ export function renderClassificationHtml(input: ClassificationHtmlInput): string
   return renderPage({
     title: `clip-eval report: ${report.dataset.name}`,
     subtitle: `${report.results.length === 1 ? escapeHtml(modelLabel(report.results[0]!)) : `${report.results.length} models`} on ${escapeHtml(report.dataset.name)} (${escapeHtml(report.dataset.split)} split, ${report.dataset.images} images), <time datetime="${when}">${when}</time>`,
-    sections: sections.map(({ id, heading }) => ({ id, heading })),
+    sections: sections.map(({ id, heading, parts }) => ({ id, heading, ...(parts ? { parts } : {}) })),
     body: sections.map((s) => s.html).join('\n'),
     footer: `Written by clip-eval ${escapeHtml(report.tool.version)}. Intervals are 95 % Wilson score intervals; this page makes no network request.`,
   });

@@ -37,6 +37,10 @@ h1{font-size:1.6em;margin:.3em 0}h2{font-size:1.3em;margin:1.6em 0 .5em;border-b
 a{color:var(--bar)}
 :focus-visible{outline:3px solid var(--focus);outline-offset:2px}
 nav ul{list-style:none;padding:0;margin:.4em 0;display:flex;flex-wrap:wrap;gap:.3em 1.2em}
+nav li.parts{flex-basis:100%}nav li.parts ul{display:inline-flex;margin:0 0 0 .8em;gap:.2em 1em;font-size:.9em}
+.totop{position:fixed;right:14px;bottom:14px;background:var(--panel);border:1px solid var(--line);border-radius:6px;padding:3px 10px;font-size:.85em;text-decoration:none}
+h2,h3{scroll-margin-top:8px}
+details.more>summary{cursor:pointer;color:var(--bar);margin:.5em 0}
 .muted{color:var(--muted)}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}
 th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
@@ -62,6 +66,11 @@ svg text{fill:var(--fg);font-size:11px}
 svg .axis{stroke:var(--line)}svg .bars{stroke:var(--bar)}
 svg .curve-a{stroke:var(--bar);fill:none;stroke-width:2}svg .curve-b{stroke:var(--bad);fill:none;stroke-width:2;stroke-dasharray:5 3}
 .heatwrap{overflow:auto;max-width:100%}
+svg.heatmap{display:block;height:auto}
+svg.heatmap text{font-size:8px}svg.heatmap text.n{font-size:5.5px;text-anchor:middle;pointer-events:none}svg.heatmap text.strong{fill:var(--bg)}
+svg.heatmap .bg{fill:var(--panel)}svg.heatmap .sep{stroke:var(--line);stroke-width:.6;fill:none}
+svg.heatmap .group rect{fill:none;stroke:var(--fg);stroke-width:.8}
+details.heattable>summary{cursor:pointer;color:var(--muted)}
 table.heatmap{table-layout:fixed;border-collapse:separate;border-spacing:1px}
 table.heatmap th,table.heatmap td{border:0;padding:0}
 table.heatmap td{width:8px;height:8px;min-width:8px;overflow:hidden;color:transparent;font-size:6px;line-height:8px;background:var(--panel)}
@@ -69,8 +78,8 @@ table.heatmap.large td{width:24px;height:20px;min-width:24px;color:var(--fg);fon
 table.heatmap thead th{writing-mode:vertical-rl;transform:rotate(180deg);font-size:9px;font-weight:400;white-space:nowrap;max-height:110px;overflow:hidden;text-overflow:ellipsis;vertical-align:bottom}
 table.heatmap tbody th{font-size:9px;font-weight:400;white-space:nowrap;max-width:120px;overflow:hidden;text-overflow:ellipsis;padding-right:4px;text-align:right}
 table.heatmap.large thead th,table.heatmap.large tbody th{font-size:11px}
-.h1{background:var(--h1)!important}.h2{background:var(--h2)!important}.h3{background:var(--h3)!important}.h4{background:var(--h4)!important}.h5{background:var(--h5)!important}
-.d1{background:var(--d1)!important}.d2{background:var(--d2)!important}.d3{background:var(--d3)!important}.d4{background:var(--d4)!important}.d5{background:var(--d5)!important}
+.h1{background:var(--h1)!important;fill:var(--h1)}.h2{background:var(--h2)!important;fill:var(--h2)}.h3{background:var(--h3)!important;fill:var(--h3)}.h4{background:var(--h4)!important;fill:var(--h4)}.h5{background:var(--h5)!important;fill:var(--h5)}
+.d1{background:var(--d1)!important;fill:var(--d1)}.d2{background:var(--d2)!important;fill:var(--d2)}.d3{background:var(--d3)!important;fill:var(--d3)}.d4{background:var(--d4)!important;fill:var(--d4)}.d5{background:var(--d5)!important;fill:var(--d5)}
 .legend{display:flex;flex-wrap:wrap;gap:4px 12px;font-size:.85em;color:var(--muted);margin:.4em 0;padding:0;list-style:none}
 .legend span{display:inline-block;width:12px;height:12px;vertical-align:-2px;margin-right:4px;border:1px solid var(--line)}
 .pairs{list-style:none;padding:0;margin:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:10px}
@@ -125,15 +134,18 @@ export interface PageContent {
   title: string;
   /** The line under the title. */
   subtitle: string;
-  /** Section ids and their headings, for the navigation. */
-  sections: readonly { id: string; heading: string }[];
+  /** Section ids and their headings, and the parts of a long one, for the table of contents. */
+  sections: readonly { id: string; heading: string; parts?: readonly { id: string; heading: string }[] }[];
   /** The main content, already HTML. */
   body: string;
   footer: string;
 }
 
 export function renderPage(content: PageContent): string {
-  const nav = content.sections.map((s) => `<li><a href="#${escapeHtml(s.id)}">${escapeHtml(s.heading)}</a></li>`).join('');
+  const link = (s: { id: string; heading: string }) => `<a href="#${escapeHtml(s.id)}">${escapeHtml(s.heading)}</a>`;
+  const nav = content.sections
+    .map((s) => (s.parts && s.parts.length > 0 ? `<li class="parts">${link(s)}<ul>${s.parts.map((part) => `<li>${link(part)}</li>`).join('')}</ul></li>` : `<li>${link(s)}</li>`))
+    .join('');
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -146,15 +158,21 @@ export function renderPage(content: PageContent): string {
 </head>
 <body>
 <header><h1>${escapeHtml(content.title)}</h1><p class="muted">${content.subtitle}</p></header>
-<nav aria-label="Sections"><ul>${nav}</ul></nav>
+<nav id="contents" aria-label="Contents"><ul>${nav}</ul></nav>
 <main>
 ${content.body}
 </main>
 <footer>${content.footer}</footer>
+<a class="totop" href="#contents">↑ Contents</a>
 <script>${SCRIPT}</script>
 </body>
 </html>
 `;
+}
+
+/** An id or path as text that wraps after its separators (/ _ . -), not inside a word. */
+export function wrappableId(text: string): string {
+  return escapeHtml(text).replace(/[/_.-]/g, (c) => `${c}<wbr>`);
 }
 
 /** A section with its heading, labelled by it for screen readers. */

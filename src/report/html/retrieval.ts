@@ -9,7 +9,7 @@ import type { RetrievalRun } from '../../tasks/retrieval/retrieval.js';
 import { wilsonInterval } from '../../tasks/statistics.js';
 import { readThumbnails, type Thumbnail } from '../thumbnails.js';
 import { accuracyWithInterval, recallCurveChart } from './charts.js';
-import { escapeHtml, metaList, percentText, renderPage, section } from './page.js';
+import { escapeHtml, metaList, percentText, renderPage, section, wrappableId } from './page.js';
 
 /** The worst captions shown, and the retrieved images shown for each. */
 export const REPORT_WORST_CAPTIONS = 20;
@@ -82,11 +82,11 @@ function worstCaptionList(input: RetrievalHtmlInput): string {
     const retrieved = topImages
       ? Array.from(topImages.subarray(c * top, c * top + Math.min(top, REPORT_RETRIEVED_IMAGES)), (image, slot) => {
           const mine = image === own;
-          return `<li>${picture(input, image, `retrieved ${slot + 1}${mine ? ', the caption\'s own image' : ''}`)}<code>${escapeHtml(input.run.imageIds[image]!)}</code>${mine ? ' <span class="right">(own)</span>' : ''}</li>`;
+          return `<li>${picture(input, image, `retrieved ${slot + 1}${mine ? ', the caption\'s own image' : ''}`)}<code>${wrappableId(input.run.imageIds[image]!)}</code>${mine ? ' <span class="right">(own)</span>' : ''}</li>`;
         })
       : [];
     return `<li><h4>“${escapeHtml(caption)}”</h4><p class="muted">own image ranked ${imageRanks[c]} of ${input.run.imageIds.length}</p>
-<ul class="shots"><li>${picture(input, own, 'the caption\'s own image')}<code>${escapeHtml(input.run.imageIds[own]!)}</code> <span class="right">own</span></li>${retrieved.join('')}</ul></li>`;
+<ul class="shots"><li>${picture(input, own, 'the caption\'s own image')}<code>${wrappableId(input.run.imageIds[own]!)}</code> <span class="right">own</span></li>${retrieved.join('')}</ul></li>`;
   });
   return `<ol class="pairs">${items.join('\n')}</ol>`;
 }
