@@ -177,7 +177,8 @@ export function openHubRepo(id: HubRepoId, options: HubRepoOptions): HubRepo {
       quiet: options.quiet,
       label: `${id.repo} ${path}`,
       logger,
-      hint: token ? undefined : `if the ${what} is private or gated, set HF_TOKEN`,
+      // Only a refusal is about access; a cut connection or a missing blob is not mended by a token.
+      accessHint: token ? `check that HF_TOKEN grants access to the ${what}` : `if the ${what} is private or gated, set HF_TOKEN`,
     });
     return result.path;
   };

@@ -20,9 +20,9 @@ export interface Route {
   redirectTo?: string;
   /** Serve the whole content with 200 even when the request asks for a Range. */
   ignoreRange?: boolean;
-  /** On the first content response only: send this many body bytes, then close the connection. */
+  /** On the first content response to a GET only: send this many body bytes, then close the connection. */
   cutAfterBytes?: number;
-  /** On the first content response only: send this many body bytes, then send nothing more. */
+  /** On the first content response to a GET only: send this many body bytes, then send nothing more. */
   stallAfterBytes?: number;
   /** On every content response: send `bytes` body bytes every `everyMs` (a server too slow to use). */
   trickle?: { bytes: number; everyMs: number };
@@ -136,7 +136,8 @@ function respond(route: ServedRoute, request: IncomingMessage, response: ServerR
     trickle(body, route.trickle, response);
     return;
   }
-  const misbehaveAt = route.misbehaved ? undefined : (route.cutAfterBytes ?? route.stallAfterBytes);
+  // A HEAD answer has no body to cut or stall.
+  const misbehaveAt = route.misbehaved || request.method === 'HEAD' ? undefined : (route.cutAfterBytes ?? route.stallAfterBytes);
   if (misbehaveAt === undefined) {
     response.end(body);
     return;
