@@ -86,7 +86,7 @@ export function hubCacheRoot(cacheRoot: string, type: HubRepoType): string {
 }
 
 /** What a repo of this type holds, for messages. */
-function contentWord(type: HubRepoType | undefined): string {
+function contentWord(type: HubRepoType | undefined): 'model' | 'data set' {
   return type === 'dataset' ? 'data set' : 'model';
 }
 
@@ -220,8 +220,7 @@ export function openHubRepo(id: HubRepoId, options: HubRepoOptions): HubRepo {
 
 interface HeadContext {
   label: string;
-  /** "model" or "data set". */
-  what: string;
+  what: 'model' | 'data set';
   revision: string;
   endpoint: string;
   tokenSet: boolean;
