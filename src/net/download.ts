@@ -370,11 +370,10 @@ class Deadline {
     if (this.endMs !== undefined) return;
     const { deadlineGraceMs, minAverageBytesPerSecond } = this.settings;
     const remaining = Math.max(0, total - have);
-    const limitMs = deadlineGraceMs + (1000 * remaining) / minAverageBytesPerSecond;
-    this.endMs = performance.now() + limitMs;
+    this.endMs = performance.now() + deadlineGraceMs + (1000 * remaining) / minAverageBytesPerSecond;
     this.total = total;
     this.rule =
-      `past the deadline of ${durationText(performance.now() + limitMs - this.startedMs)} ` +
+      `past the deadline of ${durationText(this.endMs - this.startedMs)} ` +
       `(${durationText(deadlineGraceMs)}, plus ${remaining} bytes at the minimum average rate of ${minAverageBytesPerSecond} bytes/s)`;
   }
 
@@ -387,7 +386,7 @@ class Deadline {
 }
 
 interface AttemptOutcome {
-  /** The attempt continued bytes fetched earlier and added to them. */
+  /** The file continues bytes kept from an earlier run or a cut attempt (what the result calls resumed). */
   continued: boolean;
   /** The .part file is known to hold the whole file; false after a body that only the connection's close ended. */
   whole: boolean;
@@ -446,7 +445,8 @@ async function fetchAttempt(settings: Settings, progress: LazyProgress, deadline
   const size = total ?? settings.expectedSize;
   if (size !== undefined) deadline.expect(size, start);
   const done = await receive(response, settings, progress, deadline, start, size);
-  if (size !== undefined && done !== size) throw closedAfter(done, size);
+  // More than the expected size is for verify to report, not a cut.
+  if (size !== undefined && done < size) throw closedAfter(done, size);
   const lengthKnown = size !== undefined || !response.closeDelimited;
   // A confirming request answered by an empty close-delimited range has nothing more to tell.
   if (!lengthKnown && confirming && done === start) return unconfirmable(settings, offset);

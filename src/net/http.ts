@@ -316,7 +316,7 @@ async function proxyAwareDispatcher(timeoutMs: number): Promise<Dispatcher> {
       httpProxy,
       httpsProxy,
       proxyTunnel: false,
-      clientFactory: (origin, options) => new Pool(origin, { ...options, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }),
+      clientFactory: (origin, options) => new Pool(origin, { ...options, headersTimeout: timeoutMs }),
     });
     shared.byTimeout.set(timeoutMs, dispatcher);
   }
