@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import test, { after, afterEach, before } from 'node:test';
 import { downloadFile } from '../src/net/download.js';
 import { openHubRepo } from '../src/net/hub.js';
-import { startTestProxy, type TestProxy } from './support/http-proxy.js';
+import { startSilentProxy, startTestProxy, type TestProxy } from './support/http-proxy.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { rejectsWithOneLine } from './support/errors.js';
 import { makeTempDir } from './support/paths.js';
@@ -104,26 +103,19 @@ test('a proxy variable that is not a proxy URL is a one-line error naming it, wi
 });
 
 test('an HTTPS proxy that never answers CONNECT fails the download after the time-out, once, not after 300 s', { timeout: 20_000 }, async () => {
-  const sockets = new Set<Socket>();
-  const requests: string[] = [];
-  const silent = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('data', (data) => requests.push(data.toString('latin1').split('\r\n')[0]!));
-  });
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const silent = await startSilentProxy();
   try {
     for (const name of PROXY_VARIABLES) delete process.env[name];
-    process.env.HTTPS_PROXY = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    process.env.HTTPS_PROXY = silent.origin;
     const destination = join(dir, 'silent-proxy.bin');
     const error = await rejectsWithOneLine(
       downloadFile({ url: 'https://127.0.0.1:9/file.bin', destination, quiet: true, timeoutMs: 300, retries: 3, retryDelayMs: 10 }),
       /^could not download https:\/\/127\.0\.0\.1:9\/file\.bin: the proxy did not answer the tunnel \(CONNECT\) request within 0\.3 s; check HTTPS_PROXY and NO_PROXY$/,
     );
     assert.equal(error.exitCode, 3);
-    assert.deepEqual(requests, ['CONNECT 127.0.0.1:9 HTTP/1.1'], 'a proxy that had the whole time-out is not asked again');
+    assert.deepEqual(silent.requests, ['CONNECT 127.0.0.1:9 HTTP/1.1'], 'a proxy that had the whole time-out is not asked again');
     assert.equal(existsSync(destination), false);
   } finally {
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => silent.close(resolve));
+    await silent.close();
   }
 });
