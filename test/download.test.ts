@@ -73,6 +73,69 @@ test('resumes with a Range request after the server cuts the connection half-way
   assert.deepEqual(more, []);
 });
 
+test('a cut on a `Connection: close` answer (Content-Length or chunked, as HTTP/1.0 mirrors send) is resumed', async () => {
+  for (const framing of ['length', 'chunked'] as const) {
+    const { path, destination } = fresh();
+    await server.route(path, { body: content, framing, connectionClose: true, cutAfterBytes: 120_000 });
+    const result = await downloadFile(options(path, destination));
+    assert.equal(result.resumed, true, framing);
+    assert.ok((await readFile(destination)).equals(content), framing);
+    assert.match(server.requests.filter((r) => r.path === path).at(-1)?.headers.range ?? '', /^bytes=\d+-$/, framing);
+  }
+  const { path, destination } = fresh();
+  await server.route(path, { body: content, connectionClose: true, cutAfterBytes: 120_000 });
+  await rejectsWithOneLine(downloadFile(options(path, destination, { retries: 0 })), /: the connection closed after \d+ of 300000 bytes$/);
+  const { path: chunked, destination: chunkedDestination } = fresh();
+  await server.route(chunked, { body: content, framing: 'chunked', connectionClose: true, cutAfterBytes: 120_000 });
+  await rejectsWithOneLine(
+    downloadFile(options(chunked, chunkedDestination, { retries: 0 })),
+    /: the connection closed after \d+ bytes, before the end of the file$/,
+  );
+});
+
+test('a body that only the connection close ends is confirmed by a Range request before it is kept', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content, framing: 'close', cutAfterBytes: 120_000 });
+  const result = await downloadFile(options(path, destination));
+  assert.ok((await readFile(destination)).equals(content), 'the cut file is completed, not cached short');
+  assert.equal(result.resumed, true);
+  // The 206 names the whole size, so the resumed part is checked against it.
+  const [first, confirm, ...more] = server.requests.filter((r) => r.path === path).map((r) => r.headers.range);
+  assert.equal(first, undefined);
+  assert.match(confirm ?? '', /^bytes=\d+-$/);
+  assert.deepEqual(more, []);
+
+  const { path: whole, destination: wholeDestination } = fresh();
+  await server.route(whole, { body: content, framing: 'close' });
+  assert.equal((await downloadFile(options(whole, wholeDestination))).resumed, false);
+  assert.deepEqual(
+    server.requests.filter((r) => r.path === whole).map((r) => r.headers.range),
+    [undefined, `bytes=${content.length}-`],
+    'the end is confirmed by a 416 naming the size already there',
+  );
+
+  const { path: empty, destination: emptyDestination } = fresh();
+  await server.route(empty, { body: '', framing: 'close' });
+  assert.equal((await downloadFile(options(empty, emptyDestination))).bytes, 0);
+  assert.deepEqual(server.requests.filter((r) => r.path === empty).map((r) => r.headers.range), [undefined, 'bytes=0-']);
+});
+
+test('a body without a length from a server that ignores Range is kept only when a checksum vouches for it', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { body: content, framing: 'close', ignoreRange: true, cutAfterBytes: 120_000 });
+  const error = await rejectsWithOneLine(
+    downloadFile(options(path, destination)),
+    /: the server sent \d+ bytes without saying how many there are and ignores range requests, so a cut could not be told from the end; nothing was kept$/,
+  );
+  assert.equal(error.exitCode, 3);
+  assert.deepEqual(await siblings(destination), [], 'nothing cached, no .part left');
+
+  const { path: vouched, destination: vouchedDestination } = fresh();
+  await server.route(vouched, { body: content, framing: 'close', ignoreRange: true });
+  await downloadFile(options(vouched, vouchedDestination, { md5 }));
+  assert.ok((await readFile(vouchedDestination)).equals(content));
+});
+
 test('a later run resumes the .part file that a failed run left behind', async () => {
   const { path, destination } = fresh();
   await server.route(path, { body: content, cutAfterBytes: 100_000 });
@@ -183,6 +246,37 @@ test('a trickling server is cut off by the minimum-rate rule, resumed, and the l
   assert.equal(first, undefined);
   assert.match(second ?? '', /^bytes=\d+-$/, 'the second attempt resumes what trickled in');
   assert.equal(existsSync(`${destination}.lock`), false, 'the lock is released for the processes waiting behind it');
+});
+
+test('a trickle that passes the minimum rate still meets the deadline its size sets, which the error states', { timeout: 30_000 }, async () => {
+  const { path, destination } = fresh();
+  // 3,000 bytes every 20 ms passes a minimum of 1,000 bytes per 300 ms, but takes 2 s for the file.
+  await server.route(path, { body: content, trickle: { bytes: 3_000, everyMs: 20 } });
+  const error = await rejectsWithOneLine(
+    downloadFile(options(path, destination, { minBytesPerWindow: 1_000, rateWindowMs: 300, minAverageBytesPerSecond: 1_000_000, deadlineGraceMs: 200 })),
+    /: too slow: \d+ of 300000 bytes in 0\.\d s, past the deadline of 0\.5 s \(0\.2 s, plus 300000 bytes at the minimum average rate of 1000000 bytes\/s\)$/,
+  );
+  assert.equal(error.exitCode, 3);
+  assert.equal(server.count(path), 1, 'a deadline is for all attempts: not retried');
+  assert.equal(existsSync(destination), false);
+  assert.equal(existsSync(`${destination}.lock`), false);
+});
+
+test('a 416 to a request without Range is an HTTP error, not a refused resume', async () => {
+  const { path, destination } = fresh();
+  await server.route(path, { status: 416 });
+  await rejectsWithOneLine(downloadFile(options(path, destination)), /: HTTP 416 Range Not Satisfiable$/);
+  assert.equal(server.count(path), 1);
+});
+
+test('the access hint is given for a 401 or 403 only, the general hint for other failures', async () => {
+  const hints = { hint: 'use a mirror', accessHint: 'set HF_TOKEN' };
+  const { path, destination } = fresh();
+  await server.route(path, { status: 403 });
+  await rejectsWithOneLine(downloadFile(options(path, destination, hints)), /: HTTP 403 Forbidden; set HF_TOKEN$/);
+  const { path: cut, destination: cutDestination } = fresh();
+  await server.route(cut, { body: content, connectionClose: true, cutAfterBytes: 1_000 });
+  await rejectsWithOneLine(downloadFile(options(cut, cutDestination, { ...hints, retries: 0 })), /: the connection closed after \d+ of 300000 bytes; use a mirror$/);
 });
 
 test('a download refuses a symlink, hard link or folder planted at its .part or final path', async () => {

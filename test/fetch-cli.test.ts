@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { cifar100Members, writeTarGz } from '../scripts/lib/cifar-archive.js';
 import { startTestServer, type Route, type TestServer } from './support/http-server.js';
+import { startSilentProxy } from './support/http-proxy.js';
 import { runCli, type CliRun } from './support/cli.js';
 import { cliPath, makeTempDir } from './support/paths.js';
 
@@ -128,6 +129,47 @@ test('every failed fetch prints one line, exits non-zero and leaves the cache us
   const { url } = await serve(goodArchive);
   const good = await runFetch(fetchArgs(url, cacheDir, '--quiet', '--dataset-md5', md5Of(goodArchive)));
   assert.equal(good.code, 0, `a good fetch into the same cache works afterwards: ${good.stderr}`);
+});
+
+test('a mirror that closes the connection mid-file (HTTP/1.0 style, or Connection: close) is resumed in the same run', async () => {
+  const half = Math.floor(goodArchive.length / 2);
+  for (const misbehaviour of [{ framing: 'close' }, { connectionClose: true }, { framing: 'chunked', connectionClose: true }] as const) {
+    const { url, path, cacheDir } = await serve(goodArchive, { ...misbehaviour, cutAfterBytes: half });
+    const run = await runFetch(fetchArgs(url, cacheDir, '--quiet', '--dataset-md5', md5Of(goodArchive)));
+    assert.equal(run.code, 0, `${JSON.stringify(misbehaviour)}: ${run.stderr}`);
+    assert.match(server.requests.filter((r) => r.path === path)[1]?.headers.range ?? '', /^bytes=\d+-$/, JSON.stringify(misbehaviour));
+    assert.equal((await cachedFolders(cacheDir)).length, 1);
+  }
+});
+
+test('a first run that cannot reach the hub points to a local model folder and the fixture, not only to --offline', async () => {
+  const closed = await startTestServer();
+  const endpoint = closed.origin;
+  await closed.close();
+  const run = await runCli(['fetch', 'model', '--model', 'acme/tiny', '--cache-dir', join(work, 'cache-unreachable'), '--quiet'], {
+    env: { ...neutralEnv, HF_ENDPOINT: endpoint, HTTPS_PROXY: '', HTTP_PROXY: '', https_proxy: '', http_proxy: '' },
+  });
+  assertOneLineError(
+    run,
+    3,
+    /^clip-eval: cannot reach http:\/\/127\.0\.0\.1:\d+ for acme\/tiny@main .*; or use --offline with a cached model, or --model DIR with a model folder on disk \(a first run has nothing cached; `npm run fixture -- --out DIR` in a checkout writes a small one\)$/,
+  );
+});
+
+test('behind an HTTPS proxy that never answers, fetch ends with exit 3 after the 30 s time-out, not undici\'s 300 s per attempt', { timeout: 150_000 }, async () => {
+  const silent = await startSilentProxy();
+  try {
+    const proxyEnv = { HTTPS_PROXY: silent.origin, https_proxy: '', HTTP_PROXY: '', http_proxy: '', NO_PROXY: '', no_proxy: '' };
+    const run = await runCli(fetchArgs('https://127.0.0.1:9/cifar-100-binary.tar.gz', join(work, 'cache-silent-proxy'), '--quiet', '--dataset-md5', md5Of(goodArchive)), {
+      env: { ...neutralEnv, ...proxyEnv },
+      timeoutMs: 120_000,
+    });
+    assert.equal(run.signal, null, 'the run ended by itself within 2 minutes');
+    assertOneLineError(run, 3, /the proxy did not answer the tunnel \(CONNECT\) request within 30 s; check HTTPS_PROXY and NO_PROXY/);
+    assert.equal(silent.requests.length, 1);
+  } finally {
+    await silent.close();
+  }
 });
 
 test('two concurrent fetch processes share one download', async () => {

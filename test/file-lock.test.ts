@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { lstat, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -49,7 +50,32 @@ test('every wait for a lock ends, naming the holder and what to do; the wait is 
     assert.equal(error.exitCode, 3);
   });
   const waits = lines.filter((line) => line.includes('waiting'));
-  assert.deepEqual(waits, [`waiting up to 0.7 s for process ${process.pid} on ${hostname()}, which holds ${lockPath} (test data)`]);
+  assert.deepEqual(waits, [`waiting up to 0.7 s for process ${process.pid} on ${hostname()}, which holds ${lockPath} (test data); that process is running`]);
+
+  const elsewhere = join(dir, 'elsewhere.lock');
+  await writeFile(elsewhere, JSON.stringify({ pid: 1, host: 'another-host', token: 'remote' }));
+  await rejectsWithOneLine(withFileLock(elsewhere, async () => 'never', { maxWaitMs: 300, logger }), /elsewhere\.lock: is held by process 1 on another-host; gave up after 0\.3 s/);
+  assert.equal(
+    lines.at(-1),
+    `waiting up to 0.3 s for process 1 on another-host, which holds ${elsewhere}; ` +
+      'that process runs on another host, where this one cannot check it: the lock is taken over once left untouched for 30 s',
+  );
+});
+
+test('a lock whose holder has exited but was never reaped (a zombie) is taken over at once, saying so', { skip: !existsSync('/proc/self/stat') && 'needs Linux /proc' }, async () => {
+  // `sleep 0` exits at once, and its parent, exec'd into `sleep 30`, never reaps it.
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (data: Buffer) => resolve(data.toString()))));
+    while (!/\) Z/.test(await readFile(`/proc/${zombie}/stat`, 'utf8'))) await new Promise((resolve) => setTimeout(resolve, 10));
+    const lockPath = join(dir, 'zombie.lock');
+    await writeFile(lockPath, JSON.stringify({ pid: zombie, host: hostname(), token: 'exited' }));
+    const { lines, logger } = recordingLogger();
+    assert.equal(await withFileLock(lockPath, async () => 'ran', { maxWaitMs: 2_000, logger }), 'ran');
+    assert.deepEqual(lines, [`${lockPath}: process ${zombie} on ${hostname()}, which held it, is gone; taking the lock over`]);
+  } finally {
+    parent.kill();
+  }
 });
 
 test('a symlink planted at a lock path is refused, and neither it nor its target is touched', async () => {

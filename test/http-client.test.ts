@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { test } from 'node:test';
-import { httpRequest } from '../src/net/http.js';
+import { ConnectionClosedError, httpRequest } from '../src/net/http.js';
 
 /** A bare HTTP server that answers once with `Connection: close` (or as HTTP/1.0) and closes: many mirrors do. */
-async function closingServer(body: Buffer, statusLine: string, extraHeaders: string): Promise<{ url: URL; server: Server }> {
+async function closingServer(body: Buffer, statusLine: string, extraHeaders: string, sentBytes = body.length): Promise<{ url: URL; server: Server }> {
   const server = createServer((socket) => {
     socket.once('data', () => {
-      socket.write(`${statusLine}\r\nContent-Length: ${body.length}\r\n${extraHeaders}\r\n`);
-      socket.write(body);
+      socket.write(`${statusLine}\r\n${extraHeaders}\r\n`);
+      socket.write(body.subarray(0, sentBytes));
       socket.end();
     });
   });
@@ -29,7 +29,7 @@ for (const [statusLine, headers] of [['HTTP/1.1 200 OK', 'Connection: close\r\n'
 }
 
 async function readWholeBody(body: Buffer, statusLine: string, headers: string): Promise<void> {
-  const { url, server } = await closingServer(body, statusLine, headers);
+  const { url, server } = await closingServer(body, statusLine, `Content-Length: ${body.length}\r\n${headers}`);
   try {
     const response = await httpRequest(url, { timeoutMs: 10_000 });
     assert.equal(response.status, 200);
@@ -47,3 +47,46 @@ async function readWholeBody(body: Buffer, statusLine: string, headers: string):
     server.close();
   }
 }
+
+/** Reads a body to its end or failure: the bytes that arrived, and the error, if any. */
+async function readUntilFailure(url: URL): Promise<{ received: number; closeDelimited: boolean; failure: unknown }> {
+  const response = await httpRequest(url, { timeoutMs: 10_000 });
+  let received = 0;
+  try {
+    for await (const chunk of response.chunks()) received += chunk.length;
+  } catch (error) {
+    return { received, closeDelimited: response.closeDelimited, failure: error };
+  }
+  return { received, closeDelimited: response.closeDelimited, failure: undefined };
+}
+
+test('a body cut on an HTTP/1.0 or Connection: close answer is a ConnectionClosedError after the bytes that came', async () => {
+  const body = randomBytes(100_000);
+  for (const [statusLine, headers] of [
+    ['HTTP/1.0 200 OK', `Content-Length: ${body.length}\r\n`],
+    ['HTTP/1.1 200 OK', `Content-Length: ${body.length}\r\nConnection: close\r\n`],
+    ['HTTP/1.1 200 OK', 'Transfer-Encoding: chunked\r\nConnection: close\r\n'],
+  ] as const) {
+    // A chunked body is sent as one chunk announcing the whole size, then cut.
+    const chunkHeader = Buffer.from(headers.includes('chunked') ? `${body.length.toString(16)}\r\n` : '');
+    const { url, server } = await closingServer(Buffer.concat([chunkHeader, body]), statusLine, headers, chunkHeader.length + 40_000);
+    try {
+      const { received, closeDelimited, failure } = await readUntilFailure(url);
+      assert.ok(failure instanceof ConnectionClosedError, `${statusLine} ${headers}: ${String(failure)}`);
+      assert.equal(received, 40_000);
+      assert.equal(closeDelimited, false);
+    } finally {
+      server.close();
+    }
+  }
+});
+
+test('an HTTP/1.0 body without a length ends with the connection and says so', async () => {
+  const body = randomBytes(50_000);
+  const { url, server } = await closingServer(body, 'HTTP/1.0 200 OK', '', 20_000);
+  try {
+    assert.deepEqual(await readUntilFailure(url), { received: 20_000, closeDelimited: true, failure: undefined });
+  } finally {
+    server.close();
+  }
+});

@@ -5,11 +5,11 @@ import { readdir, readFile, rm, utimes } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { resolveModelBundle } from '../src/model/bundle.js';
-import { hubCacheFolder, parseHubModelId } from '../src/net/hub.js';
+import { hubCacheFolder, openHubRepo, parseHubModelId } from '../src/net/hub.js';
 import { writePatternClip } from '../scripts/lib/pattern-clip.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { makeTempDir } from './support/paths.js';
-import { isClipEvalError } from './support/errors.js';
+import { isClipEvalError, rejectsWithOneLine } from './support/errors.js';
 
 /**
  * A server on 127.0.0.1 poses as the hub (HF_ENDPOINT) and a second one as its CDN: like the real hub,
@@ -277,4 +277,23 @@ test('a remembered 404 on a branch expires after a day; on a commit it is kept',
   start = mark();
   await resolveModelBundle({ model: `acme/no-preprocess@${COMMIT}`, cacheRoot: commitCache, quiet: true });
   assert.deepEqual(requestsSince(start), [], 'a commit never changes: its absence stays remembered');
+});
+
+test('a hub file sent without a length (as HTTP/1.0 servers do) and cut short is completed, not cached short', async () => {
+  const templates = Buffer.from(Array.from({ length: 4_000 }, (_, i) => `a photo of a {} number ${i}.`).join('\n'));
+  await hub.route('/acme/templates/resolve/main/templates.txt', { body: templates, framing: 'close', cutAfterBytes: 20_000 });
+  const repo = openHubRepo({ repo: 'acme/templates', revision: 'main' }, { cacheRoot: freshCache(), quiet: true });
+  assert.deepEqual(await readFile(await repo.fetch('templates.txt')), templates);
+});
+
+test('HF_TOKEN is suggested when the hub or its CDN refuses access, not for other failures', async () => {
+  const sha256 = 'ab'.repeat(32);
+  const linked = (blob: string) => ({ redirectTo: cdn.url(blob), headers: { 'X-Linked-Etag': `"${sha256}"`, 'X-Linked-Size': '10' } });
+  await cdn.route('/blobs/missing', { status: 404 });
+  await cdn.route('/blobs/forbidden', { status: 403 });
+  await hub.route('/acme/hints/resolve/main/missing.onnx', linked('/blobs/missing'));
+  await hub.route('/acme/hints/resolve/main/forbidden.onnx', linked('/blobs/forbidden'));
+  const repo = openHubRepo({ repo: 'acme/hints', revision: 'main' }, { cacheRoot: freshCache(), quiet: true });
+  await rejectsWithOneLine(repo.fetch('missing.onnx'), /^could not download http:\S+\/missing\.onnx: HTTP 404 Not Found$/);
+  await rejectsWithOneLine(repo.fetch('forbidden.onnx'), /^could not download http:\S+\/forbidden\.onnx: HTTP 403 Forbidden; if the model is private or gated, set HF_TOKEN$/);
 });

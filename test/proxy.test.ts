@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { after, afterEach, before } from 'node:test';
 import { downloadFile } from '../src/net/download.js';
 import { openHubRepo } from '../src/net/hub.js';
-import { startTestProxy, type TestProxy } from './support/http-proxy.js';
+import { startSilentProxy, startTestProxy, type TestProxy } from './support/http-proxy.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { rejectsWithOneLine } from './support/errors.js';
 import { makeTempDir } from './support/paths.js';
@@ -99,4 +100,22 @@ test('a proxy variable that is not a proxy URL is a one-line error naming it, wi
   const hub = openHubRepo({ repo: 'acme/tiny', revision: 'main' }, { cacheRoot: join(dir, 'bad-proxy-cache'), endpoint: server.origin, quiet: true });
   await rejectsWithOneLine(hub.fetch('other.json'), /^HTTP_PROXY is not a proxy URL/);
   assert.equal(server.count('/bad-proxy.bin'), 0);
+});
+
+test('an HTTPS proxy that never answers CONNECT fails the download after the time-out, once, not after 300 s', { timeout: 20_000 }, async () => {
+  const silent = await startSilentProxy();
+  try {
+    for (const name of PROXY_VARIABLES) delete process.env[name];
+    process.env.HTTPS_PROXY = silent.origin;
+    const destination = join(dir, 'silent-proxy.bin');
+    const error = await rejectsWithOneLine(
+      downloadFile({ url: 'https://127.0.0.1:9/file.bin', destination, quiet: true, timeoutMs: 300, retries: 3, retryDelayMs: 10 }),
+      /^could not download https:\/\/127\.0\.0\.1:9\/file\.bin: the proxy did not answer the tunnel \(CONNECT\) request within 0\.3 s; check HTTPS_PROXY and NO_PROXY$/,
+    );
+    assert.equal(error.exitCode, 3);
+    assert.deepEqual(silent.requests, ['CONNECT 127.0.0.1:9 HTTP/1.1'], 'a proxy that had the whole time-out is not asked again');
+    assert.equal(existsSync(destination), false);
+  } finally {
+    await silent.close();
+  }
 });

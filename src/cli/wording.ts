@@ -30,7 +30,10 @@ const FLAGS: Record<InputName, string> = {
 const HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => string } = {
   useCpu: () => 'use --device cpu',
   runOnline: (hint) => `run once without --offline to download ${hint.download}`,
-  useOffline: (hint) => `or use --offline with a cached ${hint.cached}`,
+  useOffline: (hint) =>
+    hint.cached === 'model'
+      ? 'or use --offline with a cached model, or --model DIR with a model folder on disk (a first run has nothing cached; `npm run fixture -- --out DIR` in a checkout writes a small one)'
+      : `or use --offline with a cached ${hint.cached}`,
   modelOrFiles: () => 'give either --model or --vision-model, --text-model and --tokenizer',
   giveModelFiles: (hint) => (hint.tokenizerOnly ? 'or give the file with --tokenizer' : 'or give the files with --vision-model, --text-model and --tokenizer'),
   recursive: (hint) => `add --recursive to look in its ${hint.subfolders} subfolder${hint.subfolders === 1 ? '' : 's'}`,

@@ -53,7 +53,7 @@ export interface InputFact {
 export type Hint =
   | { kind: 'useCpu' }
   | { kind: 'runOnline'; download: string }
-  | { kind: 'useOffline'; cached: string }
+  | { kind: 'useOffline'; cached: 'model' | 'data set' }
   | { kind: 'modelOrFiles' }
   | { kind: 'giveModelFiles'; tokenizerOnly: boolean }
   | { kind: 'recursive'; subfolders: number }
@@ -78,7 +78,7 @@ export interface Wording {
 const PLAIN_HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => string } = {
   useCpu: () => 'use the cpu device',
   runOnline: (hint) => `run once online to download ${hint.download}`,
-  useOffline: (hint) => `or work offline with a cached ${hint.cached}`,
+  useOffline: (hint) => `or work offline with a cached ${hint.cached}${hint.cached === 'model' ? ', or give a model folder on disk' : ''}`,
   modelOrFiles: () => 'give either a model or its files',
   giveModelFiles: (hint) => (hint.tokenizerOnly ? 'or give the tokenizer file' : 'or give the model files one by one (vision model, text model, tokenizer)'),
   recursive: (hint) => `list it recursively to look in its ${hint.subfolders} subfolder${hint.subfolders === 1 ? '' : 's'}`,

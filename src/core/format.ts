@@ -24,3 +24,8 @@ export function signedPoints(change: number, digits = 2): string {
 export function pValueText(p: number): string {
   return p < 0.0001 ? 'p < 0.0001' : `p = ${p.toFixed(4)}`;
 }
+
+/** A duration for people: "0.7 s" up to two minutes, "45 min" above. */
+export function durationText(ms: number): string {
+  return ms < 120_000 ? `${Math.round(ms / 100) / 10} s` : `${Math.round(ms / 60_000)} min`;
+}

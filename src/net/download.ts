@@ -1,11 +1,13 @@
 import { constants, type Stats } from 'node:fs';
 import { lstat, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hashFile } from '../core/file-hash.js';
 import { ClipEvalError, describeError, inputError, usageError, type Hint } from '../core/errors.js';
+import { durationText } from '../core/format.js';
 import { withFileLock } from './file-lock.js';
-import { HttpError, httpRequest, type MinimumRate } from './http.js';
+import { ConnectionClosedError, HttpError, httpRequest, type HttpResponse, type MinimumRate } from './http.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { refuseUnlessOwnFile } from '../core/plain-file.js';
 import { createProgress, type Progress } from '../core/progress.js';
@@ -16,6 +18,11 @@ import { createProgress, type Progress } from '../core/progress.js';
  * verified file ever appears at `destination`, so its presence means it is good. A lock file beside
  * it lets one process download while others with the same cache wait for it. A link or anything but a
  * plain file found at the .part or final path is refused, never written through or replaced.
+ *
+ * A body whose end only the connection's close marks (no Content-Length, no chunked encoding) looks the
+ * same whole or cut, so the file's end is then confirmed with a Range request from its size: a 416
+ * naming that size says it is whole, a 206 brings the rest. Without a size, a range answer or a checksum
+ * to check it by, such a download is refused rather than kept.
  */
 export interface DownloadOptions {
   url: string;
@@ -43,12 +50,22 @@ export interface DownloadOptions {
    */
   minBytesPerWindow?: number;
   rateWindowMs?: number;
+  /**
+   * The deadline once the size is known, for all attempts together: `deadlineGraceMs` plus the bytes
+   * still to come at `minAverageBytesPerSecond`; defaults 60,000 ms and 65,536 bytes/s (64 KiB/s), so
+   * that a trickle which passes the minimum rate still ends, within the 60 minutes others wait for it
+   * for files up to about 230 MB.
+   */
+  minAverageBytesPerSecond?: number;
+  deadlineGraceMs?: number;
   /** How long to wait for another process downloading the same file; default 60 minutes. */
   lockWaitMs?: number;
   /** Wait before the first retry, doubled for each next one; default 1,000. */
   retryDelayMs?: number;
   /** Appended to network and HTTP errors: what the user can do instead (text, or a fix the caller words). */
   hint?: string | Hint;
+  /** Appended instead when the server refuses access (HTTP 401 or 403), e.g. how to give a token. */
+  accessHint?: string;
 }
 
 export interface DownloadResult {
@@ -63,6 +80,8 @@ const DEFAULT_RETRIES = 3;
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_RETRY_DELAY_MS = 1_000;
 const DEFAULT_MIN_RATE: MinimumRate = { bytes: 32_768, windowMs: 30_000 };
+const DEFAULT_MIN_AVERAGE_BYTES_PER_SECOND = 65_536;
+const DEFAULT_DEADLINE_GRACE_MS = 60_000;
 const TRANSIENT_STATUSES = new Set([408, 425, 429, 500, 502, 503, 504]);
 const PART_FILE = 'a partial download of this tool';
 const DOWNLOADED_FILE = 'a file this tool downloaded';
@@ -80,8 +99,11 @@ interface Settings {
   timeoutMs: number;
   retryDelayMs: number;
   minRate: MinimumRate;
+  minAverageBytesPerSecond: number;
+  deadlineGraceMs: number;
   lockWaitMs?: number;
   hint?: string | Hint;
+  accessHint?: string;
   quiet: boolean;
   logger: Logger;
 }
@@ -139,6 +161,12 @@ function validateOptions(options: DownloadOptions): Settings {
   const minRate = { bytes: options.minBytesPerWindow ?? DEFAULT_MIN_RATE.bytes, windowMs: options.rateWindowMs ?? DEFAULT_MIN_RATE.windowMs };
   if (!(Number.isSafeInteger(minRate.bytes) && minRate.bytes >= 0)) throw usageError(`minimum bytes per window must be a whole number >= 0, got ${minRate.bytes}`);
   if (!(minRate.windowMs > 0 && Number.isFinite(minRate.windowMs))) throw usageError(`rate window must be a positive number of milliseconds, got ${minRate.windowMs}`);
+  const minAverageBytesPerSecond = options.minAverageBytesPerSecond ?? DEFAULT_MIN_AVERAGE_BYTES_PER_SECOND;
+  if (!(minAverageBytesPerSecond > 0 && Number.isFinite(minAverageBytesPerSecond))) {
+    throw usageError(`minimum average rate must be a positive number of bytes per second, got ${minAverageBytesPerSecond}`);
+  }
+  const deadlineGraceMs = options.deadlineGraceMs ?? DEFAULT_DEADLINE_GRACE_MS;
+  if (!(deadlineGraceMs >= 0 && Number.isFinite(deadlineGraceMs))) throw usageError(`deadline grace must be >= 0 ms, got ${deadlineGraceMs}`);
   if (options.lockWaitMs !== undefined && !(options.lockWaitMs >= 0 && Number.isFinite(options.lockWaitMs))) {
     throw usageError(`lock wait must be >= 0 ms, got ${options.lockWaitMs}`);
   }
@@ -155,8 +183,11 @@ function validateOptions(options: DownloadOptions): Settings {
     timeoutMs,
     retryDelayMs,
     minRate,
+    minAverageBytesPerSecond,
+    deadlineGraceMs,
     lockWaitMs: options.lockWaitMs,
     hint: options.hint,
+    accessHint: options.accessHint,
     quiet: options.quiet ?? false,
     logger: options.logger ?? silentLogger,
   };
@@ -293,32 +324,84 @@ function lazyProgress(settings: Settings): LazyProgress {
 }
 
 async function fetchWithRetries(settings: Settings, progress: LazyProgress): Promise<boolean> {
-  for (let attempt = 0; ; attempt += 1) {
+  const deadline = new Deadline(settings);
+  // The last attempt, while its end is not known to be the file's.
+  let unconfirmed: AttemptOutcome | undefined;
+  for (let attempt = 0; ; ) {
     try {
-      return await fetchAttempt(settings, progress);
+      deadline.check(await partSize(settings.part));
+      const outcome = await fetchAttempt(settings, progress, deadline, unconfirmed !== undefined);
+      if (outcome.whole) return outcome.continued || (unconfirmed?.continued ?? false);
+      // Not a failure: the next request asks for what may follow.
+      unconfirmed = outcome;
     } catch (error) {
       const failure = error instanceof HttpError ? error : new HttpError(describeError(error), false);
       if (!failure.transient || attempt >= settings.retries) {
         // A refused .part file or a full disk says what it is; only network failures get the URL and hint.
         if (error instanceof ClipEvalError) throw error;
         const attempts = attempt + 1 > 1 ? ` (${attempt + 1} attempts)` : '';
-        const { hint } = settings;
+        const refused = failure.status === 401 || failure.status === 403;
+        const hint = refused && settings.accessHint !== undefined ? settings.accessHint : settings.hint;
         const text = typeof hint === 'string' ? `; ${hint}` : '';
         throw inputError(`could not download ${settings.url.href}: ${failure.message}${attempts}${text}`, error, typeof hint === 'object' ? { hint } : {});
       }
       const delay = settings.retryDelayMs * 2 ** attempt;
       settings.logger.info(`${settings.label}: ${failure.message}; retrying in ${(delay / 1000).toFixed(1)} s`);
+      attempt += 1;
       await sleep(delay);
     }
   }
 }
 
-/** One GET, resuming from the .part file's size; returns whether it continued earlier bytes. */
-async function fetchAttempt(settings: Settings, progress: LazyProgress): Promise<boolean> {
+/**
+ * The end of a download whose size is known, over all its attempts: the grace time plus the bytes still
+ * to come at the minimum average rate. The minimum rate alone lets a steady trickle go on for days.
+ */
+class Deadline {
+  private readonly startedMs = performance.now();
+  private endMs?: number;
+  private rule = '';
+  private total = 0;
+
+  constructor(private readonly settings: Settings) {}
+
+  /** Sets the deadline the first time the size is known: `total` bytes, of which `have` are already here. */
+  expect(total: number, have: number): void {
+    if (this.endMs !== undefined) return;
+    const { deadlineGraceMs, minAverageBytesPerSecond } = this.settings;
+    const remaining = Math.max(0, total - have);
+    this.endMs = performance.now() + deadlineGraceMs + (1000 * remaining) / minAverageBytesPerSecond;
+    this.total = total;
+    this.rule =
+      `past the deadline of ${durationText(this.endMs - this.startedMs)} ` +
+      `(${durationText(deadlineGraceMs)}, plus ${remaining} bytes at the minimum average rate of ${minAverageBytesPerSecond} bytes/s)`;
+  }
+
+  /** Throws (not to be retried) once the deadline has passed, with `done` bytes of the file here. */
+  check(done: number): void {
+    const now = performance.now();
+    if (this.endMs === undefined || now <= this.endMs) return;
+    throw new HttpError(`too slow: ${done} of ${this.total} bytes in ${durationText(now - this.startedMs)}, ${this.rule}`, false);
+  }
+}
+
+interface AttemptOutcome {
+  /** The file continues bytes kept from an earlier run or a cut attempt (what the result calls resumed). */
+  continued: boolean;
+  /** The .part file is known to hold the whole file; false after a body that only the connection's close ended. */
+  whole: boolean;
+}
+
+/**
+ * One GET, resuming from the .part file's size. `confirming` follows an attempt whose end was not known
+ * to be the file's: the request then asks for the bytes after it even when there are none.
+ */
+async function fetchAttempt(settings: Settings, progress: LazyProgress, deadline: Deadline, confirming: boolean): Promise<AttemptOutcome> {
   const { part, logger } = settings;
   const offset = await partSize(part);
   const headers: Record<string, string> = { ...settings.headers };
-  if (offset > 0) headers.Range = `bytes=${offset}-`;
+  const ranged = offset > 0 || confirming;
+  if (ranged) headers.Range = `bytes=${offset}-`;
   const response = await httpRequest(settings.url, { headers, timeoutMs: settings.timeoutMs, minRate: settings.minRate });
   const { status } = response;
   let start: number;
@@ -335,27 +418,47 @@ async function fetchAttempt(settings: Settings, progress: LazyProgress): Promise
     total = range[2] === '*' ? undefined : Number(range[2]);
     logger.info(`${settings.label}: resuming at ${offset} bytes`);
   } else if (status === 200) {
-    if (offset > 0) logger.info(`${settings.label}: the server does not resume downloads; starting again`);
-    start = 0;
     const length = response.header('content-length');
     total = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+    if (confirming && (total === offset || (total === undefined && response.closeDelimited))) {
+      await response.discard();
+      if (total === offset) return { continued: false, whole: true };
+      return unconfirmable(settings, offset);
+    }
+    if (offset > 0) logger.info(`${settings.label}: the server does not resume downloads; starting again`);
+    start = 0;
   } else {
     await response.discard();
-    if (status === 416) {
+    if (status === 416 && ranged) {
+      // "bytes */SIZE": the file has SIZE bytes; the .part file already holds them all when that is its size.
+      const size = /^bytes \*\/(\d+)$/.exec(response.header('content-range') ?? '')?.[1];
+      if (size !== undefined && Number(size) === offset) return { continued: !confirming, whole: true };
       await rm(part, { force: true });
       throw new HttpError('the server refused the resume request (HTTP 416); starting again', true);
     }
-    throw new HttpError(`HTTP ${response.statusLine}`, TRANSIENT_STATUSES.has(status));
+    throw new HttpError(`HTTP ${response.statusLine}`, TRANSIENT_STATUSES.has(status), status);
   }
   if (total !== undefined && settings.expectedSize !== undefined && total !== settings.expectedSize) {
     await response.discard();
     throw new HttpError(`the server offers ${total} bytes, expected ${settings.expectedSize}`, false);
   }
+  const size = total ?? settings.expectedSize;
+  if (size !== undefined) deadline.expect(size, start);
+  const done = await receive(response, settings, progress, deadline, start, size);
+  // More than the expected size is for verify to report, not a cut.
+  if (size !== undefined && done < size) throw closedAfter(done, size);
+  const lengthKnown = size !== undefined || !response.closeDelimited;
+  // A confirming request answered by an empty close-delimited range has nothing more to tell.
+  if (!lengthKnown && confirming && done === start) return unconfirmable(settings, offset);
+  return { continued: start > 0, whole: lengthKnown };
+}
 
+/** Appends the body to the .part file from `start`; returns the file's size then. */
+async function receive(response: HttpResponse, settings: Settings, progress: LazyProgress, deadline: Deadline, start: number, size: number | undefined): Promise<number> {
   let done = start;
   let file: FileHandle;
   try {
-    file = await openPart(part, start > 0);
+    file = await openPart(settings.part, start > 0);
   } catch (error) {
     await response.discard();
     throw error;
@@ -364,13 +467,33 @@ async function fetchAttempt(settings: Settings, progress: LazyProgress): Promise
     for await (const chunk of response.chunks()) {
       await file.write(chunk);
       done += chunk.length;
-      progress.update(done, total ?? settings.expectedSize);
+      progress.update(done, size);
+      deadline.check(done);
     }
+  } catch (error) {
+    if (error instanceof ConnectionClosedError) throw closedAfter(done, size);
+    throw error;
   } finally {
     await file.close();
   }
-  if (total !== undefined && done !== total) throw new HttpError(`the connection closed after ${done} of ${total} bytes`, true);
-  return start > 0;
+  return done;
+}
+
+function closedAfter(done: number, size: number | undefined): HttpError {
+  return new HttpError(size === undefined ? `the connection closed after ${done} bytes, before the end of the file` : `the connection closed after ${done} of ${size} bytes`, true);
+}
+
+/**
+ * The server sends the file without its length and ignores range requests: a checksum can still tell
+ * whether the .part file is whole; without one it is discarded.
+ */
+async function unconfirmable(settings: Settings, offset: number): Promise<AttemptOutcome> {
+  if (settings.md5 !== undefined || settings.sha256 !== undefined) return { continued: false, whole: true };
+  await rm(settings.part, { force: true });
+  throw new HttpError(
+    `the server sent ${offset} bytes without saying how many there are and ignores range requests, so a cut could not be told from the end; nothing was kept`,
+    false,
+  );
 }
 
 /** Why the .part file is not the file asked for, or undefined when it is. */

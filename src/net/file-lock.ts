@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { lstat, mkdir, open, rm, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inputError } from '../core/errors.js';
+import { durationText } from '../core/format.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { refuseUnlessOwnFile } from '../core/plain-file.js';
 
@@ -66,18 +67,18 @@ export async function withFileLock<T>(lockPath: string, task: () => Promise<T>, 
   let announced = false;
   await mkdir(dirname(lockPath), { recursive: true });
   for (;;) {
-    const holder = await tryAcquire(lockPath, owner);
+    const holder = await tryAcquire(lockPath, owner, logger);
     if (holder === undefined) break;
     const waited = performance.now() - started;
     if (waited >= maxWaitMs) {
       throw inputError(
-        `${lockPath}: is held by ${holder}${label}; gave up after ${duration(maxWaitMs)} of waiting. ` +
+        `${lockPath}: is held by ${holder.name}${label}; gave up after ${durationText(maxWaitMs)} of waiting. ` +
           `If that process is gone or stuck, delete ${lockPath}; otherwise try again once it has finished`,
       );
     }
     if (!announced) {
       announced = true;
-      logger.info(`waiting up to ${duration(maxWaitMs)} for ${holder}, which holds ${lockPath}${label}`);
+      logger.info(`waiting up to ${durationText(maxWaitMs)} for ${holder.name}, which holds ${lockPath}${label}; ${holder.liveness}`);
     }
     await sleep(Math.min(LOCK_POLL_MS, maxWaitMs - waited));
   }
@@ -90,8 +91,8 @@ export async function withFileLock<T>(lockPath: string, task: () => Promise<T>, 
  */
 export async function withFileLockUnlessHeld<T>(lockPath: string, task: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false; holder: string }> {
   const owner: LockOwner = { pid: process.pid, host: hostname(), token: randomBytes(8).toString('hex') };
-  const holder = await tryAcquire(lockPath, owner);
-  if (holder !== undefined) return { ran: false, holder };
+  const holder = await tryAcquire(lockPath, owner, silentLogger);
+  if (holder !== undefined) return { ran: false, holder: holder.name };
   return { ran: true, value: await holdWhile(lockPath, owner, task) };
 }
 
@@ -101,12 +102,20 @@ export async function liveLockHolder(lockPath: string): Promise<string | undefin
   return state === undefined || isStale(state) ? undefined : holderName(state);
 }
 
-/** Takes the lock (breaking a stale one) and returns undefined, or returns who holds it. */
-async function tryAcquire(lockPath: string, owner: LockOwner): Promise<string | undefined> {
+/** Who holds a lock, and what is known about whether it still runs. */
+interface Holder {
+  name: string;
+  liveness: string;
+}
+
+/** Takes the lock (breaking a stale one, and saying why) and returns undefined, or returns who holds it. */
+async function tryAcquire(lockPath: string, owner: LockOwner, logger: Logger): Promise<Holder | undefined> {
   while (!(await createExclusive(lockPath, JSON.stringify(owner)))) {
     const state = await readLock(lockPath);
     if (state === undefined) continue;
-    if (!isStale(state)) return holderName(state);
+    const stale = staleness(state);
+    if (stale === undefined) return { name: holderName(state), liveness: liveness(state) };
+    logger.info(`${lockPath}: ${stale}; taking the lock over`);
     await breakStaleLock(lockPath);
   }
   return undefined;
@@ -114,6 +123,13 @@ async function tryAcquire(lockPath: string, owner: LockOwner): Promise<string | 
 
 function holderName(state: LockState): string {
   return state.owner ? `process ${state.owner.pid} on ${state.owner.host}` : 'another process';
+}
+
+/** What a waiter knows of a live-looking holder: checked on this host, judged by its lock's age elsewhere. */
+function liveness(state: LockState): string {
+  if (state.owner === undefined) return `the lock names no process: it is taken over once left untouched for ${durationText(LOCK_UNREADABLE_STALE_MS)}`;
+  if (state.owner.host === hostname()) return 'that process is running';
+  return `that process runs on another host, where this one cannot check it: the lock is taken over once left untouched for ${durationText(LOCK_STALE_MS)}`;
 }
 
 /** Runs `task` while touching the lock we hold, then releases it if it is still ours. */
@@ -131,10 +147,6 @@ async function holdWhile<T>(lockPath: string, owner: LockOwner, task: () => Prom
     const state = await readLock(lockPath).catch(() => undefined);
     if (state?.owner?.token === owner.token) await rm(lockPath, { force: true });
   }
-}
-
-function duration(ms: number): string {
-  return ms < 120_000 ? `${Math.round(ms / 100) / 10} s` : `${Math.round(ms / 60_000)} min`;
 }
 
 async function createExclusive(path: string, content: string): Promise<boolean> {
@@ -187,9 +199,15 @@ function parseOwner(content: string): LockOwner | undefined {
 }
 
 function isStale(state: LockState): boolean {
-  if (!state.owner) return isOlder(state, LOCK_UNREADABLE_STALE_MS);
-  if (state.owner.host === hostname() && !processExists(state.owner.pid)) return true;
-  return isOlder(state, LOCK_STALE_MS);
+  return staleness(state) !== undefined;
+}
+
+/** Why a lock has lost its holder, or undefined while it looks held. */
+function staleness(state: LockState): string | undefined {
+  if (state.owner && state.owner.host === hostname() && !processExists(state.owner.pid)) return `${holderName(state)}, which held it, is gone`;
+  if (!isOlder(state, state.owner ? LOCK_STALE_MS : LOCK_UNREADABLE_STALE_MS)) return undefined;
+  if (state.ageMs < 0) return 'it is dated in the future, so no holder is touching it';
+  return `${holderName(state)}, which held it, has not touched it for ${durationText(state.ageMs)}`;
 }
 
 /** Older than `limitMs`, or dated in the future beyond what clock differences explain. */
@@ -197,14 +215,30 @@ function isOlder(state: LockState, limitMs: number): boolean {
   return state.ageMs > limitMs || state.ageMs < -LOCK_FUTURE_TOLERANCE_MS;
 }
 
-/** Whether a process with this id runs on this host (one of another user counts: it exists). */
+/** Whether a process with this id runs on this host (one of another user counts: it exists; one that has exited does not). */
 export function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  return !hasExited(pid);
+}
+
+/**
+ * A process that has exited but that its parent has not reaped yet (a zombie, as under a container's
+ * PID 1 that reaps nothing) still takes signal 0. Linux shows it as state Z or X in /proc; elsewhere
+ * this cannot be told and the process counts as running.
+ */
+function hasExited(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  // "PID (NAME) STATE ...": the name may hold spaces and parentheses, so the state follows the last ')'.
+  return /^[ZX]$/.test(stat.charAt(stat.lastIndexOf(')') + 2));
 }
 
 async function breakStaleLock(lockPath: string): Promise<void> {

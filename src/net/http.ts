@@ -28,13 +28,21 @@ const TRANSIENT_CODES = new Set([
 ]);
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
-/** A failed HTTP exchange; a `transient` one may succeed when tried again. */
+/** A failed HTTP exchange; a `transient` one may succeed when tried again; `status` when the server answered with an error. */
 export class HttpError extends Error {
   constructor(
     message: string,
     readonly transient: boolean,
+    readonly status?: number,
   ) {
     super(message);
+  }
+}
+
+/** The connection ended before the end of the body: worth resuming from what arrived. */
+export class ConnectionClosedError extends HttpError {
+  constructor() {
+    super('the connection closed before the end of the body', true);
   }
 }
 
@@ -61,6 +69,11 @@ export interface HttpResponse {
   readonly status: number;
   /** "404 Not Found" */
   readonly statusLine: string;
+  /**
+   * The body has neither a Content-Length nor chunked encoding (as HTTP/1.0 servers send): only the
+   * connection's close ends it, so a body cut short looks complete.
+   */
+  readonly closeDelimited: boolean;
   header(name: string): string | undefined;
   /** The body; a lost connection, a time-out or a too slow transfer is thrown as an HttpError. */
   chunks(): AsyncIterable<Buffer>;
@@ -153,12 +166,15 @@ class BodyQueue {
 }
 
 async function send(url: URL, headers: Record<string, string>, options: HttpRequestOptions): Promise<HttpResponse> {
-  const dispatcher = await proxyAwareDispatcher();
+  const dispatcher = await proxyAwareDispatcher(options.timeoutMs);
   const body = new BodyQueue();
   return new Promise((resolve, reject) => {
     let answered = false;
+    // undici starts a request once it has a connection: an error before that came while connecting.
+    let connected = false;
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(controller) {
+        connected = true;
         body.controller = controller;
       },
       onResponseStart(_controller, status, received) {
@@ -174,7 +190,7 @@ async function send(url: URL, headers: Record<string, string>, options: HttpRequ
       },
       onResponseError(_controller, error) {
         if (answered) body.end(error);
-        else reject(networkError(error, options.timeoutMs));
+        else reject(connected ? networkError(error, options.timeoutMs) : connectError(error, options.timeoutMs));
       },
     };
     try {
@@ -190,7 +206,7 @@ async function send(url: URL, headers: Record<string, string>, options: HttpRequ
         handler,
       );
     } catch (error) {
-      reject(networkError(error, options.timeoutMs));
+      reject(connectError(error, options.timeoutMs));
     }
   });
 }
@@ -200,6 +216,7 @@ function response(url: URL, status: number, received: IncomingHttpHeaders, body:
     url,
     status,
     statusLine: `${status} ${STATUS_CODES[status] ?? ''}`.trim(),
+    closeDelimited: received['content-length'] === undefined && !/chunked/i.test(String(received['transfer-encoding'] ?? '')),
     header(name) {
       const value = received[name.toLowerCase()];
       return Array.isArray(value) ? value.join(', ') : value;
@@ -236,9 +253,21 @@ async function next(body: BodyQueue, options: HttpRequestOptions): Promise<Buffe
   try {
     return await body.next();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'UND_ERR_SOCKET') throw new HttpError('the connection closed before the end of the file', true);
+    if (isCutBody(error)) throw new ConnectionClosedError();
     throw networkError(error, options.timeoutMs);
   }
+}
+
+/**
+ * How undici reports a body cut short: a kept-alive socket closing (UND_ERR_SOCKET), a reset, and on a
+ * `Connection: close` or HTTP/1.0 response the parser's end-of-input checks, fewer bytes than the
+ * Content-Length or a chunked body without its last chunk ("Invalid EOF state", an HTTPParserError
+ * without a code).
+ */
+function isCutBody(error: unknown): boolean {
+  const { code, name, message } = error as NodeJS.ErrnoException;
+  if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return true;
+  return name === 'HTTPParserError' && /Invalid EOF state/.test(message);
 }
 
 function networkError(error: unknown, timeoutMs: number): HttpError {
@@ -248,27 +277,50 @@ function networkError(error: unknown, timeoutMs: number): HttpError {
   return new HttpError(describeError(error), TRANSIENT_CODES.has(code));
 }
 
+/**
+ * A failure before the request was sent. A headers time-out then is a proxy that took the connection
+ * but never answered its CONNECT request: not retried, since that proxy has had the whole time-out.
+ */
+function connectError(error: unknown, timeoutMs: number): HttpError {
+  if (TIMEOUT_CODES.has((error as NodeJS.ErrnoException).code ?? '')) {
+    return new HttpError(`the proxy did not answer the tunnel (CONNECT) request within ${seconds(timeoutMs)} s; check HTTPS_PROXY and NO_PROXY`, false);
+  }
+  return networkError(error, timeoutMs);
+}
+
 function seconds(ms: number): string {
   return String(Math.round(ms / 100) / 10);
 }
 
-let shared: { settings: string; dispatcher: Dispatcher } | undefined;
+let shared: { settings: string; byTimeout: Map<number, Dispatcher> } | undefined;
 
 /**
- * EnvHttpProxyAgent reads the proxy variables when it is made (NO_PROXY on every request), so a new one
- * is made when they change.
+ * EnvHttpProxyAgent reads the proxy variables when it is made (NO_PROXY on every request), so new ones
+ * are made when they change. The CONNECT request that opens a tunnel is not a request of ours, and
+ * undici gives it its own 300 s headers time-out; so there is one dispatcher per time-out, whose proxy
+ * connections wait that long for the proxy's answer.
  */
-async function proxyAwareDispatcher(): Promise<Dispatcher> {
+async function proxyAwareDispatcher(timeoutMs: number): Promise<Dispatcher> {
   // undici is loaded with the first request: a run that downloads nothing does not pay for it.
-  const { EnvHttpProxyAgent } = await import('undici');
+  const { EnvHttpProxyAgent, Pool } = await import('undici');
   const httpProxy = proxyFromEnvironment('http_proxy', 'HTTP_PROXY');
   const httpsProxy = proxyFromEnvironment('https_proxy', 'HTTPS_PROXY');
   const settings = `${httpProxy ?? ''} ${httpsProxy ?? ''}`;
   if (shared?.settings !== settings) {
-    void shared?.dispatcher.close().catch(() => undefined);
-    shared = { settings, dispatcher: new EnvHttpProxyAgent({ httpProxy, httpsProxy, proxyTunnel: false }) };
+    for (const dispatcher of shared?.byTimeout.values() ?? []) void dispatcher.close().catch(() => undefined);
+    shared = { settings, byTimeout: new Map() };
   }
-  return shared.dispatcher;
+  let dispatcher = shared.byTimeout.get(timeoutMs);
+  if (dispatcher === undefined) {
+    dispatcher = new EnvHttpProxyAgent({
+      httpProxy,
+      httpsProxy,
+      proxyTunnel: false,
+      clientFactory: (origin, options) => new Pool(origin, { ...options, headersTimeout: timeoutMs }),
+    });
+    shared.byTimeout.set(timeoutMs, dispatcher);
+  }
+  return dispatcher;
 }
 
 /** The proxy URL from the first of `names` that is set; `host:port` means http://host:port, as for curl. */

@@ -86,7 +86,7 @@ export function hubCacheRoot(cacheRoot: string, type: HubRepoType): string {
 }
 
 /** What a repo of this type holds, for messages. */
-function contentWord(type: HubRepoType | undefined): string {
+function contentWord(type: HubRepoType | undefined): 'model' | 'data set' {
   return type === 'dataset' ? 'data set' : 'model';
 }
 
@@ -177,7 +177,8 @@ export function openHubRepo(id: HubRepoId, options: HubRepoOptions): HubRepo {
       quiet: options.quiet,
       label: `${id.repo} ${path}`,
       logger,
-      hint: token ? undefined : `if the ${what} is private or gated, set HF_TOKEN`,
+      // Only a refusal is about access; a cut connection or a missing blob is not mended by a token.
+      accessHint: token ? `check that HF_TOKEN grants access to the ${what}` : `if the ${what} is private or gated, set HF_TOKEN`,
     });
     return result.path;
   };
@@ -219,8 +220,7 @@ export function openHubRepo(id: HubRepoId, options: HubRepoOptions): HubRepo {
 
 interface HeadContext {
   label: string;
-  /** "model" or "data set". */
-  what: string;
+  what: 'model' | 'data set';
   revision: string;
   endpoint: string;
   tokenSet: boolean;

@@ -1,5 +1,5 @@
 import { createServer, request as forward, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 
 /**
  * A real forward HTTP proxy on 127.0.0.1 for tests: takes requests in absolute form
@@ -64,6 +64,38 @@ export async function startTestProxy(): Promise<TestProxy> {
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.closeAllConnections();
+        server.close((error) => (error ? reject(error) : resolve()));
+      }),
+  };
+}
+
+export interface SilentProxy {
+  /** http://127.0.0.1:PORT, the value for HTTPS_PROXY. */
+  readonly origin: string;
+  /** The first line of each request received ("CONNECT host:port HTTP/1.1"). */
+  readonly requests: string[];
+  close(): Promise<void>;
+}
+
+/** A proxy that takes connections and reads requests but never answers: a black-holed or wedged proxy. */
+export async function startSilentProxy(): Promise<SilentProxy> {
+  const sockets = new Set<Socket>();
+  const requests: string[] = [];
+  const server = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('data', (data) => requests.push(data.toString('latin1').split('\r\n')[0]!));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        for (const socket of sockets) socket.destroy();
         server.close((error) => (error ? reject(error) : resolve()));
       }),
   };

@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A real HTTP server on 127.0.0.1 for tests: serves buffers or files at fixed paths and can misbehave
- * on purpose (ignore Range, cut or stall the connection once, trickle, answer with an error status, redirect).
+ * on purpose (ignore Range, cut or stall the connection once, trickle, answer with an error status, redirect),
+ * and can mark a body's end as HTTP/1.0 servers do.
  */
 export interface Route {
   /** The content served; give this or `file`. */
@@ -19,12 +20,19 @@ export interface Route {
   redirectTo?: string;
   /** Serve the whole content with 200 even when the request asks for a Range. */
   ignoreRange?: boolean;
-  /** On the first content response only: send this many body bytes, then close the connection. */
+  /** On the first content response to a GET only: send this many body bytes, then close the connection. */
   cutAfterBytes?: number;
-  /** On the first content response only: send this many body bytes, then send nothing more. */
+  /** On the first content response to a GET only: send this many body bytes, then send nothing more. */
   stallAfterBytes?: number;
   /** On every content response: send `bytes` body bytes every `everyMs` (a server too slow to use). */
   trickle?: { bytes: number; everyMs: number };
+  /**
+   * How the end of the content is marked: by Content-Length (the default), by chunked encoding, or by
+   * nothing but the connection's close (`close`: no length, as HTTP/1.0 servers send).
+   */
+  framing?: 'length' | 'chunked' | 'close';
+  /** Close the connection after each answer (`Connection: close`); `framing: 'close'` implies it. */
+  connectionClose?: boolean;
   /** Extra response headers. */
   headers?: Record<string, string>;
 }
@@ -113,10 +121,14 @@ function respond(route: ServedRoute, request: IncomingMessage, response: ServerR
   }
   const [start, end] = range ?? [0, size - 1];
   const body = route.content.subarray(start, end + 1);
+  const framing = route.framing ?? 'length';
+  // Without a length or chunked encoding, Node ends the body by closing the connection.
+  if (framing === 'close') response.useChunkedEncodingByDefault = false;
   response.writeHead(range ? 206 : 200, {
     ...headers,
     'Content-Type': 'application/octet-stream',
-    'Content-Length': String(body.length),
+    ...(framing === 'length' ? { 'Content-Length': String(body.length) } : {}),
+    ...(route.connectionClose || framing === 'close' ? { Connection: 'close' } : {}),
     'Accept-Ranges': route.ignoreRange ? 'none' : 'bytes',
     ...(range ? { 'Content-Range': `bytes ${start}-${end}/${size}` } : {}),
   });
@@ -124,7 +136,8 @@ function respond(route: ServedRoute, request: IncomingMessage, response: ServerR
     trickle(body, route.trickle, response);
     return;
   }
-  const misbehaveAt = route.misbehaved ? undefined : (route.cutAfterBytes ?? route.stallAfterBytes);
+  // A HEAD answer has no body to cut or stall.
+  const misbehaveAt = route.misbehaved || request.method === 'HEAD' ? undefined : (route.cutAfterBytes ?? route.stallAfterBytes);
   if (misbehaveAt === undefined) {
     response.end(body);
     return;
