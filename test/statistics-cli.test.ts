@@ -9,7 +9,7 @@ import { wilsonInterval } from '../src/tasks/statistics.js';
 import { runCli } from './support/cli.js';
 import { exactMcnemar } from './support/exact-mcnemar.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
-import { classImage } from './support/pattern-images.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 import { havePython, xmlElements } from './support/xml.js';
 
