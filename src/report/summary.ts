@@ -32,7 +32,8 @@ export function withInterval(value: number | null, interval: Interval | null | u
 function modelSummary(report: EvaluationReport, result: ModelResult): string[] {
   const { metrics, timing, model } = result;
   const pairs: [string, string][] = [
-    ['model', `${model.id} (${model.layout}, ${model.variant})`],
+    // CLIP is the family a reader assumes; any other is named.
+    ['model', `${model.id} (${[model.layout, ...(model.family && model.family !== 'clip' ? [model.family] : []), model.variant].join(', ')})`],
     ['device', result.device],
     ['templates', `${report.templates.name} (${report.templates.templates.length} per class)`],
     ['images', imagesLine(report, metrics.images)],
