@@ -50,6 +50,10 @@ export function runCommand(command: string, args: string[], options: RunOptions 
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    // A child that exits without reading its input closes the pipe: EPIPE then says nothing the exit code does not.
+    child.stdin.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') reject(error);
+    });
     child.stdin.end(options.input ?? '');
   });
 }

@@ -1,5 +1,5 @@
 import { createServer, request as forward, type IncomingHttpHeaders } from 'node:http';
-import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 
 /**
  * A real forward HTTP proxy on 127.0.0.1 for tests: takes requests in absolute form
@@ -54,12 +54,8 @@ export async function startTestProxy(): Promise<TestProxy> {
     requests.push({ method: 'CONNECT', url: request.url ?? '', headers: request.headers });
     socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n');
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
   return {
-    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    origin: await listenOnLoopback(server),
     requests,
     close: () =>
       new Promise<void>((resolve, reject) => {
@@ -86,12 +82,8 @@ export async function startSilentProxy(): Promise<SilentProxy> {
     socket.on('close', () => sockets.delete(socket));
     socket.on('data', (data) => requests.push(data.toString('latin1').split('\r\n')[0]!));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
   return {
-    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    origin: await listenOnLoopback(server),
     requests,
     close: () =>
       new Promise<void>((resolve, reject) => {
@@ -99,4 +91,13 @@ export async function startSilentProxy(): Promise<SilentProxy> {
         server.close((error) => (error ? reject(error) : resolve()));
       }),
   };
+}
+
+/** Starts `server` on a free loopback port; its http:// origin. */
+async function listenOnLoopback(server: TcpServer): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
