@@ -99,7 +99,10 @@ interface PreparedText {
   encoder: TextEncoder;
 }
 
-export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Promise<ZeroShotClassifier> {
+/** Class embeddings from text: the family that made them is always known. */
+export type TextClassifier = ZeroShotClassifier & { family: string };
+
+export async function zeroShotClassifier(options: ZeroShotClassifierOptions): Promise<TextClassifier> {
   const start = performance.now();
   const { classNames, templates, logger } = options;
   const prompts = classNames.flatMap((name) => templates.map((template) => fillTemplate(template, name)));

@@ -25,6 +25,8 @@ export interface RetrievalOptions {
   deviceId?: number;
   threads?: number;
   batchSize: number;
+  /** The model family by name (clip, siglip, siglip2); undefined: each bundle's is detected from its files. */
+  family?: string;
   /** False for --no-cache: always run the text encoder, never write the cache. */
   textCache: boolean;
   ks: readonly number[];
@@ -60,6 +62,8 @@ export interface RetrievalRun {
   /** Caption index → its image's index. */
   captionImage: Int32Array;
   embeddingDim: number;
+  /** The model family whose text rules encoded the captions. */
+  family: string;
   sha256: string;
   timing: {
     wallSeconds: number;
@@ -143,6 +147,7 @@ export async function runRetrieval(options: RetrievalOptions): Promise<Retrieval
     templates: CAPTION_AS_IS,
     session,
     textCacheRoot: options.textCache ? options.cacheRoot : undefined,
+    family: options.family,
     logger,
     quiet: options.quiet,
   });
@@ -164,6 +169,7 @@ export async function runRetrieval(options: RetrievalOptions): Promise<Retrieval
     captions,
     captionImage,
     embeddingDim: text.dim,
+    family: text.family,
     sha256,
     timing: {
       wallSeconds: (performance.now() - start) / 1000,

@@ -48,6 +48,8 @@ export interface ClassifyOptions {
   logger: Logger;
   /** No progress output at all (downloads, text encoder, images). */
   quiet: boolean;
+  /** The model family by name (clip, siglip, siglip2); undefined: each bundle's is detected from its files. */
+  family?: string;
   /** Show the image loop's progress (callers turn it off when results stream to the same terminal). */
   imageProgress?: boolean;
   /**
@@ -176,6 +178,7 @@ export async function classifyImages(options: ClassifyOptions): Promise<Classifi
       textCacheRoot: options.textCache ? options.cacheRoot : undefined,
       imageCacheRoot: options.imageCache ? options.cacheRoot : undefined,
       imageDecode: options.decode,
+      family: options.family,
       logger: options.logger,
       quiet: options.quiet,
     }),

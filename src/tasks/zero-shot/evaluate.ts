@@ -49,6 +49,8 @@ export interface DatasetEvaluationOptions {
   threads?: number;
   batchSize: number;
   templates: TemplateSet;
+  /** The model family by name (clip, siglip, siglip2); undefined: each bundle's is detected from its files. */
+  family?: string;
   /** False for --no-cache: always run the text encoder, never write the cache. */
   textCache: boolean;
   /** False for --no-cache: encode every image, never write the cache. */
@@ -117,6 +119,7 @@ async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOpti
     textCacheRoot: options.textCache ? options.cacheRoot : undefined,
     imageCacheRoot: options.imageCache ? options.cacheRoot : undefined,
     imageDecode: options.decode,
+    family: options.family,
     logger,
     quiet: options.quiet,
   });

@@ -6,7 +6,7 @@ import { ImageEmbeddingCache } from '../../model/image-embedding-cache.js';
 import { boundedThreads, type SessionOptions } from '../../model/session.js';
 import { fileDigest } from '../../text/embedding-cache.js';
 import type { DecodeOptions } from '../../preprocess/decode.js';
-import { zeroShotClassifier, type ZeroShotClassifier } from '../../text/classifier.js';
+import { zeroShotClassifier, type TextClassifier, type ZeroShotClassifier } from '../../text/classifier.js';
 import { bundleFamily } from '../../families/registry.js';
 
 export interface ZeroShotModelOptions {
@@ -41,7 +41,7 @@ export interface ZeroShotModel {
 export async function bundleClassifier(
   bundle: ModelBundle,
   options: Pick<ZeroShotModelOptions, 'classNames' | 'templates' | 'session' | 'textCacheRoot' | 'family' | 'logger' | 'quiet'>,
-): Promise<ZeroShotClassifier> {
+): Promise<TextClassifier> {
   const { family, tokenizerConfig } = await bundleFamily(bundle, options.family);
   return zeroShotClassifier({
     classNames: options.classNames,
