@@ -84,6 +84,7 @@ test('families: detected from config.json model_type and tokenizer_config.json t
   assert.equal(await detect(undefined, undefined), 'clip');
   assert.equal(await detect('clip', 'CLIPTokenizer'), 'clip');
   assert.equal(await detect('clip', 'CLIPTokenizerFast'), 'clip');
+  assert.equal(await detect('mobileclip', 'CLIPTokenizer'), 'clip');
   assert.equal(await detect('siglip', 'SiglipTokenizer'), 'siglip');
   assert.equal(await detect('siglip', undefined), 'siglip');
   assert.equal(await detect('siglip', 'GemmaTokenizer'), 'siglip2');

@@ -6,8 +6,9 @@ export const clipFamily: ModelFamily = {
   name: 'clip',
   title: 'CLIP (OpenAI, OpenCLIP, EVA, MetaCLIP, MobileCLIP, DFN)',
   textRule: "OpenAI's: ftfy, HTML unescaping, whitespace collapsed, lower-cased; SOT … EOT, cut to the context length",
+  // CLIP's tokenizer says CLIP whatever the model_type (MobileCLIP's and others' exports name their own).
   matches: ({ modelType, tokenizerClass }) =>
-    (modelType === undefined || modelType === 'clip') && (tokenizerClass === undefined || tokenizerClass.startsWith('CLIPTokenizer')),
+    tokenizerClass !== undefined ? tokenizerClass.startsWith('CLIPTokenizer') : modelType === undefined || modelType === 'clip',
   loadTokenizer: (tokenizerPath, config) => loadClipTokenizer(tokenizerPath, { padToken: config.padToken }),
   // The causal mask keeps every position after EOT out of the embedding.
   textPadding: 'longest',
