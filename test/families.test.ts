@@ -46,7 +46,7 @@ const TEXTS = [
   'itap of a maple_tree.',
 ];
 
-function bundleWith(files: { modelType?: string; tokenizerConfigPath?: string }): ModelBundle {
+function bundleWith(files: { modelType?: string; tokenizerConfigPath?: string; openClipText?: ModelBundle['openClipText'] }): ModelBundle {
   return {
     id: 'bundle',
     layout: 'huggingface',
@@ -95,6 +95,11 @@ test('families: detected from config.json model_type and tokenizer_config.json t
     assert.match(error.message, /bundle: no known model family has model_type "bert" and tokenizer_class "BertTokenizer"/);
     return true;
   });
+  // immich's open_clip configs: text_cfg.tokenizer_kwargs.clean says SigLIP, its hf_tokenizer_name SigLIP 2.
+  const openClip = async (clean: string, hfTokenizerName: string) => (await bundleFamily(bundleWith({ openClipText: { clean, hfTokenizerName } }))).family.name;
+  assert.equal(await openClip('canonicalize', 'timm/ViT-B-16-SigLIP'), 'siglip');
+  assert.equal(await openClip('canonicalize', 'timm/ViT-B-16-SigLIP2'), 'siglip2');
+  assert.equal(await openClip('whitespace', 'openai/clip'), 'clip');
   // A chosen family wins over the files.
   assert.equal((await bundleFamily(bundleWith({ modelType: 'clip' }), 'siglip2')).family.name, 'siglip2');
   assert.throws(() => familyNamed('eva'), (error: unknown) => error instanceof ClipEvalError && error.exitCode === EXIT.usage && /unknown model family "eva"; use clip, siglip, siglip2/.test(error.message));
@@ -129,8 +134,11 @@ for (const family of ['siglip', 'siglip2'] as const) {
     const rows = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as number[]);
     assert.equal(rows.length, TEXTS.length);
     rows.forEach((row, i) => assert.deepEqual(row, expected[i], `row of ${JSON.stringify(TEXTS[i])}`));
-    // The padding is the family's: SigLIP pads with its EOS (1), SigLIP 2 with <pad> (0).
+    // The padding is the family's: SigLIP pads with its EOS (1), SigLIP 2 with <pad> (0), whatever a
+    // tokenizer_config.json names (a T5 config says <pad>).
     assert.equal(rows[0]!.at(-1), family === 'siglip' ? 1 : 0);
+    const tokenizer = await familyNamed(family).loadTokenizer(join(work, 'tokenizer.json'), { padToken: family === 'siglip' ? '<pad>' : '<eos>' });
+    assert.equal(tokenizer.padId, family === 'siglip' ? 1 : 0);
   });
 }
 

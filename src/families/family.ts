@@ -33,6 +33,16 @@ export interface FamilyEvidence {
   modelType?: string;
   /** tokenizer_config.json `tokenizer_class` ("CLIPTokenizer", "SiglipTokenizer", "GemmaTokenizer", ...). */
   tokenizerClass?: string;
+  /** An open_clip model config's text cleaning (`text_cfg.tokenizer_kwargs.clean`: "canonicalize" for SigLIP). */
+  openClipClean?: string;
+  /** An open_clip model config's Hugging Face tokenizer (`text_cfg.hf_tokenizer_name`). */
+  openClipTokenizer?: string;
+}
+
+/** An open_clip config (immich's SigLIP exports) that says SigLIP: its canonicalize rule; SigLIP 2 by its Gemma tokenizer's name. */
+export function openClipSaysSiglip(evidence: FamilyEvidence): 'siglip' | 'siglip2' | undefined {
+  if (evidence.openClipClean !== 'canonicalize') return undefined;
+  return /siglip2|gemma/i.test(evidence.openClipTokenizer ?? '') ? 'siglip2' : 'siglip';
 }
 
 /**

@@ -33,6 +33,8 @@ export async function bundleFamily(bundle: ModelBundle, name?: string): Promise<
   const evidence: FamilyEvidence = {
     ...(bundle.modelType !== undefined ? { modelType: bundle.modelType } : {}),
     ...(tokenizerConfig.tokenizerClass !== undefined ? { tokenizerClass: tokenizerConfig.tokenizerClass } : {}),
+    ...(bundle.openClipText?.clean !== undefined ? { openClipClean: bundle.openClipText.clean } : {}),
+    ...(bundle.openClipText?.hfTokenizerName !== undefined ? { openClipTokenizer: bundle.openClipText.hfTokenizerName } : {}),
   };
   const family = FAMILIES.find((candidate) => candidate.matches(evidence));
   if (!family) {

@@ -1,6 +1,6 @@
 import { canonicalizeText } from '../text/canonicalize.js';
 import { loadHfTokenizer } from '../text/hf-tokenizer.js';
-import type { ModelFamily } from './family.js';
+import { openClipSaysSiglip, type ModelFamily } from './family.js';
 
 /**
  * Google's SigLIP (T5's SentencePiece Unigram vocabulary, English 32k or multilingual 250k): open_clip's
@@ -11,9 +11,12 @@ export const siglipFamily: ModelFamily = {
   name: 'siglip',
   title: 'SigLIP (SentencePiece Unigram vocabulary)',
   textRule: "open_clip's canonicalize: ftfy, HTML unescaping, _ to space, ASCII punctuation removed, lower-cased, whitespace collapsed; </s> appended, padded to 64 with </s>",
-  matches: ({ modelType, tokenizerClass }) => modelType === 'siglip' && (tokenizerClass === undefined || tokenizerClass.startsWith('SiglipTokenizer')),
-  loadTokenizer: (tokenizerPath, config) =>
-    loadHfTokenizer(tokenizerPath, { clean: canonicalizeText, eosToken: config.eosToken ?? '</s>', padToken: config.padToken ?? '</s>' }),
+  matches: (evidence) =>
+    openClipSaysSiglip(evidence) === 'siglip' ||
+    (evidence.modelType === 'siglip' && (evidence.tokenizerClass === undefined || evidence.tokenizerClass.startsWith('SiglipTokenizer'))),
+  // The family's tokens, whatever a tokenizer_config.json says: a T5 config names <pad> (0), but SigLIP was
+  // trained padded with </s> (open_clip's SigLipTokenizer and transformers' SiglipTokenizer both pad with it).
+  loadTokenizer: (tokenizerPath) => loadHfTokenizer(tokenizerPath, { clean: canonicalizeText, eosToken: '</s>', padToken: '</s>' }),
   textPadding: 'context',
   probability: 'sigmoid',
 };

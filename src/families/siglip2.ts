@@ -1,6 +1,6 @@
 import { canonicalizeText } from '../text/canonicalize.js';
 import { loadHfTokenizer } from '../text/hf-tokenizer.js';
-import type { ModelFamily } from './family.js';
+import { openClipSaysSiglip, type ModelFamily } from './family.js';
 
 /**
  * Google's SigLIP 2 at fixed resolution (Gemma's 256k BPE with byte fallback): the same canonicalize rule
@@ -11,10 +11,11 @@ export const siglip2Family: ModelFamily = {
   name: 'siglip2',
   title: 'SigLIP 2 (Gemma BPE vocabulary with byte fallback)',
   textRule: "open_clip's canonicalize (as SigLIP); <eos> appended, no BOS, padded to 64 with <pad>",
-  matches: ({ modelType, tokenizerClass }) =>
-    (modelType === 'siglip' || modelType === 'siglip2') && tokenizerClass !== undefined && tokenizerClass.startsWith('GemmaTokenizer'),
-  loadTokenizer: (tokenizerPath, config) =>
-    loadHfTokenizer(tokenizerPath, { clean: canonicalizeText, eosToken: config.eosToken ?? '<eos>', padToken: config.padToken ?? '<pad>' }),
+  matches: (evidence) =>
+    openClipSaysSiglip(evidence) === 'siglip2' ||
+    ((evidence.modelType === 'siglip' || evidence.modelType === 'siglip2') && evidence.tokenizerClass !== undefined && evidence.tokenizerClass.startsWith('GemmaTokenizer')),
+  // The family's tokens, as open_clip's SigLipTokenizer sets them for Gemma vocabularies.
+  loadTokenizer: (tokenizerPath) => loadHfTokenizer(tokenizerPath, { clean: canonicalizeText, eosToken: '<eos>', padToken: '<pad>' }),
   textPadding: 'context',
   probability: 'sigmoid',
 };

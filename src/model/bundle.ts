@@ -32,6 +32,11 @@ export interface ModelBundle {
   contextLength: number;
   /** config.json's `model_type` ("clip", "siglip", ...), which tells the model family. */
   modelType?: string;
+  /**
+   * An open_clip model config's text settings (immich's config.json): `tokenizer_kwargs.clean`
+   * ("canonicalize" for SigLIP) and `hf_tokenizer_name` ("timm/ViT-B-16-SigLIP2"), which tell the family.
+   */
+  openClipText?: { clean?: string; hfTokenizerName?: string };
 }
 
 export interface ResolveBundleOptions {
@@ -254,6 +259,7 @@ async function loadBundle(model: string, spec: LayoutSpec, source: FileSource, v
   const contextLength = configPath ? readContextLength(spec.contextLength(config), configPath) : DEFAULT_CONTEXT_LENGTH;
   const preprocess = preprocessPath ? spec.readPreprocess(await readJsonFile(preprocessPath), preprocessPath) : OPENAI_PREPROCESS;
   const modelType = field(config, 'model_type');
+  const openClipText = openClipTextSettings(field(config, 'text_cfg'));
   return {
     id: model,
     layout: spec.layout,
@@ -266,7 +272,15 @@ async function loadBundle(model: string, spec: LayoutSpec, source: FileSource, v
     embeddingsNormalised: spec.embeddingsNormalised,
     contextLength,
     ...(typeof modelType === 'string' ? { modelType } : {}),
+    ...(openClipText ? { openClipText } : {}),
   };
+}
+
+function openClipTextSettings(textConfig: unknown): ModelBundle['openClipText'] {
+  const clean = field(field(textConfig, 'tokenizer_kwargs'), 'clean');
+  const hfTokenizerName = field(textConfig, 'hf_tokenizer_name');
+  if (typeof clean !== 'string' && typeof hfTokenizerName !== 'string') return undefined;
+  return { ...(typeof clean === 'string' ? { clean } : {}), ...(typeof hfTokenizerName === 'string' ? { hfTokenizerName } : {}) };
 }
 
 function readContextLength(value: unknown, file: string): number {

@@ -193,7 +193,6 @@ export async function loadClipTokenizer(path: string, options: TokenizerLoadOpti
 /** What clip-eval reads of a tokenizer_config.json. */
 export interface TokenizerConfig {
   padToken?: string;
-  eosToken?: string;
   /** e.g. "CLIPTokenizer", "SiglipTokenizer", "GemmaTokenizer". */
   tokenizerClass?: string;
 }
@@ -229,7 +228,6 @@ export async function readTokenizerConfig(tokenizerConfigPath: string): Promise<
   const tokenizerClass = fields.tokenizer_class;
   return {
     padToken: specialToken(fields, 'pad_token', tokenizerConfigPath),
-    eosToken: specialToken(fields, 'eos_token', tokenizerConfigPath),
     ...(typeof tokenizerClass === 'string' ? { tokenizerClass } : {}),
   };
 }
