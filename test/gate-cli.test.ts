@@ -136,6 +136,20 @@ test('outputs: the same file for two output flags is a usage error, also through
   }
 });
 
+test('outputs: a link to a file not written yet names that file: two flags aliasing it are a usage error', async () => {
+  const folder = join(dir, 'not-yet');
+  await mkdir(folder);
+  // s2.json -> s.json (relative, dangling until the run writes s.json), s3.json -> s2.json: both are s.json.
+  await symlink('s.json', join(folder, 's2.json'));
+  await symlink(join(folder, 's2.json'), join(folder, 's3.json'));
+  for (const alias of ['s2.json', 's3.json']) {
+    const run = await runCli(args('--json', join(folder, 's.json'), '--junit', join(folder, alias)));
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(oneErrorLine(run.stderr), new RegExp(`--json and --junit name the same file \\(.*${alias}\\)`));
+  }
+  await assert.rejects(lstat(join(folder, 's.json')), 'nothing was written');
+});
+
 test('$GITHUB_STEP_SUMMARY that cannot be written: a warning, and a passing gate still exits 0', async () => {
   const notAFolder = join(dir, 'plain-file');
   await writeFile(notAFolder, '');
