@@ -7,6 +7,7 @@ import { writePatternCifarArchive, writePatternClip } from '../scripts/make-patt
 import { oneErrorLine, writeSpoiledResult, type Json } from './support/baseline.js';
 import { runCli } from './support/cli.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
+import { classImage } from './support/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 import { havePython, xmlElements } from './support/xml.js';
 
@@ -79,6 +80,28 @@ test('--baseline from another data set or another copy of it is refused once the
     assert.match(oneErrorLine(run.stderr), message);
     assert.equal(run.stdout, '', 'no summary: nothing was evaluated');
   }
+});
+
+test('--baseline of an image folder: another spelling of its path, from another working directory, compares; other images are refused', async () => {
+  const fold = join(dir, 'fold');
+  for (const [set, classes] of [['good', ['apple', 'bear']], ['bad', ['apple', 'bicycle']]] as const) {
+    for (const name of classes) {
+      await mkdir(join(fold, set, name), { recursive: true });
+      await classImage(name).png().toFile(join(fold, set, name, 'image.png'));
+    }
+  }
+  const eval_ = (spec: string, cwd: string, ...extra: string[]) => runCli(['eval', spec, '--model', model, '--cache-dir', cache, '--quiet', ...extra], { cwd });
+  const folderBaseline = join(dir, 'folder-baseline.json');
+  const first = await eval_('fold/good', dir, '--json', folderBaseline);
+  assert.equal(first.code, 0, first.stderr);
+  for (const [spec, cwd] of [['./good/', fold], [`folder:${join(fold, 'good')}`, join(dir, 'model')]]) {
+    const run = await eval_(spec, cwd, '--baseline', folderBaseline);
+    assert.equal(run.code, 0, `${spec}: ${run.stderr}`);
+    assert.match(run.stdout, /pass {2}.*top-1 100\.00 % vs baseline 100\.00 %/);
+  }
+  const other = await eval_('fold/bad', dir, '--baseline', folderBaseline);
+  assert.equal(other.code, 3, other.stderr);
+  assert.match(oneErrorLine(other.stderr), /was measured on fold\/good, this run is fold\/bad, other data \(sha256/);
 });
 
 test('--baseline measured with another template set or another model: compared, with a warning', async () => {
