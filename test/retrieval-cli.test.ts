@@ -184,6 +184,9 @@ test('retrieval errors are one line: a missing image, a data set without caption
   assert.equal(evaluation.code, 3, evaluation.stderr);
   assert.match(evaluation.stderr, /^clip-eval: [^\n]*captions\.csv: no class names, so nothing to classify \(a data set of captions is for retrieval\)\n$/);
   await refuses([join(dir, 'captions.csv'), '--recall-k', '1,0'], /--recall-k 1,0: expected positive whole numbers/, 2);
+  // Flags that would do nothing here are refused, not ignored: CIFAR's data folder, a manifest's split.
+  await refuses([join(dir, 'captions.csv'), '--data-dir', dir], /unknown option '--data-dir'/, 2);
+  await refuses([join(dir, 'captions.csv'), '--split', 'train'], /--split train: only webdatasets have splits, not .*captions\.csv \(CSV manifest\)/, 2);
   await refuses([join(dir, 'captions.csv'), '--min', 'top1=50%'], /--min top1=50%: expected METRIC@K=VALUE/, 2);
   await refuses([join(dir, 'captions.csv'), '--min', 'imageRetrievalRecall@5=80'], /--min imageRetrievalRecall@5 80: expected a fraction/, 2);
 });

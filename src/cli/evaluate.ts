@@ -18,7 +18,7 @@ import { formatPredictions } from '../report/predictions.js';
 import { formatSummary } from '../report/summary.js';
 import { resolveTemplates, validateTemplates, type TemplateSet } from '../text/templates.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
+import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, checkSplitFlag, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
 import { appendStepSummary, stepSummaryPath, writeOutput } from './io.js';
 
 interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
@@ -80,6 +80,7 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
   if (options.baselinePredictions !== undefined && options.baseline === undefined) {
     throw usageError('--baseline-predictions needs --baseline: the JSON result of the run that wrote those predictions');
   }
+  checkSplitFlag(spec, options.split);
   const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--csv', options.csv], ['--junit', options.junit], ['--report', options.report]] as const;
   for (const [flag, path] of outputs) {
     if (path) await assertWritableOutput(flag, path);
@@ -141,15 +142,19 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
   return failed.length > 0 ? EXIT.checkFailed : EXIT.ok;
 }
 
-function addEvaluationOptions(command: Command): Command {
+/** The flags of `eval`, and of `cifar100`/`cifar10` (`named`): CIFAR has one split and no file that can be unreadable. */
+function addEvaluationOptions(command: Command, named: boolean): Command {
   addModelOptions(command, true);
   addDataOptions(command);
   addInferenceOptions(command);
+  if (!named) {
+    command
+      .option('--split <name>', 'the data set split (webdatasets only; default test)')
+      .option('--skip-unreadable', 'skip and count images that cannot be read or decoded (default: the first one fails the run)');
+  }
   command
     .option('--templates <spec>', "prompt templates: 'openai' (18), 'imagenet' (80), 'single', 'dataset' (the data set's own) or a file with one template per line (default: the data set's: openai for CIFAR)")
     .option('--classnames <spec>', "class names for the prompts, in label order: 'imagenet1k', 'cifar100', 'cifar10' or a file with one name per line (default: the data set's)")
-    .option('--split <name>', 'the data set split (webdatasets; default test)')
-    .option('--skip-unreadable', 'skip and count images that cannot be read or decoded (default: the first one fails the run)')
     .option('--json <file>', 'write the full result as JSON')
     .option('--predictions <file>', 'write per-image top-5 predictions as JSON Lines (every model\'s, each row with its "model")')
     .option('--csv <file>', 'write the per-class table as CSV: images, correct, accuracy and its interval, top confusion')
@@ -168,7 +173,7 @@ function addEvaluationOptions(command: Command): Command {
 
 /** `clip-eval cifar100` / `clip-eval cifar10`: `eval` on a named data set. */
 export function evaluationCommand(name: string, description: string, setExit: (code: number) => void): Command {
-  const command = addEvaluationOptions(new Command(name).description(description));
+  const command = addEvaluationOptions(new Command(name).description(description), true);
   command.action(async (options: EvaluateOptions) => setExit(await runEvaluation(name, options)));
   return command;
 }
@@ -178,7 +183,7 @@ export function evalCommand(setExit: (code: number) => void): Command {
   const command = new Command('eval')
     .description('zero-shot top-1/top-5 accuracy on any data set: cifar100, cifar10, wds/NAME[@REV], wds:DIR-OR-URL, csv:FILE, or an image folder')
     .argument('<dataset>', 'the data set: cifar100, cifar10, wds/NAME[@REVISION], wds:DIR-OR-URL, csv:FILE (or FILE.csv), folder:DIR (or DIR)');
-  addEvaluationOptions(command);
+  addEvaluationOptions(command, false);
   command.action(async (spec: string, options: EvaluateOptions) => setExit(await runEvaluation(spec, options)));
   return command;
 }

@@ -21,13 +21,13 @@ import { deviceLabel, parseDevice } from '../model/session.js';
 import { DEFAULT_RECALL_K } from '../tasks/retrieval/metrics.js';
 import { runRetrieval, type RetrievalRun } from '../tasks/retrieval/retrieval.js';
 import { resolveModels } from '../tasks/zero-shot/evaluate.js';
-import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
+import { addCommonOptions, addInferenceOptions, addModelOptions, checkSplitFlag, loggerFor, modelChoices, type CommonOptions, type ModelOptions } from './flags.js';
 import { formatRetrievalJunit, formatRetrievalStepSummary } from '../report/junit.js';
 import { REPORT_RETRIEVED_IMAGES, retrievalReportHtml } from '../report/html/retrieval.js';
 import { appendStepSummary, stepSummaryPath, writeOutput } from './io.js';
 import { assertDistinctOutputs, assertWritableOutput } from './options.js';
 
-interface RetrievalCliOptions extends CommonOptions, ModelOptions, DataOptions {
+interface RetrievalCliOptions extends CommonOptions, ModelOptions {
   device: string;
   deviceId?: number;
   threads?: number;
@@ -81,6 +81,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
   const logger = loggerFor(options);
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
   if (models.length !== 1) throw usageError('retrieval runs one model and one variant at a time; give one --model and one --variant');
+  checkSplitFlag(spec, options.split);
   const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--junit', options.junit], ['--report', options.report]] as const;
   for (const [flag, path] of outputs) {
     if (path) await assertWritableOutput(flag, path);
@@ -92,7 +93,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
   const cacheRoot = resolveCacheRoot(options.cacheDir);
   const quiet = options.quiet ?? false;
   const [bundle] = await resolveModels(models, { cacheRoot, offline: options.offline, quiet, logger });
-  const dataset = await openDataset(spec, { ...dataOptions(options), cacheRoot, offline: options.offline, quiet, logger, split: options.split, captions: true });
+  const dataset = await openDataset(spec, { cacheRoot, offline: options.offline, quiet, logger, split: options.split, captions: true });
   // Another data set is refused before any image is encoded; another copy of it once it has streamed.
   const before = baseline ? retrievalBaselineFor(baseline, { dataset: { name: dataset.name }, model: bundle! }, baselineLabel) : undefined;
   for (const warning of before?.warnings ?? []) logger.warn(warning);
@@ -169,10 +170,9 @@ export function retrievalCommand(setExit: (code: number) => void): Command {
     .description('text-image retrieval recall@k (imageRetrievalRecall: text→image, textRetrievalRecall: image→text) on a data set with captions')
     .argument('<dataset>', 'the data set: csv:FILE (or FILE.csv) with the header path,caption, wds/NAME[@REVISION] or wds:DIR-OR-URL with .txt captions');
   addModelOptions(command, false);
-  addDataOptions(command);
   addInferenceOptions(command);
   command
-    .option('--split <name>', 'the data set split (webdatasets; default test)')
+    .option('--split <name>', 'the data set split (webdatasets only; default test)')
     .option('--recall-k <list>', 'the k of recall@k, comma-separated', recallKList, [...DEFAULT_RECALL_K])
     .option('--min <metric@k=x>', 'fail (exit 1) when a recall is below X, e.g. imageRetrievalRecall@5=80% (repeatable)', parseRetrievalBar('--min'))
     .option('--baseline <file>', 'compare with a previous retrieval --json result, metric by metric and k by k')
