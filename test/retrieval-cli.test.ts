@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -77,8 +78,11 @@ after(async () => {
 
 interface Report {
   task: string;
+  tool: { name: string; version: string; node: string; onnxruntime: string };
+  createdAt: string;
+  options: { batchSize: number; threads?: number; device: string; recallK: number[] };
   dataset: { images: number; captions: number; sha256: string };
-  results: { metrics: { images: number; captions: number; imageRetrievalRecall: Record<string, number>; textRetrievalRecall: Record<string, number>; imageRetrievalRecallInterval: Record<string, [number, number]>; textRetrievalRecallInterval: Record<string, [number, number]> }; timing: { wallSeconds: number; textEmbeddings: string; similarityBlockFloats: number } }[];
+  results: { model: { id: string; variant: string; files: { role: string; path: string; sha256: string }[] }; metrics: { images: number; captions: number; imageRetrievalRecall: Record<string, number>; textRetrievalRecall: Record<string, number>; imageRetrievalRecallInterval: Record<string, [number, number]>; textRetrievalRecallInterval: Record<string, [number, number]> }; timing: { wallSeconds: number; textEmbeddings: string; similarityBlockFloats: number } }[];
 }
 
 async function retrieval(spec: string, name: string, ...extra: string[]) {
@@ -124,6 +128,21 @@ test('retrieval on a caption manifest: recall@1 ~100 % both ways, a table, JSON 
   assert.deepEqual(Object.keys(again.report.results[0]!.metrics.textRetrievalRecall), ['1', '2']);
   assert.equal(again.report.results[0]!.metrics.imageRetrievalRecall['1'], result!.metrics.imageRetrievalRecall['1']);
   assert.equal(again.rows[0]!.top.length, 2);
+});
+
+test('retrieval --json traces its result as eval --json does: when, the tool and runtimes, the options, each model file and its sha256', async () => {
+  const { report } = await retrieval(join(dir, 'captions.csv'), 'traced', '--batch-size', '7');
+  assert.equal(report.tool.name, 'clip-eval');
+  assert.equal(report.tool.node, process.version);
+  assert.match(report.tool.onnxruntime, /^\d+\.\d+\.\d+/);
+  assert.ok(Math.abs(Date.parse(report.createdAt) - Date.now()) < 10 * 60_000, report.createdAt);
+  assert.deepEqual(report.options, { batchSize: 7, threads: 1, device: 'cpu', recallK: [1, 5, 10] });
+  const { files } = report.results[0]!.model;
+  assert.deepEqual(files.map((file) => file.role), ['vision', 'text', 'tokenizer']);
+  for (const file of files) {
+    assert.ok(file.path.startsWith(join(dir, 'model')), file.path);
+    assert.equal(file.sha256, createHash('sha256').update(await readFile(file.path)).digest('hex'), file.path);
+  }
 });
 
 test('retrieval with the captions shuffled among the images falls to about chance', async () => {

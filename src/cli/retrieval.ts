@@ -15,10 +15,13 @@ import {
 } from '../checks/checks.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { percent, percentInterval } from '../core/format.js';
-import { VERSION } from '../core/version.js';
+import type { Logger } from '../core/log.js';
+import type { Dataset } from '../datasets/dataset.js';
+import type { ModelBundle } from '../model/bundle.js';
 import { openDataset } from '../datasets/registry.js';
 import { deviceLabel, parseDevice } from '../model/session.js';
 import { DEFAULT_RECALL_K } from '../tasks/retrieval/metrics.js';
+import { modelFiles, toolInfo } from '../tasks/provenance.js';
 import { runRetrieval, type RetrievalRun } from '../tasks/retrieval/retrieval.js';
 import { resolveModels } from '../tasks/zero-shot/evaluate.js';
 import { addCommonOptions, addInferenceOptions, addModelOptions, checkSplitFlag, loggerFor, modelChoices, type CommonOptions, type ModelOptions } from './flags.js';
@@ -77,6 +80,26 @@ function formatRetrievalPredictions(run: RetrievalRun): string {
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
 
+/** The document --json writes: what a retrieval baseline holds, and what traces it to its model and run (as eval's). */
+async function retrievalReport(dataset: Dataset, bundle: ModelBundle, run: RetrievalRun, ks: readonly number[], options: RetrievalCliOptions, cacheRoot: string, logger: Logger) {
+  return {
+    schema: RETRIEVAL_SCHEMA,
+    tool: toolInfo(),
+    createdAt: new Date().toISOString(),
+    task: 'retrieval',
+    dataset: { name: dataset.name, split: dataset.split, images: run.scores.metrics.images, captions: run.scores.metrics.captions, sha256: run.sha256 },
+    options: { batchSize: options.batchSize, threads: options.threads, device: options.device, deviceId: options.deviceId, recallK: ks },
+    results: [
+      {
+        model: { id: bundle.id, layout: bundle.layout, variant: bundle.variant, embeddingDim: run.embeddingDim, files: await modelFiles(bundle, cacheRoot, logger) },
+        device: deviceLabel(options),
+        metrics: run.scores.metrics,
+        timing: { ...run.timing, similarityBlockFloats: run.scores.blockFloats, similarityWorkers: run.scores.workers },
+      },
+    ],
+  };
+}
+
 async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): Promise<number> {
   const logger = loggerFor(options);
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
@@ -118,23 +141,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
     ...(baseline ? { afterStreaming: ({ images, sha256 }: { images: number; sha256: string }) => checkBaselineData(baseline, { name: dataset.name, images, sha256 }, baselineLabel) } : {}),
   });
   process.stdout.write(formatRetrievalSummary(spec, bundle!.id, bundle!.variant, run, ks));
-  if (options.json) {
-    const report = {
-      schema: RETRIEVAL_SCHEMA,
-      tool: { name: 'clip-eval', version: VERSION },
-      task: 'retrieval',
-      dataset: { name: dataset.name, split: dataset.split, images: run.scores.metrics.images, captions: run.scores.metrics.captions, sha256: run.sha256 },
-      results: [
-        {
-          model: { id: bundle!.id, layout: bundle!.layout, variant: bundle!.variant, embeddingDim: run.embeddingDim },
-          device: deviceLabel(options),
-          metrics: run.scores.metrics,
-          timing: { ...run.timing, similarityBlockFloats: run.scores.blockFloats, similarityWorkers: run.scores.workers },
-        },
-      ],
-    };
-    await writeOutput('--json', options.json, `${JSON.stringify(report, null, 2)}\n`);
-  }
+  if (options.json) await writeOutput('--json', options.json, `${JSON.stringify(await retrievalReport(dataset, bundle!, run, ks, options, cacheRoot, logger), null, 2)}\n`);
   if (options.predictions) await writeOutput('--predictions', options.predictions, formatRetrievalPredictions(run));
   if (options.report) {
     const device = deviceLabel(options);
