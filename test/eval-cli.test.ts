@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tar from 'tar';
 import { writePatternCifarArchive, writePatternClip } from '../scripts/make-pattern-clip.js';
+import { oneErrorLine } from './support/baseline.js';
 import { runCli } from './support/cli.js';
+import { classImage } from './support/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 import { makeSamples, sampleMembers, writeLayout } from './support/webdataset.js';
 import { CIFAR10_NAMES } from '../src/datasets/cifar/class-names.js';
@@ -90,6 +92,24 @@ test('eval: errors are one line with their exit codes', async () => {
     assert.match(lines[0]!, /^clip-eval: /);
     assert.match(lines[0]!, message);
   }
+});
+
+test('eval: an unreadable image is one line naming it, the decoder quoted up to a whole word, and --skip-unreadable suggested', async () => {
+  const folder = join(dir, 'unreadable');
+  await mkdir(join(folder, 'apple'), { recursive: true });
+  await mkdir(join(folder, 'bear'), { recursive: true });
+  await classImage('apple').png().toFile(join(folder, 'apple', 'apple.png'));
+  // Three quarters of an AVIF: libvips says "source: bad seek to N" again and again, more than the line quotes.
+  const avif = await classImage('bear').avif().toBuffer();
+  await writeFile(join(folder, 'bear', 'bear.avif'), avif.subarray(0, (3 * avif.length) >> 2));
+  const run = await runCli(['eval', folder, '--model', model, '--cache-dir', join(dir, 'cache'), '--quiet']);
+  assert.equal(run.code, 3, run.stderr);
+  const line = oneErrorLine(run.stderr);
+  // Whole words only before the ellipsis: "… source: bad seek to 652 source: bad…", never "… source: ba…".
+  assert.match(line, /bear\.avif: corrupt or truncated image \((?:(?:source:|bad|seek|to|\d+) )+(?:source:|bad|seek|to|\d+)…\); add --skip-unreadable to skip and count such images instead$/);
+  const skipped = await runCli(['eval', folder, '--model', model, '--cache-dir', join(dir, 'cache'), '--quiet', '--skip-unreadable']);
+  assert.equal(skipped.code, 0, skipped.stderr);
+  assert.match(skipped.stdout, /images +1 of 2 \(1 unreadable, skipped\)/);
 });
 
 test('classify cifar100:N: the data set\'s class names, the true label beside the prediction, the logits of eval', async () => {

@@ -196,6 +196,9 @@ test('retrieval errors are one line: a missing image, a data set without caption
   await refuses([join(dir, 'missing.csv')], /missing\.csv line 2: images\/nowhere\.png does not exist/);
   await writeFile(join(dir, 'empty-caption.csv'), 'path,caption\nimages/apple.png,\n');
   await refuses([join(dir, 'empty-caption.csv')], /line 2: the caption is empty/);
+  // A classification manifest is refused by its header, before any image is read.
+  await writeFile(join(dir, 'labels.csv'), 'path,label\nimages/apple.png,apple\n');
+  await refuses([join(dir, 'labels.csv')], /manifest .*labels\.csv line 1: the header must be exactly path,caption \(one row per caption\) for a data set of captions\n$/);
   await mkdir(join(dir, 'pets', 'apple'), { recursive: true });
   await classImage('apple').png().toFile(join(dir, 'pets', 'apple', 'apple.png'));
   await refuses([join(dir, 'pets')], /sample apple\/apple\.png has no captions; retrieval needs one or more captions per image/);

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { resolveCacheRoot } from '../core/cache.js';
-import { EXIT, usageError } from '../core/errors.js';
+import { ClipEvalError, EXIT, usageError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { compareWithBaseline, readBaselinePredictions } from '../checks/baseline-predictions.js';
 import { checkBaselineData, checkBaselineFits, parseAccuracy, parseAccuracyBar, parsePercentagePoints, readBaseline, runChecks, type Baseline } from '../checks/checks.js';
@@ -10,6 +10,7 @@ import { openDataset } from '../datasets/registry.js';
 import { evaluateDataset, resolveModels } from '../tasks/zero-shot/evaluate.js';
 import { topConfusions } from '../tasks/zero-shot/metrics.js';
 import { parseDevice } from '../model/session.js';
+import { ImageJobError } from '../preprocess/image-pool.js';
 import { assertDistinctOutputs, assertWritableOutput, positiveInteger } from './options.js';
 import { formatPerClassCsv } from '../report/csv.js';
 import { formatJunit, formatStepSummary } from '../report/junit.js';
@@ -67,6 +68,12 @@ function baselineHooks(baseline: Baseline | undefined, label: string, templates:
   };
 }
 
+/** An image that cannot be read fails the run; its message says how to skip such images instead. */
+function withSkipHint(error: unknown): unknown {
+  if (!(error instanceof ImageJobError) || error.kind !== 'input' || error.hint) return error;
+  return new ClipEvalError(error.detail, error.kind, { ...(error.input ? { input: error.input } : {}), hint: { kind: 'skipUnreadable' }, cause: error });
+}
+
 async function runEvaluation(spec: string, options: EvaluateOptions): Promise<number> {
   const logger = loggerFor(options);
   for (const metric of ['top1', 'top5'] as const) {
@@ -119,6 +126,8 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
     logger,
     quiet,
     ...baselineHooks(baseline, baselineLabel, templates, logger),
+  }).catch((error: unknown) => {
+    throw options.skipUnreadable ? error : withSkipHint(error);
   });
   const { report } = evaluation;
   if (baseline && baselinePredictions) report.baselineComparisons = compareWithBaseline(report, evaluation, baseline, baselinePredictions);

@@ -35,6 +35,7 @@ const HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => string
   recursive: (hint) => `add --recursive to look in its ${hint.subfolders} subfolder${hint.subfolders === 1 ? '' : 's'}`,
   fetchDataset: (hint) => `run \`clip-eval fetch ${hint.dataset}\` where ${hint.url} is reachable, or pass --data-dir`,
   giveClassNames: () => 'give them with --classnames',
+  skipUnreadable: () => 'add --skip-unreadable to skip and count such images instead',
   workWithoutNetwork: () => 'to work without the network pass --data-dir DIR (an extracted copy) or --offline with a filled cache, or download from a mirror with --dataset-url URL',
 };
 

@@ -58,7 +58,8 @@ export type Hint =
   | { kind: 'recursive'; subfolders: number }
   | { kind: 'fetchDataset'; dataset: string; url: string }
   | { kind: 'workWithoutNetwork' }
-  | { kind: 'giveClassNames' };
+  | { kind: 'giveClassNames' }
+  | { kind: 'skipUnreadable' };
 
 /** What a message says: what is wrong or noteworthy (detail), about which input, and which fix. */
 export interface Statement {
@@ -82,6 +83,7 @@ const PLAIN_HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => 
   recursive: (hint) => `list it recursively to look in its ${hint.subfolders} subfolder${hint.subfolders === 1 ? '' : 's'}`,
   fetchDataset: (hint) => `fetch ${hint.dataset} where ${hint.url} is reachable, or give a data folder`,
   giveClassNames: () => 'give the class names',
+  skipUnreadable: () => 'skip and count such images instead',
   workWithoutNetwork: () => 'to work without the network give a data folder (an extracted copy), work offline with a filled cache, or download from a mirror URL',
 };
 
