@@ -147,9 +147,15 @@ export function subjectError(subject: Subject, detail: string, options: { kind?:
     : new ClipEvalError(detail, kind, { input: subject, cause: options.cause });
 }
 
-/** The message of an unknown thrown value (a ClipEvalError in `wording`), on one line, with no control character left to reach a terminal. */
+/**
+ * The message of an unknown thrown value (a ClipEvalError in `wording`), on one line, with no control
+ * character left to reach a terminal. Our own messages are one line, so a line break in one is part of
+ * a name (a file called "a\nb.png") and is shown as reports show it (\x0a); another library's line
+ * breaks separate its sentences and become spaces.
+ */
 export function describeError(error: unknown, wording: Wording = PLAIN_WORDING): string {
-  const text = error instanceof ClipEvalError ? word(error, wording) : error instanceof Error ? error.message : String(error);
+  if (error instanceof ClipEvalError) return showUnprintable(word(error, wording));
+  const text = error instanceof Error ? error.message : String(error);
   return showUnprintable(text.replace(/\s*\n\s*/g, ' ').trim());
 }
 
