@@ -229,6 +229,7 @@ test('usage and input errors: one line on stderr and their exit codes', async ()
   const cache = join(dir, 'cache-errors');
   const cases: [string[], number, RegExp][] = [
     [['cifar100', '--bogus'], 2, /unknown option '--bogus'/],
+    [['cifar100', '--min-top', '0.5'], 2, /^clip-eval: unknown option '--min-top' \(Did you mean one of --min-top1, --min-top5\?\) \(see --help\)$/],
     // CIFAR has one split and no file that could be unreadable: these eval flags are not cifar100's.
     [['cifar100', '--split', 'test'], 2, /unknown option '--split'/],
     [['cifar10', '--skip-unreadable'], 2, /unknown option '--skip-unreadable'/],

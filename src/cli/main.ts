@@ -35,7 +35,8 @@ export async function main(argv: string[]): Promise<number> {
   program.exitOverride();
   const output = {
     writeErr: (text: string) => process.stderr.write(text),
-    outputError: (text: string, write: (text: string) => void) => write(`clip-eval: ${text.replace(/^error: /, '').trimEnd()} (see --help)\n`),
+    // Commander puts its suggestion on a line of its own ("(Did you mean --min-top1?)"): one line here, as every error.
+    outputError: (text: string, write: (text: string) => void) => write(`clip-eval: ${describeError(text.replace(/^error: /, ''))} (see --help)\n`),
   };
   program.configureOutput(output);
   const configure = (command: Command): void => {
