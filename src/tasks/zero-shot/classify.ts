@@ -48,6 +48,8 @@ export interface ClassifyOptions {
   quiet: boolean;
   /** Show the image loop's progress (callers turn it off when results stream to the same terminal). */
   imageProgress?: boolean;
+  /** What the image loop's progress line is headed with (default "classify"; search says "search"). */
+  progressLabel?: string;
   /** Called with each image's result in input order, as soon as its batch is done. */
   onResult?: (result: ImageClassification, index: number) => void;
 }
@@ -258,7 +260,7 @@ async function classifyWith(
       batchSize: options.batchSize,
       k,
       quiet: options.quiet || !(options.imageProgress ?? true),
-      progressLabel: 'classify',
+      progressLabel: options.progressLabel ?? 'classify',
       // A failed image gets a blank embedding instead of being encoded; it is never reported.
       fill: async (i, out, offset) => {
         const input = images[i]!;
