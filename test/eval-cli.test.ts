@@ -6,6 +6,7 @@ import * as tar from 'tar';
 import { writePatternCifarArchive, writePatternClip } from '../scripts/make-pattern-clip.js';
 import { oneErrorLine } from './support/baseline.js';
 import { runCli } from './support/cli.js';
+import { numberDigits } from './support/json-numbers.js';
 import { classImage } from './support/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 import { makeSamples, sampleMembers, writeLayout } from './support/webdataset.js';
@@ -43,7 +44,12 @@ test('eval cifar100 is clip-eval cifar100: the same report fields and metrics', 
   assert.equal(viaEval.code, 0, viaEval.stderr);
   const viaName = await runCli(args(['cifar100'], '--per-class', '1', '--json', join(dir, 'named.json')));
   assert.equal(viaName.code, 0, viaName.stderr);
-  const a = JSON.parse(await readFile(join(dir, 'eval.json'), 'utf8')) as Report;
+  const text = await readFile(join(dir, 'eval.json'), 'utf8');
+  // Derived values (intervals, means, times) carry 15 significant digits at most: no float noise.
+  const noisy = numberDigits(text).filter(({ digits }) => digits > 15);
+  assert.deepEqual(noisy, []);
+  assert.ok(numberDigits(text).some(({ literal }) => literal.includes('.')), 'the report has fractions to round');
+  const a = JSON.parse(text) as Report;
   const b = JSON.parse(await readFile(join(dir, 'named.json'), 'utf8')) as Report;
   assert.deepEqual(a.dataset, b.dataset);
   assert.deepEqual(a.results[0]!.metrics, b.results[0]!.metrics);

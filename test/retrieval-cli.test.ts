@@ -7,10 +7,12 @@ import { after, before, test } from 'node:test';
 import { SeededRandom } from '../scripts/lib/seeded-random.js';
 import { CIFAR100_RAW_NAMES, writePatternClip } from '../scripts/make-pattern-clip.js';
 import { runCli } from './support/cli.js';
+import { numberDigits } from './support/json-numbers.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { encodeClassImage, publishDatasetRepo, writeShard, type ShardMember } from './support/webdataset.js';
 import { classImage } from './support/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
+import { resultNumber } from '../src/core/format.js';
 import { wilsonInterval } from '../src/tasks/statistics.js';
 import { havePython, xmlElements } from './support/xml.js';
 
@@ -118,10 +120,10 @@ test('retrieval on a caption manifest: recall@1 ~100 % both ways, a table, JSON 
     assert.equal(row.rank === 1, row.top[0] === row.image);
   });
   const hits = rows.filter((row) => row.rank === 1).length;
-  assert.equal(hits / rows.length, result!.metrics.imageRetrievalRecall['1']);
-  assert.deepEqual(result!.metrics.imageRetrievalRecallInterval['1'], wilsonInterval(hits, rows.length), 'the interval is on (captions right, captions)');
+  assert.equal(resultNumber(hits / rows.length), result!.metrics.imageRetrievalRecall['1']);
+  assert.deepEqual(result!.metrics.imageRetrievalRecallInterval['1'], wilsonInterval(hits, rows.length).map(resultNumber), 'the interval is on (captions right, captions)');
   const images = Math.round(result!.metrics.textRetrievalRecall['5']! * 100);
-  assert.deepEqual(result!.metrics.textRetrievalRecallInterval['5'], wilsonInterval(images, 100), 'the interval is on (images right, images)');
+  assert.deepEqual(result!.metrics.textRetrievalRecallInterval['5'], wilsonInterval(images, 100).map(resultNumber), 'the interval is on (images right, images)');
 
   const again = await retrieval(join(dir, 'captions.csv'), 'again', '--recall-k', '2,1');
   assert.equal(again.report.results[0]!.timing.textEmbeddings, 'cached');
@@ -132,6 +134,7 @@ test('retrieval on a caption manifest: recall@1 ~100 % both ways, a table, JSON 
 
 test('retrieval --json traces its result as eval --json does: when, the tool and runtimes, the options, each model file and its sha256', async () => {
   const { report } = await retrieval(join(dir, 'captions.csv'), 'traced', '--batch-size', '7');
+  assert.deepEqual(numberDigits(await readFile(join(dir, 'traced.json'), 'utf8')).filter(({ digits }) => digits > 15), [], 'no float noise');
   assert.equal(report.tool.name, 'clip-eval');
   assert.equal(report.tool.node, process.version);
   assert.match(report.tool.onnxruntime, /^\d+\.\d+\.\d+/);

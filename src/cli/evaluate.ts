@@ -18,6 +18,7 @@ import { classificationReportHtml } from '../report/html/classification.js';
 import { formatPredictions } from '../report/predictions.js';
 import { formatSummary } from '../report/summary.js';
 import { resolveTemplates, validateTemplates, type TemplateSet } from '../text/templates.js';
+import { formatResultJson } from '../core/format.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, checkSplitFlag, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
 import { appendStepSummary, stepSummaryPath, writeOutput } from './io.js';
@@ -132,7 +133,7 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
   const { report } = evaluation;
   if (baseline && baselinePredictions) report.baselineComparisons = compareWithBaseline(report, evaluation, baseline, baselinePredictions);
   process.stdout.write(formatSummary(report));
-  if (options.json) await writeOutput('--json', options.json, `${JSON.stringify(report, null, 2)}\n`);
+  if (options.json) await writeOutput('--json', options.json, formatResultJson(report));
   if (options.predictions) await writeOutput('--predictions', options.predictions, formatPredictions(evaluation.ids, evaluation.labels, evaluation.predictions));
   if (options.csv) {
     const confusions = evaluation.predictions.map((predictions) => topConfusions(evaluation.labels, predictions, dataset.classNames));

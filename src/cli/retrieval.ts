@@ -14,7 +14,7 @@ import {
   type RetrievalBar,
 } from '../checks/checks.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { percent, percentInterval } from '../core/format.js';
+import { formatResultJson, percent, percentInterval } from '../core/format.js';
 import type { Logger } from '../core/log.js';
 import type { Dataset } from '../datasets/dataset.js';
 import type { ModelBundle } from '../model/bundle.js';
@@ -141,7 +141,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
     ...(baseline ? { afterStreaming: ({ images, sha256 }: { images: number; sha256: string }) => checkBaselineData(baseline, { name: dataset.name, images, sha256 }, baselineLabel) } : {}),
   });
   process.stdout.write(formatRetrievalSummary(spec, bundle!.id, bundle!.variant, run, ks));
-  if (options.json) await writeOutput('--json', options.json, `${JSON.stringify(await retrievalReport(dataset, bundle!, run, ks, options, cacheRoot, logger), null, 2)}\n`);
+  if (options.json) await writeOutput('--json', options.json, formatResultJson(await retrievalReport(dataset, bundle!, run, ks, options, cacheRoot, logger)));
   if (options.predictions) await writeOutput('--predictions', options.predictions, formatRetrievalPredictions(run));
   if (options.report) {
     const device = deviceLabel(options);
