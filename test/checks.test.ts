@@ -87,7 +87,9 @@ test('JUnit XML is well-formed with one case per model and metric and the right 
 test('step summary is a Markdown table with the verdicts', () => {
   const run = report([result('m', 'fp32', 0.7, 0.9)]);
   const text = formatStepSummary(run, runChecks(run, { minTop1: 0.8, maxDrop: 0.5 }));
-  assert.match(text, /### clip-eval cifar100: 100 images ❌ 1 check\(s\) failed/);
+  assert.match(text, /### clip-eval cifar100: 100 images ❌ 1 check failed$/m);
+  const two = formatStepSummary(run, runChecks(run, { minTop1: 0.8, minTop5: 0.95, maxDrop: 0.5 }));
+  assert.match(two, /### clip-eval cifar100: 100 images ❌ 2 checks failed$/m);
   assert.match(text, /\| m \| fp32 \| cpu \| 70\.00 % {2}\(\d\d\.\d\d–\d\d\.\d\d\) \| 90\.00 % {2}\(\d\d\.\d\d–\d\d\.\d\d\) \|/, 'each accuracy with its 95 % interval');
 });
 
