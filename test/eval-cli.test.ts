@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tar from 'tar';
@@ -116,6 +116,21 @@ test('eval: an unreadable image is one line naming it, the decoder quoted up to 
   const skipped = await runCli(['eval', folder, '--model', model, '--cache-dir', join(dir, 'cache'), '--quiet', '--skip-unreadable']);
   assert.equal(skipped.code, 0, skipped.stderr);
   assert.match(skipped.stdout, /images +1 of 2 \(1 unreadable, skipped\)/);
+});
+
+test('eval --relative-paths: the model files in --json and --report relative to the working folder, or <cache>/… inside the cache', async () => {
+  await cp(model, join(dir, 'shared-cache', 'models', 'local'), { recursive: true });
+  // The model as the user names it (relative, from the working folder): its id stays as given.
+  for (const [modelPath, prefix] of [['model', 'model/'], ['shared-cache/models/local', '<cache>/models/local/']] as const) {
+    const json = join(dir, 'relative.json');
+    const html = join(dir, 'relative.html');
+    const run = await runCli(['eval', 'cifar100', '--model', modelPath, '--data-dir', 'cifar-100-binary', '--cache-dir', 'shared-cache', '--quiet', '--per-class', '1', '--relative-paths', '--json', json, '--report', html], { cwd: dir });
+    assert.equal(run.code, 0, run.stderr);
+    const files = (JSON.parse(await readFile(json, 'utf8')) as { results: { model: { files: { path: string }[] } }[] }).results[0]!.model.files.map((file) => file.path);
+    assert.deepEqual(files, [`${prefix}onnx/vision_model.onnx`, `${prefix}onnx/text_model.onnx`, `${prefix}tokenizer.json`]);
+    const page = await readFile(html, 'utf8');
+    assert.ok(!page.includes(dir), 'no absolute path of this machine in the HTML report');
+  }
 });
 
 test('classify cifar100:N: the data set\'s class names, the true label beside the prediction, the logits of eval', async () => {

@@ -20,8 +20,8 @@ import { formatSummary } from '../report/summary.js';
 import { resolveTemplates, validateTemplates, type TemplateSet } from '../text/templates.js';
 import { formatResultJson } from '../core/format.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, checkSplitFlag, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
-import { appendStepSummary, stepSummaryPath, writeOutput } from './io.js';
+import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, addRelativePathsOption, checkSplitFlag, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
+import { appendStepSummary, shareableFiles, stepSummaryPath, writeOutput } from './io.js';
 
 interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
   device: string;
@@ -46,6 +46,7 @@ interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
   maxDrop: number;
   junit?: string;
   report?: string;
+  relativePaths?: boolean;
 }
 
 /** --templates: as given, else the data set's default; 'dataset' is the data set's own template file. */
@@ -131,6 +132,7 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
     throw options.skipUnreadable ? error : withSkipHint(error);
   });
   const { report } = evaluation;
+  if (options.relativePaths) for (const result of report.results) result.model.files = shareableFiles(result.model.files, cacheRoot);
   if (baseline && baselinePredictions) report.baselineComparisons = compareWithBaseline(report, evaluation, baseline, baselinePredictions);
   process.stdout.write(formatSummary(report));
   if (options.json) await writeOutput('--json', options.json, formatResultJson(report));
@@ -178,6 +180,7 @@ function addEvaluationOptions(command: Command, named: boolean): Command {
     .option('--max-drop <pp>', 'largest drop from --baseline allowed, in percentage points', parsePercentagePoints('--max-drop'), 0.5)
     .option('--junit <file>', 'write JUnit XML: one test case per model and metric')
     .option('--report <file>', 'write a self-contained HTML report: per-class accuracy, confusion matrix, the most-confused images');
+  addRelativePathsOption(command);
   return addCommonOptions(command);
 }
 

@@ -24,10 +24,10 @@ import { DEFAULT_RECALL_K } from '../tasks/retrieval/metrics.js';
 import { modelFiles, toolInfo } from '../tasks/provenance.js';
 import { runRetrieval, type RetrievalRun } from '../tasks/retrieval/retrieval.js';
 import { resolveModels } from '../tasks/zero-shot/evaluate.js';
-import { addCommonOptions, addInferenceOptions, addModelOptions, checkSplitFlag, loggerFor, modelChoices, type CommonOptions, type ModelOptions } from './flags.js';
+import { addCommonOptions, addInferenceOptions, addModelOptions, addRelativePathsOption, checkSplitFlag, loggerFor, modelChoices, type CommonOptions, type ModelOptions } from './flags.js';
 import { formatRetrievalJunit, formatRetrievalStepSummary } from '../report/junit.js';
 import { REPORT_RETRIEVED_IMAGES, retrievalReportHtml } from '../report/html/retrieval.js';
-import { appendStepSummary, stepSummaryPath, writeOutput } from './io.js';
+import { appendStepSummary, shareableFiles, stepSummaryPath, writeOutput } from './io.js';
 import { assertDistinctOutputs, assertWritableOutput } from './options.js';
 
 interface RetrievalCliOptions extends CommonOptions, ModelOptions {
@@ -45,6 +45,7 @@ interface RetrievalCliOptions extends CommonOptions, ModelOptions {
   maxDrop: number;
   junit?: string;
   report?: string;
+  relativePaths?: boolean;
 }
 
 /** --recall-k 1,5,10: distinct positive whole numbers, kept in ascending order. */
@@ -82,6 +83,7 @@ function formatRetrievalPredictions(run: RetrievalRun): string {
 
 /** The document --json writes: what a retrieval baseline holds, and what traces it to its model and run (as eval's). */
 async function retrievalReport(dataset: Dataset, bundle: ModelBundle, run: RetrievalRun, ks: readonly number[], options: RetrievalCliOptions, cacheRoot: string, logger: Logger) {
+  const files = await modelFiles(bundle, cacheRoot, logger);
   return {
     schema: RETRIEVAL_SCHEMA,
     tool: toolInfo(),
@@ -91,7 +93,7 @@ async function retrievalReport(dataset: Dataset, bundle: ModelBundle, run: Retri
     options: { batchSize: options.batchSize, threads: options.threads, device: options.device, deviceId: options.deviceId, recallK: ks },
     results: [
       {
-        model: { id: bundle.id, layout: bundle.layout, variant: bundle.variant, embeddingDim: run.embeddingDim, files: await modelFiles(bundle, cacheRoot, logger) },
+        model: { id: bundle.id, layout: bundle.layout, variant: bundle.variant, embeddingDim: run.embeddingDim, files: options.relativePaths ? shareableFiles(files, cacheRoot) : files },
         device: deviceLabel(options),
         metrics: run.scores.metrics,
         timing: { ...run.timing, similarityBlockFloats: run.scores.blockFloats, similarityWorkers: run.scores.workers },
@@ -188,6 +190,7 @@ export function retrievalCommand(setExit: (code: number) => void): Command {
     .option('--junit <file>', 'write JUnit XML: one test case per metric and k')
     .option('--predictions <file>', 'write one JSON Lines row per caption: its image, that image\'s rank and the best images')
     .option('--report <file>', 'write a self-contained HTML report: recall@k curves and the worst captions with the images retrieved');
+  addRelativePathsOption(command);
   addCommonOptions(command);
   command.action(async (spec: string, options: RetrievalCliOptions) => setExit(await runRetrievalCommand(spec, options)));
   return command;
