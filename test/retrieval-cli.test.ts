@@ -146,6 +146,11 @@ test('retrieval --json traces its result as eval --json does: when, the tool and
     assert.ok(file.path.startsWith(join(dir, 'model')), file.path);
     assert.equal(file.sha256, createHash('sha256').update(await readFile(file.path)).digest('hex'), file.path);
   }
+  const shared = await runCli(['retrieval', join(dir, 'captions.csv'), ...modelArgs, '--relative-paths', '--json', join(dir, 'shared.json')], { cwd: dir });
+  assert.equal(shared.code, 0, shared.stderr);
+  const sharedFiles = (JSON.parse(await readFile(join(dir, 'shared.json'), 'utf8')) as Report).results[0]!.model.files;
+  assert.deepEqual(sharedFiles.map((file) => file.path), ['model/onnx/vision_model.onnx', 'model/onnx/text_model.onnx', 'model/tokenizer.json']);
+  assert.deepEqual(sharedFiles.map((file) => file.sha256), files.map((file) => file.sha256));
 });
 
 test('retrieval with the captions shuffled among the images falls to about chance', async () => {
