@@ -180,7 +180,7 @@ function addEvaluationOptions(command: Command, named: boolean): Command {
     .option('--max-drop <pp>', 'largest drop from --baseline allowed, in percentage points', parsePercentagePoints('--max-drop'), 0.5)
     .option('--junit <file>', 'write JUnit XML: one test case per model and metric')
     .option('--report <file>', 'write a self-contained HTML report: per-class accuracy, confusion matrix, the most-confused images');
-  addRelativePathsOption(command);
+  addRelativePathsOption(command, '--json and --report');
   return addCommonOptions(command);
 }
 

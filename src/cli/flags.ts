@@ -109,9 +109,9 @@ export function checkSplitFlag(spec: string, split: string | undefined): void {
   throw usageError(`--split ${split}: only webdatasets have splits, not ${spec} (${source.title}); drop --split`);
 }
 
-/** --relative-paths, for the commands that write result files others may read. */
-export function addRelativePathsOption(command: Command): Command {
-  return command.option('--relative-paths', 'write the model files\' paths in --json and --report relative to the working folder (<cache>/… for the cache) instead of absolute, for reports and baselines shared with others');
+/** --relative-paths, for the commands that write result files others may read; `outputs` says which carry the paths. */
+export function addRelativePathsOption(command: Command, outputs: string): Command {
+  return command.option('--relative-paths', `write the model files' paths in ${outputs} relative to the working folder (<cache>/… for the cache) instead of absolute, for reports and baselines shared with others`);
 }
 
 export function loggerFor(options: CommonOptions): Logger {

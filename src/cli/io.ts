@@ -55,7 +55,6 @@ export async function readStdinBytes(): Promise<Uint8Array> {
   return readStdin();
 }
 
-
 /**
  * A path as a report meant to be shared shows it (--relative-paths): below the cache folder as
  * <cache>/…, else relative to the working folder, so that no home folder or machine layout leaks.

@@ -190,7 +190,7 @@ export function retrievalCommand(setExit: (code: number) => void): Command {
     .option('--junit <file>', 'write JUnit XML: one test case per metric and k')
     .option('--predictions <file>', 'write one JSON Lines row per caption: its image, that image\'s rank and the best images')
     .option('--report <file>', 'write a self-contained HTML report: recall@k curves and the worst captions with the images retrieved');
-  addRelativePathsOption(command);
+  addRelativePathsOption(command, '--json');
   addCommonOptions(command);
   command.action(async (spec: string, options: RetrievalCliOptions) => setExit(await runRetrievalCommand(spec, options)));
   return command;
