@@ -76,7 +76,8 @@ function withSkipHint(error: unknown): unknown {
   return new ClipEvalError(error.detail, error.kind, { ...(error.input ? { input: error.input } : {}), hint: { kind: 'skipUnreadable' }, cause: error });
 }
 
-async function runEvaluation(spec: string, options: EvaluateOptions): Promise<number> {
+/** `skipFlag`: the command has --skip-unreadable (cifar100/cifar10 do not), so an unreadable image's error suggests it. */
+async function runEvaluation(spec: string, options: EvaluateOptions, skipFlag: boolean): Promise<number> {
   const logger = loggerFor(options);
   for (const metric of ['top1', 'top5'] as const) {
     const flag = metric === 'top1' ? '--min-top1' : '--min-top5';
@@ -129,7 +130,7 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
     quiet,
     ...baselineHooks(baseline, baselineLabel, templates, logger),
   }).catch((error: unknown) => {
-    throw options.skipUnreadable ? error : withSkipHint(error);
+    throw skipFlag && !options.skipUnreadable ? withSkipHint(error) : error;
   });
   const { report } = evaluation;
   if (options.relativePaths) for (const result of report.results) result.model.files = shareableFiles(result.model.files, cacheRoot);
@@ -187,7 +188,7 @@ function addEvaluationOptions(command: Command, named: boolean): Command {
 /** `clip-eval cifar100` / `clip-eval cifar10`: `eval` on a named data set. */
 export function evaluationCommand(name: string, description: string, setExit: (code: number) => void): Command {
   const command = addEvaluationOptions(new Command(name).description(description), true);
-  command.action(async (options: EvaluateOptions) => setExit(await runEvaluation(name, options)));
+  command.action(async (options: EvaluateOptions) => setExit(await runEvaluation(name, options, false)));
   return command;
 }
 
@@ -197,6 +198,6 @@ export function evalCommand(setExit: (code: number) => void): Command {
     .description('zero-shot top-1/top-5 accuracy on any data set: cifar100, cifar10, wds/NAME[@REV], wds:DIR-OR-URL, csv:FILE, or an image folder')
     .argument('<dataset>', 'the data set: cifar100, cifar10, wds/NAME[@REVISION], wds:DIR-OR-URL, csv:FILE (or FILE.csv), folder:DIR (or DIR)');
   addEvaluationOptions(command, false);
-  command.action(async (spec: string, options: EvaluateOptions) => setExit(await runEvaluation(spec, options)));
+  command.action(async (spec: string, options: EvaluateOptions) => setExit(await runEvaluation(spec, options, true)));
   return command;
 }
