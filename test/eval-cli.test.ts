@@ -86,6 +86,8 @@ test('eval: errors are one line with their exit codes', async () => {
     [args(['eval', 'cifar100'], '--split', 'train'), 2, /--split train: cifar100 has only the test split$/],
     // A folder (here the extracted CIFAR) has no splits: --split is refused, not ignored.
     [args(['eval', data], '--split', 'test'), 2, /--split test: only webdatasets have splits, not .*cifar-100-binary \(image folder\); drop --split$/],
+    // args() passes --data-dir: for a folder it would do nothing, so it is refused.
+    [args(['eval', data]), 2, /--data-dir .*cifar-100-binary: only CIFAR is read from there, not .*cifar-100-binary \(image folder\); drop --data-dir$/],
     [args(['eval', 'cifar100'], '--templates', 'dataset'), 2, /--templates dataset: cifar100 has no templates of its own/],
     [args(['eval', 'cifar100'], '--classnames', join(dir, 'no-such-names.txt')), 3, /no-such-names\.txt/],
     [['eval'], 2, /missing required argument 'dataset'/],

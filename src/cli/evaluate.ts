@@ -20,7 +20,7 @@ import { formatSummary } from '../report/summary.js';
 import { resolveTemplates, validateTemplates, type TemplateSet } from '../text/templates.js';
 import { formatResultJson } from '../core/format.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, addRelativePathsOption, checkSplitFlag, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
+import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, addRelativePathsOption, checkDataFlags, checkSplitFlag, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
 import { appendStepSummary, shareableFiles, stepSummaryPath, writeOutput } from './io.js';
 
 interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
@@ -91,6 +91,7 @@ async function runEvaluation(spec: string, options: EvaluateOptions, skipFlag: b
     throw usageError('--baseline-predictions needs --baseline: the JSON result of the run that wrote those predictions');
   }
   checkSplitFlag(spec, options.split);
+  checkDataFlags(spec, options);
   const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--csv', options.csv], ['--junit', options.junit], ['--report', options.report]] as const;
   for (const [flag, path] of outputs) {
     if (path) await assertWritableOutput(flag, path);

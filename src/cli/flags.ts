@@ -109,6 +109,14 @@ export function checkSplitFlag(spec: string, split: string | undefined): void {
   throw usageError(`--split ${split}: only webdatasets have splits, not ${spec} (${source.title}); drop --split`);
 }
 
+/** --data-dir, --dataset-url and --dataset-md5 say where CIFAR comes from; given for another data set they are refused, not ignored. */
+export function checkDataFlags(spec: string, options: DataOptions): void {
+  const source = datasetSourceFor(spec);
+  if (source === undefined || source === cifarSource) return;
+  const given = ([['--data-dir', options.dataDir], ['--dataset-url', options.datasetUrl], ['--dataset-md5', options.datasetMd5]] as const).find(([, value]) => value !== undefined);
+  if (given) throw usageError(`${given[0]} ${given[1]}: only CIFAR is read from there, not ${spec} (${source.title}); drop ${given[0]}`);
+}
+
 /** --relative-paths, for the commands that write result files others may read; `outputs` says which carry the paths. */
 export function addRelativePathsOption(command: Command, outputs: string): Command {
   return command.option('--relative-paths', `write the model files' paths in ${outputs} relative to the working folder (<cache>/… for the cache) instead of absolute, for reports and baselines shared with others`);
