@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { checkBaselineFits, parseAccuracy, parsePercentagePoints, runChecks, validateBaseline } from '../src/checks/checks.js';
+import { checkBaselineData, checkBaselineFits, parseAccuracy, parsePercentagePoints, runChecks, validateBaseline } from '../src/checks/checks.js';
 import { formatJunit, formatStepSummary } from '../src/report/junit.js';
 import { wilsonInterval } from '../src/tasks/statistics.js';
 import type { EvaluationReport, ModelResult } from '../src/tasks/zero-shot/result.js';
@@ -88,7 +88,9 @@ test('JUnit XML is well-formed with one case per model and metric and the right 
 test('step summary is a Markdown table with the verdicts', () => {
   const run = report([result('m', 'fp32', 0.7, 0.9)]);
   const text = formatStepSummary(run, runChecks(run, { minTop1: 0.8, maxDrop: 0.5 }));
-  assert.match(text, /### clip-eval cifar100: 100 images ❌ 1 check\(s\) failed/);
+  assert.match(text, /### clip-eval cifar100: 100 images ❌ 1 check failed$/m);
+  const two = formatStepSummary(run, runChecks(run, { minTop1: 0.8, minTop5: 0.95, maxDrop: 0.5 }));
+  assert.match(two, /### clip-eval cifar100: 100 images ❌ 2 checks failed$/m);
   assert.match(text, /\| m \| fp32 \| cpu \| 70\.00 % {2}\(\d\d\.\d\d–\d\d\.\d\d\) \| 90\.00 % {2}\(\d\d\.\d\d–\d\d\.\d\d\) \|/, 'each accuracy with its 95 % interval');
 });
 
@@ -163,6 +165,22 @@ test('a baseline that fits the data warns about another model or template set, a
   const twoModels = { ...fits, models: [{ id: 'm', variant: 'fp32' }, { id: 'm', variant: 'int8' }] };
   assert.throws(() => checkBaselineFits(before, twoModels, '--baseline b.json'), /--baseline b\.json: has no result for m \[int8\]; it holds m \[fp32\]/);
   assert.throws(() => checkBaselineFits(before, { ...fits, dataset: { ...fits.dataset, sha256: 'e'.repeat(64) } }, '--baseline b.json'), /different copy of cifar100/);
+});
+
+test('a data set named by a path is matched by its digest, not by how the path is spelled', () => {
+  const sha256 = 'a'.repeat(64);
+  const baseline = { dataset: { name: 'fold/good', images: 3, sha256 } };
+  for (const name of ['./fold/good/', 'folder:/ci/work/fold/good', 'good', 'csv:fold/good.csv', 'wds:fold/good']) {
+    assert.doesNotThrow(() => checkBaselineData(baseline, { name, images: 3, sha256 }, '--baseline b.json'), name);
+    // Before the data has streamed the digest is not known: nothing to refuse yet.
+    assert.doesNotThrow(() => checkBaselineData(baseline, { name }, '--baseline b.json'), name);
+  }
+  assert.throws(() => checkBaselineData(baseline, { name: './fold/bad', images: 3, sha256: 'b'.repeat(64) }, '--baseline b.json'), /--baseline b\.json: was measured on fold\/good, this run is \.\/fold\/bad, other data \(sha256 aaaaaaaaaaaa…, now bbbbbbbbbbbb…\)/);
+  // Named data sets, the hub and URLs are not paths: another name is another data set, refused at once.
+  for (const name of ['cifar100', 'wds/flickr30k', 'wds:https://example.com/flickr30k']) {
+    assert.throws(() => checkBaselineData(baseline, { name }, '--baseline b.json'), new RegExp(`was measured on fold/good, this run is ${name}; compare like with like`));
+  }
+  assert.throws(() => checkBaselineData({ dataset: { ...baseline.dataset, name: 'wds/flickr30k' } }, { name: 'wds/flickr30k@main' }, '--baseline b.json'), /this run is wds\/flickr30k@main/);
 });
 
 /** Splits a Markdown table row as GitHub does: a backslash escapes the next character, '|' separates cells. */

@@ -229,6 +229,10 @@ test('usage and input errors: one line on stderr and their exit codes', async ()
   const cache = join(dir, 'cache-errors');
   const cases: [string[], number, RegExp][] = [
     [['cifar100', '--bogus'], 2, /unknown option '--bogus'/],
+    [['cifar100', '--min-top', '0.5'], 2, /^clip-eval: unknown option '--min-top' \(Did you mean one of --min-top1, --min-top5\?\) \(see --help\)$/],
+    // CIFAR has one split and no file that could be unreadable: these eval flags are not cifar100's.
+    [['cifar100', '--split', 'test'], 2, /unknown option '--split'/],
+    [['cifar10', '--skip-unreadable'], 2, /unknown option '--skip-unreadable'/],
     [['cifar100', '--batch-size', '0'], 2, /--batch-size 0: expected a positive whole number/],
     [['cifar100', '--min-top1', '64.5'], 2, /--min-top1 64\.5: expected a fraction/],
     [['cifar100', '--variant', 'int4'], 2, /int4/],
@@ -245,4 +249,15 @@ test('usage and input errors: one line on stderr and their exit codes', async ()
     assert.match(lines[0]!, /^clip-eval: /);
     assert.match(lines[0]!, message);
   }
+});
+
+test('cifar100/cifar10 --help lists only flags that do something there: no --split, no --skip-unreadable (eval has them)', async () => {
+  for (const command of ['cifar100', 'cifar10']) {
+    const help = await runCli([command, '--help']);
+    assert.equal(help.code, 0, help.stderr);
+    assert.doesNotMatch(help.stdout, /--split|--skip-unreadable/);
+    assert.match(help.stdout, /--data-dir/);
+  }
+  const evalHelp = await runCli(['eval', '--help']);
+  assert.match(evalHelp.stdout, /--split <name>[\s\S]*--skip-unreadable/);
 });

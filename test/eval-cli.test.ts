@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tar from 'tar';
 import { writePatternCifarArchive, writePatternClip } from '../scripts/make-pattern-clip.js';
+import { oneErrorLine } from './support/baseline.js';
 import { runCli } from './support/cli.js';
+import { numberDigits } from './support/json-numbers.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 import { makeSamples, sampleMembers, writeLayout } from './support/webdataset.js';
 import { CIFAR10_NAMES } from '../src/datasets/cifar/class-names.js';
@@ -41,7 +44,12 @@ test('eval cifar100 is clip-eval cifar100: the same report fields and metrics', 
   assert.equal(viaEval.code, 0, viaEval.stderr);
   const viaName = await runCli(args(['cifar100'], '--per-class', '1', '--json', join(dir, 'named.json')));
   assert.equal(viaName.code, 0, viaName.stderr);
-  const a = JSON.parse(await readFile(join(dir, 'eval.json'), 'utf8')) as Report;
+  const text = await readFile(join(dir, 'eval.json'), 'utf8');
+  // Derived values (intervals, means, times) carry 15 significant digits at most: no float noise.
+  const noisy = numberDigits(text).filter(({ digits }) => digits > 15);
+  assert.deepEqual(noisy, []);
+  assert.ok(numberDigits(text).some(({ literal }) => literal.includes('.')), 'the report has fractions to round');
+  const a = JSON.parse(text) as Report;
   const b = JSON.parse(await readFile(join(dir, 'named.json'), 'utf8')) as Report;
   assert.deepEqual(a.dataset, b.dataset);
   assert.deepEqual(a.results[0]!.metrics, b.results[0]!.metrics);
@@ -75,7 +83,11 @@ test('eval --classnames: shifted names score about chance, change the digest, an
 
 test('eval: errors are one line with their exit codes', async () => {
   const cases: [string[], number, RegExp][] = [
-    [args(['eval', 'cifar100'], '--split', 'train'), 3, /cifar100: has only the test split, not "train"/],
+    [args(['eval', 'cifar100'], '--split', 'train'), 2, /--split train: cifar100 has only the test split$/],
+    // A folder (here the extracted CIFAR) has no splits: --split is refused, not ignored.
+    [args(['eval', data], '--split', 'test'), 2, /--split test: only webdatasets have splits, not .*cifar-100-binary \(image folder\); drop --split$/],
+    // args() passes --data-dir: for a folder it would do nothing, so it is refused.
+    [args(['eval', data]), 2, /--data-dir .*cifar-100-binary: only CIFAR is read from there, not .*cifar-100-binary \(image folder\); drop --data-dir$/],
     [args(['eval', 'cifar100'], '--templates', 'dataset'), 2, /--templates dataset: cifar100 has no templates of its own/],
     [args(['eval', 'cifar100'], '--classnames', join(dir, 'no-such-names.txt')), 3, /no-such-names\.txt/],
     [['eval'], 2, /missing required argument 'dataset'/],
@@ -87,6 +99,39 @@ test('eval: errors are one line with their exit codes', async () => {
     assert.equal(lines.length, 1, run.stderr);
     assert.match(lines[0]!, /^clip-eval: /);
     assert.match(lines[0]!, message);
+  }
+});
+
+test('eval: an unreadable image is one line naming it, the decoder quoted up to a whole word, and --skip-unreadable suggested', async () => {
+  const folder = join(dir, 'unreadable');
+  await mkdir(join(folder, 'apple'), { recursive: true });
+  await mkdir(join(folder, 'bear'), { recursive: true });
+  await classImage('apple').png().toFile(join(folder, 'apple', 'apple.png'));
+  // Three quarters of an AVIF: libvips says "source: bad seek to N" again and again, more than the line quotes.
+  const avif = await classImage('bear').avif().toBuffer();
+  await writeFile(join(folder, 'bear', 'bear.avif'), avif.subarray(0, (3 * avif.length) >> 2));
+  const run = await runCli(['eval', folder, '--model', model, '--cache-dir', join(dir, 'cache'), '--quiet']);
+  assert.equal(run.code, 3, run.stderr);
+  const line = oneErrorLine(run.stderr);
+  // Whole words only before the ellipsis: "… source: bad seek to 652 source: bad…", never "… source: ba…".
+  assert.match(line, /bear\.avif: corrupt or truncated image \((?:(?:source:|bad|seek|to|\d+) )+(?:source:|bad|seek|to|\d+)…\); add --skip-unreadable to skip and count such images instead$/);
+  const skipped = await runCli(['eval', folder, '--model', model, '--cache-dir', join(dir, 'cache'), '--quiet', '--skip-unreadable']);
+  assert.equal(skipped.code, 0, skipped.stderr);
+  assert.match(skipped.stdout, /images +1 of 2 \(1 unreadable, skipped\)/);
+});
+
+test('eval --relative-paths: the model files in --json and --report relative to the working folder, or <cache>/… inside the cache', async () => {
+  await cp(model, join(dir, 'shared-cache', 'models', 'local'), { recursive: true });
+  // The model as the user names it (relative, from the working folder): its id stays as given.
+  for (const [modelPath, prefix] of [['model', 'model/'], ['shared-cache/models/local', '<cache>/models/local/']] as const) {
+    const json = join(dir, 'relative.json');
+    const html = join(dir, 'relative.html');
+    const run = await runCli(['eval', 'cifar100', '--model', modelPath, '--data-dir', 'cifar-100-binary', '--cache-dir', 'shared-cache', '--quiet', '--per-class', '1', '--relative-paths', '--json', json, '--report', html], { cwd: dir });
+    assert.equal(run.code, 0, run.stderr);
+    const files = (JSON.parse(await readFile(json, 'utf8')) as { results: { model: { files: { path: string }[] } }[] }).results[0]!.model.files.map((file) => file.path);
+    assert.deepEqual(files, [`${prefix}onnx/vision_model.onnx`, `${prefix}onnx/text_model.onnx`, `${prefix}tokenizer.json`]);
+    const page = await readFile(html, 'utf8');
+    assert.ok(!page.includes(dir), 'no absolute path of this machine in the HTML report');
   }
 });
 

@@ -8,6 +8,7 @@ import { oneErrorLine, writeSpoiledResult, type Json } from './support/baseline.
 import { runCli } from './support/cli.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { markdownBlocks } from './support/markdown.js';
+import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
 import { havePython, xmlElements } from './support/xml.js';
 
@@ -82,6 +83,28 @@ test('--baseline from another data set or another copy of it is refused once the
   }
 });
 
+test('--baseline of an image folder: another spelling of its path, from another working directory, compares; other images are refused', async () => {
+  const fold = join(dir, 'fold');
+  for (const [set, classes] of [['good', ['apple', 'bear']], ['bad', ['apple', 'bicycle']]] as const) {
+    for (const name of classes) {
+      await mkdir(join(fold, set, name), { recursive: true });
+      await classImage(name).png().toFile(join(fold, set, name, 'image.png'));
+    }
+  }
+  const eval_ = (spec: string, cwd: string, ...extra: string[]) => runCli(['eval', spec, '--model', model, '--cache-dir', cache, '--quiet', ...extra], { cwd });
+  const folderBaseline = join(dir, 'folder-baseline.json');
+  const first = await eval_('fold/good', dir, '--json', folderBaseline);
+  assert.equal(first.code, 0, first.stderr);
+  for (const [spec, cwd] of [['./good/', fold], [`folder:${join(fold, 'good')}`, join(dir, 'model')]]) {
+    const run = await eval_(spec, cwd, '--baseline', folderBaseline);
+    assert.equal(run.code, 0, `${spec}: ${run.stderr}`);
+    assert.match(run.stdout, /pass {2}.*top-1 100\.00 % vs baseline 100\.00 %/);
+  }
+  const other = await eval_('fold/bad', dir, '--baseline', folderBaseline);
+  assert.equal(other.code, 3, other.stderr);
+  assert.match(oneErrorLine(other.stderr), /was measured on fold\/good, this run is fold\/bad, other data \(sha256/);
+});
+
 test('--baseline measured with another template set or another model: compared, with a warning', async () => {
   const run = await runCli(args('--templates', 'single', '--baseline', baselinePath));
   assert.equal(run.code, 0, run.stderr);
@@ -135,6 +158,20 @@ test('outputs: the same file for two output flags is a usage error, also through
     assert.equal(run.code, 2, run.stderr);
     assert.match(oneErrorLine(run.stderr), /name the same file/);
   }
+});
+
+test('outputs: a link to a file not written yet names that file: two flags aliasing it are a usage error', async () => {
+  const folder = join(dir, 'not-yet');
+  await mkdir(folder);
+  // s2.json -> s.json (relative, dangling until the run writes s.json), s3.json -> s2.json: both are s.json.
+  await symlink('s.json', join(folder, 's2.json'));
+  await symlink(join(folder, 's2.json'), join(folder, 's3.json'));
+  for (const alias of ['s2.json', 's3.json']) {
+    const run = await runCli(args('--json', join(folder, 's.json'), '--junit', join(folder, alias)));
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(oneErrorLine(run.stderr), new RegExp(`--json and --junit name the same file \\(.*${alias}\\)`));
+  }
+  await assert.rejects(lstat(join(folder, 's.json')), 'nothing was written');
 });
 
 test('$GITHUB_STEP_SUMMARY that cannot be written: a warning, and a passing gate still exits 0', async () => {

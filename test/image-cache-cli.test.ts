@@ -70,6 +70,9 @@ test('eval with new templates hits the image cache: no image encoded, no vision 
   assert.equal(warm.result.metrics.top1, 1);
   assert.equal(warm.result.metrics.images, CLASSES.length);
   assert.match(warm.stdout, /image embeddings\s+cached/);
+  // Nothing was encoded, so there is no speed to report.
+  assert.match(warm.stdout, /^ {2}throughput +n\/a \(no image encoded: all from the cache\)$/m);
+  assert.match(cold.stdout, /^ {2}throughput +\d+\.\d images\/s$/m);
   // The data set digest (what a baseline is checked against) is the same whether the images were decoded or not.
   assert.equal(warm.datasetSha256, cold.datasetSha256);
 

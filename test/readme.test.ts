@@ -53,3 +53,18 @@ test('README: the fixture example shows the image count the fixture really gener
   assert.ok(images, 'the example shows an images line');
   assert.equal(Number(images[1]), 100 * DEFAULT_PER_CLASS, 'npm run fixture writes DEFAULT_PER_CLASS images per CIFAR-100 class');
 });
+
+test('--help: every default once and as a user types it; cache --help shows what cache list and cache prune take', () => {
+  const program: Command = buildProgram(() => undefined);
+  const commands = (command: Command): Command[] => [command, ...command.commands.flatMap(commands)];
+  for (const command of commands(program)) {
+    assert.doesNotMatch(command.helpInformation(), /default:? ?[["]/, `${command.name()} --help shows a default as a JavaScript value`);
+    const helper = command.createHelp();
+    for (const option of command.options) {
+      const description = helper.optionDescription(option);
+      assert.ok((description.match(/\bdefault\b/gi) ?? []).length <= 1, `${command.name()} ${option.long}: ${description}`);
+    }
+  }
+  const cache = program.commands.find((command) => command.name() === 'cache')!.helpInformation();
+  for (const flag of ['--cache-dir', '--json', '--verbose', '--older-than', '--max-size', '--dry-run']) assert.ok(cache.includes(flag), `cache --help shows ${flag}`);
+});

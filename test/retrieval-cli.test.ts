@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,10 +7,12 @@ import { after, before, test } from 'node:test';
 import { SeededRandom } from '../scripts/lib/seeded-random.js';
 import { CIFAR100_RAW_NAMES, writePatternClip } from '../scripts/make-pattern-clip.js';
 import { runCli } from './support/cli.js';
+import { numberDigits } from './support/json-numbers.js';
 import { startTestServer, type TestServer } from './support/http-server.js';
 import { encodeClassImage, publishDatasetRepo, writeShard, type ShardMember } from './support/webdataset.js';
 import { classImage } from '../scripts/lib/pattern-images.js';
 import { makeTempDir } from './support/paths.js';
+import { resultNumber } from '../src/core/format.js';
 import { wilsonInterval } from '../src/tasks/statistics.js';
 import { havePython, xmlElements } from './support/xml.js';
 
@@ -77,8 +80,11 @@ after(async () => {
 
 interface Report {
   task: string;
+  tool: { name: string; version: string; node: string; onnxruntime: string };
+  createdAt: string;
+  options: { batchSize: number; threads?: number; device: string; recallK: number[] };
   dataset: { images: number; captions: number; sha256: string };
-  results: { metrics: { images: number; captions: number; imageRetrievalRecall: Record<string, number>; textRetrievalRecall: Record<string, number>; imageRetrievalRecallInterval: Record<string, [number, number]>; textRetrievalRecallInterval: Record<string, [number, number]> }; timing: { wallSeconds: number; textEmbeddings: string; similarityBlockFloats: number } }[];
+  results: { model: { id: string; variant: string; files: { role: string; path: string; sha256: string }[] }; metrics: { images: number; captions: number; imageRetrievalRecall: Record<string, number>; textRetrievalRecall: Record<string, number>; imageRetrievalRecallInterval: Record<string, [number, number]>; textRetrievalRecallInterval: Record<string, [number, number]> }; timing: { wallSeconds: number; textEmbeddings: string; similarityBlockFloats: number } }[];
 }
 
 async function retrieval(spec: string, name: string, ...extra: string[]) {
@@ -114,16 +120,37 @@ test('retrieval on a caption manifest: recall@1 ~100 % both ways, a table, JSON 
     assert.equal(row.rank === 1, row.top[0] === row.image);
   });
   const hits = rows.filter((row) => row.rank === 1).length;
-  assert.equal(hits / rows.length, result!.metrics.imageRetrievalRecall['1']);
-  assert.deepEqual(result!.metrics.imageRetrievalRecallInterval['1'], wilsonInterval(hits, rows.length), 'the interval is on (captions right, captions)');
+  assert.equal(resultNumber(hits / rows.length), result!.metrics.imageRetrievalRecall['1']);
+  assert.deepEqual(result!.metrics.imageRetrievalRecallInterval['1'], wilsonInterval(hits, rows.length).map(resultNumber), 'the interval is on (captions right, captions)');
   const images = Math.round(result!.metrics.textRetrievalRecall['5']! * 100);
-  assert.deepEqual(result!.metrics.textRetrievalRecallInterval['5'], wilsonInterval(images, 100), 'the interval is on (images right, images)');
+  assert.deepEqual(result!.metrics.textRetrievalRecallInterval['5'], wilsonInterval(images, 100).map(resultNumber), 'the interval is on (images right, images)');
 
   const again = await retrieval(join(dir, 'captions.csv'), 'again', '--recall-k', '2,1');
   assert.equal(again.report.results[0]!.timing.textEmbeddings, 'cached');
   assert.deepEqual(Object.keys(again.report.results[0]!.metrics.textRetrievalRecall), ['1', '2']);
   assert.equal(again.report.results[0]!.metrics.imageRetrievalRecall['1'], result!.metrics.imageRetrievalRecall['1']);
   assert.equal(again.rows[0]!.top.length, 2);
+});
+
+test('retrieval --json traces its result as eval --json does: when, the tool and runtimes, the options, each model file and its sha256', async () => {
+  const { report } = await retrieval(join(dir, 'captions.csv'), 'traced', '--batch-size', '7');
+  assert.deepEqual(numberDigits(await readFile(join(dir, 'traced.json'), 'utf8')).filter(({ digits }) => digits > 15), [], 'no float noise');
+  assert.equal(report.tool.name, 'clip-eval');
+  assert.equal(report.tool.node, process.version);
+  assert.match(report.tool.onnxruntime, /^\d+\.\d+\.\d+/);
+  assert.ok(Math.abs(Date.parse(report.createdAt) - Date.now()) < 10 * 60_000, report.createdAt);
+  assert.deepEqual(report.options, { batchSize: 7, threads: 1, device: 'cpu', recallK: [1, 5, 10] });
+  const { files } = report.results[0]!.model;
+  assert.deepEqual(files.map((file) => file.role), ['vision', 'text', 'tokenizer']);
+  for (const file of files) {
+    assert.ok(file.path.startsWith(join(dir, 'model')), file.path);
+    assert.equal(file.sha256, createHash('sha256').update(await readFile(file.path)).digest('hex'), file.path);
+  }
+  const shared = await runCli(['retrieval', join(dir, 'captions.csv'), ...modelArgs, '--relative-paths', '--json', join(dir, 'shared.json')], { cwd: dir });
+  assert.equal(shared.code, 0, shared.stderr);
+  const sharedFiles = (JSON.parse(await readFile(join(dir, 'shared.json'), 'utf8')) as Report).results[0]!.model.files;
+  assert.deepEqual(sharedFiles.map((file) => file.path), ['model/onnx/vision_model.onnx', 'model/onnx/text_model.onnx', 'model/tokenizer.json']);
+  assert.deepEqual(sharedFiles.map((file) => file.sha256), files.map((file) => file.sha256));
 });
 
 test('retrieval with the captions shuffled among the images falls to about chance', async () => {
@@ -177,6 +204,9 @@ test('retrieval errors are one line: a missing image, a data set without caption
   await refuses([join(dir, 'missing.csv')], /missing\.csv line 2: images\/nowhere\.png does not exist/);
   await writeFile(join(dir, 'empty-caption.csv'), 'path,caption\nimages/apple.png,\n');
   await refuses([join(dir, 'empty-caption.csv')], /line 2: the caption is empty/);
+  // A classification manifest is refused by its header, before any image is read.
+  await writeFile(join(dir, 'labels.csv'), 'path,label\nimages/apple.png,apple\n');
+  await refuses([join(dir, 'labels.csv')], /manifest .*labels\.csv line 1: the header must be exactly path,caption \(one row per caption\) for a data set of captions\n$/);
   await mkdir(join(dir, 'pets', 'apple'), { recursive: true });
   await classImage('apple').png().toFile(join(dir, 'pets', 'apple', 'apple.png'));
   await refuses([join(dir, 'pets')], /sample apple\/apple\.png has no captions; retrieval needs one or more captions per image/);
@@ -184,6 +214,9 @@ test('retrieval errors are one line: a missing image, a data set without caption
   assert.equal(evaluation.code, 3, evaluation.stderr);
   assert.match(evaluation.stderr, /^clip-eval: [^\n]*captions\.csv: no class names, so nothing to classify \(a data set of captions is for retrieval\)\n$/);
   await refuses([join(dir, 'captions.csv'), '--recall-k', '1,0'], /--recall-k 1,0: expected positive whole numbers/, 2);
+  // Flags that would do nothing here are refused, not ignored: CIFAR's data folder, a manifest's split.
+  await refuses([join(dir, 'captions.csv'), '--data-dir', dir], /unknown option '--data-dir'/, 2);
+  await refuses([join(dir, 'captions.csv'), '--split', 'train'], /--split train: only webdatasets have splits, not .*captions\.csv \(CSV manifest\)/, 2);
   await refuses([join(dir, 'captions.csv'), '--min', 'top1=50%'], /--min top1=50%: expected METRIC@K=VALUE/, 2);
   await refuses([join(dir, 'captions.csv'), '--min', 'imageRetrievalRecall@5=80'], /--min imageRetrievalRecall@5 80: expected a fraction/, 2);
 });

@@ -99,7 +99,7 @@ test('retrieval --baseline: a drop over --max-drop fails (exit 1) with a check-f
   const failures = run.stderr.trimEnd().split('\n');
   assert.ok(failures.length >= 2 && failures.every((line) => /^clip-eval: check failed: .*Recall@\d+ [\d.]+ % vs baseline 100\.00 % \(-[\d.]+ pp, more than the allowed 1\.00 pp\)$/.test(line)), run.stderr);
   assert.match(run.stdout, /^ {2}FAIL {2}.*imageRetrievalRecall@1 /m);
-  assert.match(await readFile(summary, 'utf8'), new RegExp(`^### clip-eval retrieval .*wrong\\.csv: 30 images, 60 captions ❌ ${failures.length} check\\(s\\) failed$`, 'm'));
+  assert.match(await readFile(summary, 'utf8'), new RegExp(`^### clip-eval retrieval .*wrong\\.csv: 30 images, 60 captions ❌ ${failures.length} check${failures.length === 1 ? '' : 's'} failed$`, 'm'));
   const lenient = await runCli(args('wrong.csv', '--baseline', fell, '--max-drop', '100'));
   assert.equal(lenient.code, 0, lenient.stderr);
 });

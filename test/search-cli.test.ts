@@ -162,3 +162,10 @@ test('search --image: an unreadable query image is exit 3 with one line naming i
   assert.equal(none.code, 2, none.stderr);
   assert.match(none.stderr, /^clip-eval: --image: give the images or folders to search\n$/);
 });
+
+test('search: its image progress line is headed "search", not "classify"', async () => {
+  const run = await runCli(['search', 'a photo of a bus', photos, '--model', join(dir, 'model'), '--cache-dir', join(dir, 'progress-cache'), '--threads', '1', '--batch-size', '1']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /^search: .*5\/5/m);
+  assert.doesNotMatch(run.stderr, /classify/);
+});

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writePatternCifarArchive, writePatternClip } from '../scripts/make-pattern-clip.js';
 import { percentInterval } from '../src/core/format.js';
+import { resultNumber } from '../src/core/format.js';
 import { wilsonInterval } from '../src/tasks/statistics.js';
 import { runCli } from './support/cli.js';
 import { exactMcnemar } from './support/exact-mcnemar.js';
@@ -114,7 +115,7 @@ test('two models, two variants each: intervals, every pair compared as the --pre
     const right = correct[m]!.reduce((sum, value) => sum + value, 0);
     assert.equal(correct[m]!.length, 100);
     assert.equal(right / 100, result.metrics.top1, `model ${m}: its rows give its top-1`);
-    assert.deepEqual(result.metrics.top1Interval, wilsonInterval(right, 100));
+    assert.deepEqual(result.metrics.top1Interval, wilsonInterval(right, 100).map(resultNumber), 'the interval, to the 15 digits a result file keeps');
     // The summary's line for it: `top-1  100.00 %  (96.30–100.00)`.
     assert.ok(run.stdout.includes(`  top-1                  ${(100 * result.metrics.top1).toFixed(2)} %  ${percentInterval(result.metrics.top1Interval)}\n`), run.stdout);
   }
@@ -147,10 +148,10 @@ test('two models, two variants each: intervals, every pair compared as the --pre
         name: cells[4],
         images: Number(cells[5]),
         correct: Number(cells[6]),
-        accuracy: cells[7] === '' ? null : Number(cells[7]),
-        interval: [Number(cells[8]), Number(cells[9])],
+        accuracy: cells[7] === '' ? null : resultNumber(Number(cells[7])),
+        interval: [resultNumber(Number(cells[8])), resultNumber(Number(cells[9]))],
       }));
-      assert.deepEqual(back, result.metrics.perClass, `model ${m}`);
+      assert.deepEqual(back, result.metrics.perClass, `model ${m}: the CSV's values, to the 15 digits the JSON keeps`);
       assert.ok(mine.every((cells) => cells[1] === result.model.id && cells[2] === result.model.variant));
       // The top confusion, counted again from the rows.
       for (const cells of mine) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { after, before, test } from 'node:test';
 import ts from 'typescript';
@@ -112,6 +112,17 @@ const ALLOWED: Record<string, string> = {
   // The report page's stylesheet: CSS custom properties (--bg, --bar) look like flags; it holds no message.
   'src/report/html/page.ts': 'CSS custom properties, not flags',
 };
+
+test('a control character in a file name is escaped in the error line as tables escape it (\\x0a), never turned into a space', async () => {
+  const folder = join(dir, 'odd-names');
+  await mkdir(join(folder, 'apple'), { recursive: true });
+  await mkdir(join(folder, 'bear'), { recursive: true });
+  await classImage('apple').png().toFile(join(folder, 'apple', 'apple.png'));
+  await writeFile(join(folder, 'bear', 'bad\nname.png'), 'not a png');
+  const run = await runCli(['eval', folder, '--model', model, '--cache-dir', join(dir, 'cache'), '--quiet']);
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(run.stderr, /^clip-eval: \S*bear\/bad\\x0aname\.png: not an image file clip-eval can read [^\n]*\n$/);
+});
 
 test('rule: no library file (src/ outside src/cli/) names a flag in a string', async () => {
   const root = join(repoRoot, 'src');

@@ -1,6 +1,7 @@
 import { readRegularFile } from '../core/bounded-read.js';
 import { ClipEvalError, fileSystemError, inputError, isFileSystemError, usageError } from '../core/errors.js';
 import { percent, pValueText } from '../core/format.js';
+import { namesLocalFiles } from '../datasets/registry.js';
 import type { EvaluationReport } from '../tasks/zero-shot/result.js';
 
 /** The metrics a check can name, as stored in the JSON report. */
@@ -211,13 +212,17 @@ export interface BaselineData {
 
 /**
  * A baseline only compares with a run on the same data set, the same copy of it and the same images:
- * refused otherwise. What the run does not know yet (`images`, `sha256` of a streamed data set) is
+ * refused otherwise. A data set named by a local path is the same whatever the spelling when its
+ * digest is (a CI job may run from another folder). What the run does not know yet (`images`, `sha256` of a streamed data set) is
  * not compared; call this again once it is known.
  */
 export function checkBaselineData(baseline: { dataset: BaselineData }, run: RunData, label: string): void {
   const b = baseline.dataset;
   const c = run;
-  if (b.name !== c.name) throw inputError(`${label}: was measured on ${b.name}, this run is ${c.name}; compare like with like`);
+  const otherData = `${label}: was measured on ${b.name}, this run is ${c.name}`;
+  // Paths are spelled from where each run started; for them the digest says whether the data is the same.
+  const sameName = b.name === c.name || (namesLocalFiles(b.name) && namesLocalFiles(c.name));
+  if (!sameName) throw inputError(`${otherData}; compare like with like`);
   const subsetOf = (d: { subset?: RunData['subset'] }) => (d.subset ? ` (limit ${d.subset.limit ?? 'none'}, per-class ${d.subset.perClass ?? 'none'})` : '');
   const sameSubset = b.subset?.limit === c.subset?.limit && b.subset?.perClass === c.subset?.perClass;
   if (!sameSubset || (c.images !== undefined && b.images !== c.images)) {
@@ -225,7 +230,8 @@ export function checkBaselineData(baseline: { dataset: BaselineData }, run: RunD
     throw inputError(`${label}: was measured on ${b.images} images${subsetOf(b)}, ${now}; ${b.subset ? 'use the same subset (limit, per class)' : 'compare like with like'}`);
   }
   if (c.sha256 !== undefined && b.sha256 !== c.sha256) {
-    throw inputError(`${label}: was measured on a different copy of ${c.name} (sha256 ${b.sha256.slice(0, 12)}…, now ${c.sha256.slice(0, 12)}…)`);
+    const digests = `sha256 ${b.sha256.slice(0, 12)}…, now ${c.sha256.slice(0, 12)}…`;
+    throw inputError(b.name === c.name ? `${label}: was measured on a different copy of ${c.name} (${digests})` : `${otherData}, other data (${digests}); compare like with like`);
   }
 }
 

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { resolveCacheRoot } from '../core/cache.js';
-import { EXIT, usageError } from '../core/errors.js';
+import { ClipEvalError, EXIT, usageError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { compareWithBaseline, readBaselinePredictions } from '../checks/baseline-predictions.js';
 import { checkBaselineData, checkBaselineFits, parseAccuracy, parseAccuracyBar, parsePercentagePoints, readBaseline, runChecks, type Baseline } from '../checks/checks.js';
@@ -10,6 +10,7 @@ import { openDataset } from '../datasets/registry.js';
 import { evaluateDataset, resolveModels } from '../tasks/zero-shot/evaluate.js';
 import { topConfusions } from '../tasks/zero-shot/metrics.js';
 import { parseDevice } from '../model/session.js';
+import { ImageJobError } from '../preprocess/image-pool.js';
 import { assertDistinctOutputs, assertWritableOutput, positiveInteger } from './options.js';
 import { formatPerClassCsv } from '../report/csv.js';
 import { formatJunit, formatStepSummary } from '../report/junit.js';
@@ -17,9 +18,10 @@ import { classificationReportHtml } from '../report/html/classification.js';
 import { formatPredictions } from '../report/predictions.js';
 import { formatSummary } from '../report/summary.js';
 import { resolveTemplates, validateTemplates, type TemplateSet } from '../text/templates.js';
+import { formatResultJson } from '../core/format.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
-import { appendStepSummary, stepSummaryPath, writeOutput } from './io.js';
+import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, addRelativePathsOption, checkDataFlags, checkSplitFlag, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
+import { appendStepSummary, shareableFiles, stepSummaryPath, writeOutput } from './io.js';
 
 interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
   device: string;
@@ -44,6 +46,7 @@ interface EvaluateOptions extends CommonOptions, ModelOptions, DataOptions {
   maxDrop: number;
   junit?: string;
   report?: string;
+  relativePaths?: boolean;
 }
 
 /** --templates: as given, else the data set's default; 'dataset' is the data set's own template file. */
@@ -67,7 +70,14 @@ function baselineHooks(baseline: Baseline | undefined, label: string, templates:
   };
 }
 
-async function runEvaluation(spec: string, options: EvaluateOptions): Promise<number> {
+/** An image that cannot be read fails the run; its message says how to skip such images instead. */
+function withSkipHint(error: unknown): unknown {
+  if (!(error instanceof ImageJobError) || error.kind !== 'input' || error.hint) return error;
+  return new ClipEvalError(error.detail, error.kind, { ...(error.input ? { input: error.input } : {}), hint: { kind: 'skipUnreadable' }, cause: error });
+}
+
+/** `skipFlag`: the command has --skip-unreadable (cifar100/cifar10 do not), so an unreadable image's error suggests it. */
+async function runEvaluation(spec: string, options: EvaluateOptions, skipFlag: boolean): Promise<number> {
   const logger = loggerFor(options);
   for (const metric of ['top1', 'top5'] as const) {
     const flag = metric === 'top1' ? '--min-top1' : '--min-top5';
@@ -80,6 +90,8 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
   if (options.baselinePredictions !== undefined && options.baseline === undefined) {
     throw usageError('--baseline-predictions needs --baseline: the JSON result of the run that wrote those predictions');
   }
+  checkSplitFlag(spec, options.split);
+  checkDataFlags(spec, options);
   const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--csv', options.csv], ['--junit', options.junit], ['--report', options.report]] as const;
   for (const [flag, path] of outputs) {
     if (path) await assertWritableOutput(flag, path);
@@ -118,11 +130,14 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
     logger,
     quiet,
     ...baselineHooks(baseline, baselineLabel, templates, logger),
+  }).catch((error: unknown) => {
+    throw skipFlag && !options.skipUnreadable ? withSkipHint(error) : error;
   });
   const { report } = evaluation;
+  if (options.relativePaths) for (const result of report.results) result.model.files = shareableFiles(result.model.files, cacheRoot);
   if (baseline && baselinePredictions) report.baselineComparisons = compareWithBaseline(report, evaluation, baseline, baselinePredictions);
   process.stdout.write(formatSummary(report));
-  if (options.json) await writeOutput('--json', options.json, `${JSON.stringify(report, null, 2)}\n`);
+  if (options.json) await writeOutput('--json', options.json, formatResultJson(report));
   if (options.predictions) await writeOutput('--predictions', options.predictions, formatPredictions(evaluation.ids, evaluation.labels, evaluation.predictions));
   if (options.csv) {
     const confusions = evaluation.predictions.map((predictions) => topConfusions(evaluation.labels, predictions, dataset.classNames));
@@ -141,15 +156,19 @@ async function runEvaluation(spec: string, options: EvaluateOptions): Promise<nu
   return failed.length > 0 ? EXIT.checkFailed : EXIT.ok;
 }
 
-function addEvaluationOptions(command: Command): Command {
+/** The flags of `eval`, and of `cifar100`/`cifar10` (`named`): CIFAR has one split and no file that can be unreadable. */
+function addEvaluationOptions(command: Command, named: boolean): Command {
   addModelOptions(command, true);
   addDataOptions(command);
   addInferenceOptions(command);
+  if (!named) {
+    command
+      .option('--split <name>', 'the data set split (webdatasets only; default test)')
+      .option('--skip-unreadable', 'skip and count images that cannot be read or decoded (default: the first one fails the run)');
+  }
   command
     .option('--templates <spec>', "prompt templates: 'openai' (18), 'imagenet' (80), 'single', 'dataset' (the data set's own) or a file with one template per line (default: the data set's: openai for CIFAR)")
     .option('--classnames <spec>', "class names for the prompts, in label order: 'imagenet1k', 'cifar100', 'cifar10' or a file with one name per line (default: the data set's)")
-    .option('--split <name>', 'the data set split (webdatasets; default test)')
-    .option('--skip-unreadable', 'skip and count images that cannot be read or decoded (default: the first one fails the run)')
     .option('--json <file>', 'write the full result as JSON')
     .option('--predictions <file>', 'write per-image top-5 predictions as JSON Lines (every model\'s, each row with its "model")')
     .option('--csv <file>', 'write the per-class table as CSV: images, correct, accuracy and its interval, top confusion')
@@ -163,13 +182,14 @@ function addEvaluationOptions(command: Command): Command {
     .option('--max-drop <pp>', 'largest drop from --baseline allowed, in percentage points', parsePercentagePoints('--max-drop'), 0.5)
     .option('--junit <file>', 'write JUnit XML: one test case per model and metric')
     .option('--report <file>', 'write a self-contained HTML report: per-class accuracy, confusion matrix, the most-confused images');
+  addRelativePathsOption(command, '--json and --report');
   return addCommonOptions(command);
 }
 
 /** `clip-eval cifar100` / `clip-eval cifar10`: `eval` on a named data set. */
 export function evaluationCommand(name: string, description: string, setExit: (code: number) => void): Command {
-  const command = addEvaluationOptions(new Command(name).description(description));
-  command.action(async (options: EvaluateOptions) => setExit(await runEvaluation(name, options)));
+  const command = addEvaluationOptions(new Command(name).description(description), true);
+  command.action(async (options: EvaluateOptions) => setExit(await runEvaluation(name, options, false)));
   return command;
 }
 
@@ -178,7 +198,7 @@ export function evalCommand(setExit: (code: number) => void): Command {
   const command = new Command('eval')
     .description('zero-shot top-1/top-5 accuracy on any data set: cifar100, cifar10, wds/NAME[@REV], wds:DIR-OR-URL, csv:FILE, or an image folder')
     .argument('<dataset>', 'the data set: cifar100, cifar10, wds/NAME[@REVISION], wds:DIR-OR-URL, csv:FILE (or FILE.csv), folder:DIR (or DIR)');
-  addEvaluationOptions(command);
-  command.action(async (spec: string, options: EvaluateOptions) => setExit(await runEvaluation(spec, options)));
+  addEvaluationOptions(command, false);
+  command.action(async (spec: string, options: EvaluateOptions) => setExit(await runEvaluation(spec, options, true)));
   return command;
 }

@@ -1,5 +1,8 @@
 import { Command, Option } from 'commander';
 import { usageError } from '../core/errors.js';
+import { cifarSource } from '../datasets/cifar/source.js';
+import { datasetSourceFor } from '../datasets/registry.js';
+import { webdatasetSource } from '../datasets/wds/source.js';
 import type { ModelChoice } from '../tasks/zero-shot/evaluate.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { DEFAULT_MODEL, parseVariant, type Variant } from '../model/bundle.js';
@@ -89,6 +92,34 @@ export function addDataOptions(command: Command): Command {
     .option('--data-dir <dir>', 'use an already extracted copy of the data set; never download')
     .option('--dataset-url <url>', 'download the data set from this mirror (default: the official URL; env CLIP_EVAL_DATASET_URL)')
     .option('--dataset-md5 <hex>', 'MD5 of the archive at --dataset-url', md5Hex('--dataset-md5'));
+}
+
+/**
+ * --split chooses among a webdataset's splits. CIFAR has only its test split, and a folder or manifest
+ * is one set of images: there --split is refused rather than ignored.
+ */
+export function checkSplitFlag(spec: string, split: string | undefined): void {
+  const source = datasetSourceFor(spec);
+  // A spec that names nothing is for openDataset to explain.
+  if (split === undefined || source === undefined || source === webdatasetSource) return;
+  if (source === cifarSource) {
+    if (split !== 'test') throw usageError(`--split ${split}: ${spec} has only the test split`);
+    return;
+  }
+  throw usageError(`--split ${split}: only webdatasets have splits, not ${spec} (${source.title}); drop --split`);
+}
+
+/** --data-dir, --dataset-url and --dataset-md5 say where CIFAR comes from; given for another data set they are refused, not ignored. */
+export function checkDataFlags(spec: string, options: DataOptions): void {
+  const source = datasetSourceFor(spec);
+  if (source === undefined || source === cifarSource) return;
+  const given = ([['--data-dir', options.dataDir], ['--dataset-url', options.datasetUrl], ['--dataset-md5', options.datasetMd5]] as const).find(([, value]) => value !== undefined);
+  if (given) throw usageError(`${given[0]} ${given[1]}: only CIFAR is read from there, not ${spec} (${source.title}); drop ${given[0]}`);
+}
+
+/** --relative-paths, for the commands that write result files others may read; `outputs` says which carry the paths. */
+export function addRelativePathsOption(command: Command, outputs: string): Command {
+  return command.option('--relative-paths', `write the model files' paths in ${outputs} relative to the working folder (<cache>/… for the cache) instead of absolute, for reports and baselines shared with others`);
 }
 
 export function loggerFor(options: CommonOptions): Logger {

@@ -1,4 +1,5 @@
 import { appendFile } from 'node:fs/promises';
+import { isAbsolute, relative, sep } from 'node:path';
 import { readStreamBounded } from '../core/bounded-read.js';
 import { writeOutputFile } from '../core/cache.js';
 import { describeError, fileSystemError, isFileSystemError, usageError } from '../core/errors.js';
@@ -54,3 +55,17 @@ export async function readStdinBytes(): Promise<Uint8Array> {
   return readStdin();
 }
 
+/**
+ * A path as a report meant to be shared shows it (--relative-paths): below the cache folder as
+ * <cache>/…, else relative to the working folder, so that no home folder or machine layout leaks.
+ */
+export function shareablePath(path: string, cacheRoot: string): string {
+  const inCache = relative(cacheRoot, path);
+  if (inCache !== '' && !inCache.startsWith('..') && !isAbsolute(inCache)) return `<cache>/${inCache.split(sep).join('/')}`;
+  return relative(process.cwd(), path).split(sep).join('/') || '.';
+}
+
+/** Model files with their paths as shareablePath writes them. */
+export function shareableFiles<F extends { path: string }>(files: readonly F[], cacheRoot: string): F[] {
+  return files.map((file) => ({ ...file, path: shareablePath(file.path, cacheRoot) }));
+}

@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Help, type Option } from 'commander';
 import { ClipEvalError, EXIT, describeError, fileSystemError, isFileSystemError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { evalCommand, evaluationCommand } from './evaluate.js';
@@ -23,7 +23,40 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(retrievalCommand(setExit));
   program.addCommand(searchCommand(setExit));
   program.addCommand(cacheCommand(setExit));
+  configureHelp(program);
   return program;
+}
+
+/** An option's help: its choices and its default once, as a user would type them (1,5,10, not [1,5,10]). */
+function optionDescription(option: Option): string {
+  const extra: string[] = [];
+  if (option.argChoices) extra.push(`one of ${option.argChoices.join(', ')}`);
+  const value: unknown = option.defaultValue;
+  // A description that speaks of its default already says it in words ("16383² by default").
+  if (value !== undefined && (option.required || option.optional) && !/\bdefault\b/i.test(option.description)) {
+    extra.push(`default ${option.defaultValueDescription ?? (Array.isArray(value) ? value.join(',') : String(value))}`);
+  }
+  return extra.length > 0 ? `${option.description} (${extra.join('; ')})` : option.description;
+}
+
+/**
+ * Help for every command: defaults once, and below a command's own help the options of each of its
+ * subcommands (`cache --help` runs `cache list` by default, so what that takes belongs there too);
+ * the program's help only lists the commands.
+ */
+function configureHelp(command: Command): void {
+  command.configureHelp({
+    optionDescription,
+    formatHelp: (cmd, helper) => {
+      const sections = (cmd.parent ? cmd.commands : []).map((sub) => {
+        const width = helper.padWidth(sub, helper);
+        const items = helper.visibleOptions(sub).filter((option) => option.long !== '--help').map((option) => helper.formatItem(helper.optionTerm(option), width, helper.optionDescription(option), helper));
+        return helper.formatItemList(`Options of ${cmd.name()} ${sub.name()}:`, items, helper).join('\n');
+      });
+      return [Help.prototype.formatHelp.call(helper, cmd, helper), ...sections.filter((section) => section !== '')].join('\n');
+    },
+  });
+  for (const sub of command.commands) configureHelp(sub);
 }
 
 /** Runs the CLI and returns the exit code; errors are printed as one line on stderr. */
@@ -35,7 +68,8 @@ export async function main(argv: string[]): Promise<number> {
   program.exitOverride();
   const output = {
     writeErr: (text: string) => process.stderr.write(text),
-    outputError: (text: string, write: (text: string) => void) => write(`clip-eval: ${text.replace(/^error: /, '').trimEnd()} (see --help)\n`),
+    // Commander puts its suggestion on a line of its own ("(Did you mean --min-top1?)"): one line here, as every error.
+    outputError: (text: string, write: (text: string) => void) => write(`clip-eval: ${describeError(text.replace(/^error: /, ''))} (see --help)\n`),
   };
   program.configureOutput(output);
   const configure = (command: Command): void => {

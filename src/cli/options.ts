@@ -1,5 +1,5 @@
 import type { Stats } from 'node:fs';
-import { access, constants, realpath, stat } from 'node:fs/promises';
+import { access, constants, readlink, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ownStandardStream } from '../core/cache.js';
 import { describeError, fileSystemError, isFileSystemError, usageError } from '../core/errors.js';
@@ -86,15 +86,30 @@ export async function assertWritableOutput(flag: string, path: string): Promise<
   if (reason !== undefined) throw usageError(`${flag} ${path}: ${reason}`);
 }
 
-/** The identity of an output path: the file it is (through links), or where it would be created. */
-async function outputIdentity(path: string): Promise<string> {
+/** Links followed before an output path is given up on: the system's own limit (Linux's MAXSYMLINKS). */
+const MAX_LINKS = 40;
+
+/**
+ * Where an output will be written: its real path, and for a link whose target does not exist yet
+ * (`s2.json -> s.json`) the real path of where it points, since writing through it creates that file.
+ */
+async function realOutputPath(path: string, links = 0): Promise<string> {
+  const absolute = resolve(path);
   try {
-    const info = await stat(path);
-    return `${info.dev}:${info.ino}`;
+    return await realpath(absolute);
   } catch {
-    const directory = await realpath(dirname(resolve(path))).catch(() => dirname(resolve(path)));
-    return join(directory, basename(path));
+    const target = links < MAX_LINKS ? await readlink(absolute).catch(() => undefined) : undefined;
+    if (target !== undefined) return realOutputPath(resolve(dirname(absolute), target), links + 1);
+    const directory = await realpath(dirname(absolute)).catch(() => dirname(absolute));
+    return join(directory, basename(absolute));
   }
+}
+
+/** The identities of an output path: the file it is (device and inode, so hard links match too) and its real path. */
+async function outputIdentities(path: string): Promise<string[]> {
+  const info = await stat(path).catch(() => undefined);
+  const real = `path ${await realOutputPath(path)}`;
+  return info ? [`file ${info.dev}:${info.ino}`, real] : [real];
 }
 
 /** Two output flags naming one file would overwrite each other: a usage error, before any work. */
@@ -102,9 +117,9 @@ export async function assertDistinctOutputs(outputs: readonly (readonly [flag: s
   const seen = new Map<string, string>();
   for (const [flag, path] of outputs) {
     if (!path) continue;
-    const identity = await outputIdentity(path);
-    const earlier = seen.get(identity);
+    const identities = await outputIdentities(path);
+    const earlier = identities.map((identity) => seen.get(identity)).find((known) => known !== undefined);
     if (earlier) throw usageError(`${earlier} and ${flag} name the same file (${path}); give each its own`);
-    seen.set(identity, flag);
+    for (const identity of identities) seen.set(identity, flag);
   }
 }

@@ -14,20 +14,23 @@ import {
   type RetrievalBar,
 } from '../checks/checks.js';
 import { showUnprintable } from '../core/unprintable.js';
-import { percent, percentInterval } from '../core/format.js';
-import { VERSION } from '../core/version.js';
+import { formatResultJson, percent, percentInterval } from '../core/format.js';
+import type { Logger } from '../core/log.js';
+import type { Dataset } from '../datasets/dataset.js';
+import type { ModelBundle } from '../model/bundle.js';
 import { openDataset } from '../datasets/registry.js';
 import { deviceLabel, parseDevice } from '../model/session.js';
 import { DEFAULT_RECALL_K } from '../tasks/retrieval/metrics.js';
+import { modelFiles, toolInfo } from '../tasks/provenance.js';
 import { runRetrieval, type RetrievalRun } from '../tasks/retrieval/retrieval.js';
 import { resolveModels } from '../tasks/zero-shot/evaluate.js';
-import { addCommonOptions, addDataOptions, addInferenceOptions, addModelOptions, dataOptions, loggerFor, modelChoices, type CommonOptions, type DataOptions, type ModelOptions } from './flags.js';
+import { addCommonOptions, addInferenceOptions, addModelOptions, addRelativePathsOption, checkSplitFlag, loggerFor, modelChoices, type CommonOptions, type ModelOptions } from './flags.js';
 import { formatRetrievalJunit, formatRetrievalStepSummary } from '../report/junit.js';
 import { REPORT_RETRIEVED_IMAGES, retrievalReportHtml } from '../report/html/retrieval.js';
-import { appendStepSummary, stepSummaryPath, writeOutput } from './io.js';
+import { appendStepSummary, shareableFiles, stepSummaryPath, writeOutput } from './io.js';
 import { assertDistinctOutputs, assertWritableOutput } from './options.js';
 
-interface RetrievalCliOptions extends CommonOptions, ModelOptions, DataOptions {
+interface RetrievalCliOptions extends CommonOptions, ModelOptions {
   device: string;
   deviceId?: number;
   threads?: number;
@@ -42,6 +45,7 @@ interface RetrievalCliOptions extends CommonOptions, ModelOptions, DataOptions {
   maxDrop: number;
   junit?: string;
   report?: string;
+  relativePaths?: boolean;
 }
 
 /** --recall-k 1,5,10: distinct positive whole numbers, kept in ascending order. */
@@ -77,10 +81,33 @@ function formatRetrievalPredictions(run: RetrievalRun): string {
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
 
+/** The document --json writes: what a retrieval baseline holds, and what traces it to its model and run (as eval's). */
+async function retrievalReport(dataset: Dataset, bundle: ModelBundle, run: RetrievalRun, ks: readonly number[], options: RetrievalCliOptions, cacheRoot: string, logger: Logger) {
+  // With the cache off (--no-cache) no digest is remembered either.
+  const files = await modelFiles(bundle, options.cache ? cacheRoot : undefined, logger);
+  return {
+    schema: RETRIEVAL_SCHEMA,
+    tool: toolInfo(),
+    createdAt: new Date().toISOString(),
+    task: 'retrieval',
+    dataset: { name: dataset.name, split: dataset.split, images: run.scores.metrics.images, captions: run.scores.metrics.captions, sha256: run.sha256 },
+    options: { batchSize: options.batchSize, threads: options.threads, device: options.device, deviceId: options.deviceId, recallK: ks },
+    results: [
+      {
+        model: { id: bundle.id, layout: bundle.layout, family: run.family, variant: bundle.variant, embeddingDim: run.embeddingDim, files: options.relativePaths ? shareableFiles(files, cacheRoot) : files },
+        device: deviceLabel(options),
+        metrics: run.scores.metrics,
+        timing: { ...run.timing, similarityBlockFloats: run.scores.blockFloats, similarityWorkers: run.scores.workers },
+      },
+    ],
+  };
+}
+
 async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): Promise<number> {
   const logger = loggerFor(options);
   const models = modelChoices({ ...options, model: options.model ?? [], variant: options.variant ?? [] });
   if (models.length !== 1) throw usageError('retrieval runs one model and one variant at a time; give one --model and one --variant');
+  checkSplitFlag(spec, options.split);
   const outputs = [['--json', options.json], ['--predictions', options.predictions], ['--junit', options.junit], ['--report', options.report]] as const;
   for (const [flag, path] of outputs) {
     if (path) await assertWritableOutput(flag, path);
@@ -92,7 +119,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
   const cacheRoot = resolveCacheRoot(options.cacheDir);
   const quiet = options.quiet ?? false;
   const [bundle] = await resolveModels(models, { cacheRoot, offline: options.offline, quiet, logger });
-  const dataset = await openDataset(spec, { ...dataOptions(options), cacheRoot, offline: options.offline, quiet, logger, split: options.split, captions: true });
+  const dataset = await openDataset(spec, { cacheRoot, offline: options.offline, quiet, logger, split: options.split, captions: true });
   // Another data set is refused before any image is encoded; another copy of it once it has streamed.
   const before = baseline ? retrievalBaselineFor(baseline, { dataset: { name: dataset.name }, model: bundle! }, baselineLabel) : undefined;
   for (const warning of before?.warnings ?? []) logger.warn(warning);
@@ -117,23 +144,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
     ...(baseline ? { afterStreaming: ({ images, sha256 }: { images: number; sha256: string }) => checkBaselineData(baseline, { name: dataset.name, images, sha256 }, baselineLabel) } : {}),
   });
   process.stdout.write(formatRetrievalSummary(spec, bundle!.id, bundle!.variant, run, ks));
-  if (options.json) {
-    const report = {
-      schema: RETRIEVAL_SCHEMA,
-      tool: { name: 'clip-eval', version: VERSION },
-      task: 'retrieval',
-      dataset: { name: dataset.name, split: dataset.split, images: run.scores.metrics.images, captions: run.scores.metrics.captions, sha256: run.sha256 },
-      results: [
-        {
-          model: { id: bundle!.id, layout: bundle!.layout, variant: bundle!.variant, embeddingDim: run.embeddingDim },
-          device: deviceLabel(options),
-          metrics: run.scores.metrics,
-          timing: { ...run.timing, similarityBlockFloats: run.scores.blockFloats, similarityWorkers: run.scores.workers },
-        },
-      ],
-    };
-    await writeOutput('--json', options.json, `${JSON.stringify(report, null, 2)}\n`);
-  }
+  if (options.json) await writeOutput('--json', options.json, formatResultJson(await retrievalReport(dataset, bundle!, run, ks, options, cacheRoot, logger)));
   if (options.predictions) await writeOutput('--predictions', options.predictions, formatRetrievalPredictions(run));
   if (options.report) {
     const device = deviceLabel(options);
@@ -169,10 +180,9 @@ export function retrievalCommand(setExit: (code: number) => void): Command {
     .description('text-image retrieval recall@k (imageRetrievalRecall: text→image, textRetrievalRecall: image→text) on a data set with captions')
     .argument('<dataset>', 'the data set: csv:FILE (or FILE.csv) with the header path,caption, wds/NAME[@REVISION] or wds:DIR-OR-URL with .txt captions');
   addModelOptions(command, false);
-  addDataOptions(command);
   addInferenceOptions(command);
   command
-    .option('--split <name>', 'the data set split (webdatasets; default test)')
+    .option('--split <name>', 'the data set split (webdatasets only; default test)')
     .option('--recall-k <list>', 'the k of recall@k, comma-separated', recallKList, [...DEFAULT_RECALL_K])
     .option('--min <metric@k=x>', 'fail (exit 1) when a recall is below X, e.g. imageRetrievalRecall@5=80% (repeatable)', parseRetrievalBar('--min'))
     .option('--baseline <file>', 'compare with a previous retrieval --json result, metric by metric and k by k')
@@ -181,6 +191,7 @@ export function retrievalCommand(setExit: (code: number) => void): Command {
     .option('--junit <file>', 'write JUnit XML: one test case per metric and k')
     .option('--predictions <file>', 'write one JSON Lines row per caption: its image, that image\'s rank and the best images')
     .option('--report <file>', 'write a self-contained HTML report: recall@k curves and the worst captions with the images retrieved');
+  addRelativePathsOption(command, '--json');
   addCommonOptions(command);
   command.action(async (spec: string, options: RetrievalCliOptions) => setExit(await runRetrievalCommand(spec, options)));
   return command;

@@ -40,6 +40,7 @@ const HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => string
   fetchDataset: (hint) => `run \`clip-eval fetch ${hint.dataset}\` where ${hint.url} is reachable, or pass --data-dir`,
   giveClassNames: () => 'give them with --classnames',
   chooseFamily: () => 'choose one with --family NAME',
+  skipUnreadable: () => 'add --skip-unreadable to skip and count such images instead',
   workWithoutNetwork: () => 'to work without the network pass --data-dir DIR (an extracted copy) or --offline with a filled cache, or download from a mirror with --dataset-url URL',
 };
 

@@ -60,7 +60,8 @@ export type Hint =
   | { kind: 'fetchDataset'; dataset: string; url: string }
   | { kind: 'workWithoutNetwork' }
   | { kind: 'giveClassNames' }
-  | { kind: 'chooseFamily' };
+  | { kind: 'chooseFamily' }
+  | { kind: 'skipUnreadable' };
 
 /** What a message says: what is wrong or noteworthy (detail), about which input, and which fix. */
 export interface Statement {
@@ -85,6 +86,7 @@ const PLAIN_HINTS: { [K in Hint['kind']]: (hint: Extract<Hint, { kind: K }>) => 
   fetchDataset: (hint) => `fetch ${hint.dataset} where ${hint.url} is reachable, or give a data folder`,
   giveClassNames: () => 'give the class names',
   chooseFamily: () => 'choose the family',
+  skipUnreadable: () => 'skip and count such images instead',
   workWithoutNetwork: () => 'to work without the network give a data folder (an extracted copy), work offline with a filled cache, or download from a mirror URL',
 };
 
@@ -148,9 +150,15 @@ export function subjectError(subject: Subject, detail: string, options: { kind?:
     : new ClipEvalError(detail, kind, { input: subject, cause: options.cause });
 }
 
-/** The message of an unknown thrown value (a ClipEvalError in `wording`), on one line, with no control character left to reach a terminal. */
+/**
+ * The message of an unknown thrown value (a ClipEvalError in `wording`), on one line, with no control
+ * character left to reach a terminal. Our own messages are one line, so a line break in one is part of
+ * a name (a file called "a\nb.png") and is shown as reports show it (\x0a); another library's line
+ * breaks separate its sentences and become spaces.
+ */
 export function describeError(error: unknown, wording: Wording = PLAIN_WORDING): string {
-  const text = error instanceof ClipEvalError ? word(error, wording) : error instanceof Error ? error.message : String(error);
+  if (error instanceof ClipEvalError) return showUnprintable(word(error, wording));
+  const text = error instanceof Error ? error.message : String(error);
   return showUnprintable(text.replace(/\s*\n\s*/g, ' ').trim());
 }
 

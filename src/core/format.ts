@@ -29,3 +29,20 @@ export function pValueText(p: number): string {
 export function durationText(ms: number): string {
   return ms < 120_000 ? `${Math.round(ms / 100) / 10} s` : `${Math.round(ms / 60_000)} min`;
 }
+
+/**
+ * Significant digits of a fraction or time in a result file: 15 is the most a double always carries
+ * back and forth through decimal, so this removes only the float noise of derived values (a mean of
+ * 0.8789999999999998 is written 0.879) and never a difference a gate can see (hundredths of a point).
+ */
+const RESULT_SIGNIFICANT_DIGITS = 15;
+
+/** A number as a result file holds it: integers as they are, anything else to 15 significant digits. */
+export function resultNumber(value: number): number {
+  return Number.isInteger(value) || !Number.isFinite(value) ? value : Number(value.toPrecision(RESULT_SIGNIFICANT_DIGITS));
+}
+
+/** A result document as JSON (indented, one final newline), every number as resultNumber writes it. */
+export function formatResultJson(value: unknown): string {
+  return `${JSON.stringify(value, (_key, item: unknown) => (typeof item === 'number' ? resultNumber(item) : item), 2)}\n`;
+}

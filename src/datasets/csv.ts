@@ -181,6 +181,7 @@ export async function openCsvManifest(spec: string, options: DatasetOpenOptions)
   const text = await readTextFile(file, label, 'give a CSV file with the header path,label', MAX_MANIFEST_BYTES);
   const [header, ...records] = parseCsv(text, label);
   if (header?.fields.length === 2 && header.fields[0] === 'path' && header.fields[1] === 'caption') return openCaptionManifest(spec, file, label, records);
+  if (options.captions) throw inputError(`${label} line 1: the header must be exactly path,caption (one row per caption) for a data set of captions`);
   if (!header || header.fields.length !== 2 || header.fields[0] !== 'path' || header.fields[1] !== 'label') {
     throw inputError(`${label} line 1: the header must be exactly path,label (or path,caption for captions)`);
   }

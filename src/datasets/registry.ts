@@ -3,7 +3,7 @@ import { cifarSource } from './cifar/source.js';
 import { csvSource } from './csv.js';
 import type { Dataset, DatasetOpenOptions, DatasetSource } from './dataset.js';
 import { folderSource } from './folder.js';
-import { webdatasetSource } from './wds/source.js';
+import { isLocalWebdatasetSpec, webdatasetSource } from './wds/source.js';
 
 /**
  * Every kind of data set, in the order specs are tried: named data sets first, then prefixed forms
@@ -27,4 +27,14 @@ export async function openDataset(spec: string, options: DatasetOpenOptions): Pr
   const source = datasetSourceFor(spec);
   if (!source) throw inputError(`data set ${spec}: not a known data set, a folder or a manifest (known forms: ${SOURCES.map((s) => s.title).join(', ')})`);
   return source.open(spec, options);
+}
+
+/**
+ * Whether a spec names files on this machine (an image folder, a CSV manifest, a webdataset folder),
+ * as a path that depends on the working directory: fold/good, ./fold/good/ and folder:/abs/fold/good
+ * may be one data set, which only its digest can tell. The files need not exist here.
+ */
+export function namesLocalFiles(spec: string): boolean {
+  if (cifarSource.matches(spec)) return false;
+  return webdatasetSource.matches(spec) ? isLocalWebdatasetSpec(spec) : true;
 }

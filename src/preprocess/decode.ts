@@ -218,10 +218,16 @@ async function decoderStep<T>(step: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The decoder's message, on one line and short: libvips repeats itself. */
+/** The longest decoder message quoted: libvips repeats itself. */
+const MAX_DETAIL_CHARS = 160;
+
+/** The decoder's message, on one line and short, cut after a whole word. */
 function shortDetail(error: unknown): string {
   const text = describeError(error);
-  return text.length > 160 ? `${text.slice(0, 157)}...` : text;
+  if (text.length <= MAX_DETAIL_CHARS) return text;
+  const cut = text.slice(0, MAX_DETAIL_CHARS);
+  const lastSpace = cut.lastIndexOf(' ');
+  return `${lastSpace > 0 ? cut.slice(0, lastSpace) : cut}…`;
 }
 
 /**

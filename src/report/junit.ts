@@ -2,7 +2,7 @@ import { CHECKED_METRICS, METRIC_LABELS, RETRIEVAL_METRICS, modelKey, type Check
 import type { EvaluationReport } from '../tasks/zero-shot/result.js';
 import { showUnprintable } from '../core/unprintable.js';
 import { percent, percentInterval, pValueText } from '../core/format.js';
-import { PAIRED_HEADINGS, pairedComparisonTexts, withInterval } from './summary.js';
+import { imagesPerSecondText, PAIRED_HEADINGS, pairedComparisonTexts, withInterval } from './summary.js';
 
 /** Text for an XML 1.0 attribute or element: always well-formed, whatever a model path holds. */
 function escapeXml(text: string): string {
@@ -113,7 +113,7 @@ export function formatRetrievalJunit(run: RetrievalJunitRun, outcomes: readonly 
  */
 function stepSummaryChecks(outcomes: readonly { passed: boolean; message: string }[]): { verdict: string; lines: string[] } {
   const failed = outcomes.filter((o) => !o.passed);
-  const verdict = outcomes.length === 0 ? '' : failed.length === 0 ? ' ✅ all checks passed' : ` ❌ ${failed.length} check(s) failed`;
+  const verdict = outcomes.length === 0 ? '' : failed.length === 0 ? ' ✅ all checks passed' : ` ❌ ${failed.length} check${failed.length === 1 ? '' : 's'} failed`;
   const lines =
     outcomes.length === 0 ? [] : ['', '#### Checks', '', '| verdict | check |', '|---|---|', ...outcomes.map((o) => `| ${o.passed ? '✅ pass' : '❌ fail'} | ${markdownCell(o.message)} |`)];
   return { verdict, lines };
@@ -134,7 +134,7 @@ export function formatStepSummary(report: EvaluationReport, outcomes: readonly C
     '|---|---|---|---:|---:|---:|---:|',
     ...report.results.map(
       (r) =>
-        `| ${[r.model.id, r.model.variant, r.device, withInterval(r.metrics.top1, r.metrics.top1Interval), withInterval(r.metrics.top5, r.metrics.top5Interval), percent(r.metrics.meanPerClassRecall), r.timing.imagesPerSecond.toFixed(1)].map(markdownCell).join(' | ')} |`,
+        `| ${[r.model.id, r.model.variant, r.device, withInterval(r.metrics.top1, r.metrics.top1Interval), withInterval(r.metrics.top5, r.metrics.top5Interval), percent(r.metrics.meanPerClassRecall), imagesPerSecondText(r.timing)].map(markdownCell).join(' | ')} |`,
     ),
   ];
   const paired = pairedComparisonTexts(report);

@@ -43,7 +43,7 @@ function modelSummary(report: EvaluationReport, result: ModelResult): string[] {
   ];
   if (metrics.superclassTop1 !== undefined) pairs.push(['super-class top-1', percent(metrics.superclassTop1)]);
   pairs.push(
-    ['throughput', `${timing.imagesPerSecond.toFixed(1)} images/s`],
+    ['throughput', timing.imageEmbeddings === 'cached' ? 'n/a (no image encoded: all from the cache)' : `${imagesPerSecondText(timing)} images/s`],
     ['wall time', formatSeconds(timing.wallSeconds)],
     ['text embeddings', timing.textEmbeddings === 'cached' ? 'cached' : `computed in ${formatSeconds(timing.textSeconds)}`],
   );
@@ -57,6 +57,11 @@ function modelSummary(report: EvaluationReport, result: ModelResult): string[] {
 }
 
 /** The human-readable summary printed on stdout after an evaluation. */
+/** Images encoded per second; none when every embedding came from the cache, which says nothing of speed. */
+export function imagesPerSecondText(timing: ModelResult['timing']): string {
+  return timing.imageEmbeddings === 'cached' ? 'n/a' : timing.imagesPerSecond.toFixed(1);
+}
+
 export function formatSummary(report: EvaluationReport): string {
   const title = `clip-eval ${report.dataset.name} (${report.dataset.split} set)`;
   const blocks = report.results.map((result) => modelSummary(report, result).join('\n'));
@@ -123,7 +128,7 @@ export function formatComparison(results: readonly ModelResult[]): string {
     percent(r.metrics.top1),
     percentOrNa(r.metrics.top5),
     percent(r.metrics.meanPerClassRecall),
-    r.timing.imagesPerSecond.toFixed(1),
+    imagesPerSecondText(r.timing),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');

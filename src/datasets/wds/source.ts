@@ -27,6 +27,8 @@ import { shardSamples, type ShardContent } from './shards.js';
  */
 const HUB_PREFIX = 'wds/';
 const LOCATION_PREFIX = 'wds:';
+/** A wds: location read over HTTP rather than from a folder. */
+const REMOTE_LOCATION = /^https?:\/\//i;
 const HUB_ORG = 'clip-benchmark';
 const HUB_NAME_PREFIX = 'wds_';
 const DEFAULT_SPLIT = 'test';
@@ -171,7 +173,7 @@ async function filesFor(spec: string, options: DatasetOpenOptions): Promise<Webd
   }
   const location = spec.slice(LOCATION_PREFIX.length);
   if (location === '') throw usageError(`data set ${spec}: expected wds:<folder> or wds:<http(s) URL>`);
-  if (/^https?:\/\//i.test(location)) {
+  if (REMOTE_LOCATION.test(location)) {
     let root: URL;
     try {
       root = new URL(location.endsWith('/') ? location : `${location}/`);
@@ -350,6 +352,11 @@ export async function fetchWebdataset(spec: string, options: DatasetOpenOptions)
 
 export function isWebdatasetSpec(spec: string): boolean {
   return spec.startsWith(HUB_PREFIX) || spec.startsWith(LOCATION_PREFIX);
+}
+
+/** A webdataset spec that names a folder on this machine (wds:DIR), not the hub or a URL. */
+export function isLocalWebdatasetSpec(spec: string): boolean {
+  return spec.startsWith(LOCATION_PREFIX) && !REMOTE_LOCATION.test(spec.slice(LOCATION_PREFIX.length));
 }
 
 export const webdatasetSource: DatasetSource = {

@@ -1,10 +1,8 @@
-import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.js';
-import { VERSION } from '../../core/version.js';
 import type { Dataset } from '../../datasets/dataset.js';
 import type { ModelBundle } from '../../model/bundle.js';
 import type { DecodeOptions } from '../../preprocess/decode.js';
-import { fileDigest } from '../../text/embedding-cache.js';
+import { modelFiles, toolInfo } from '../../tasks/provenance.js';
 import type { RetrievalRun } from '../../tasks/retrieval/retrieval.js';
 import { wilsonInterval } from '../../tasks/statistics.js';
 import { readThumbnails, type Thumbnail } from '../thumbnails.js';
@@ -164,16 +162,10 @@ export async function retrievalReportHtml(options: {
   decode?: Omit<DecodeOptions, 'reserve'>;
 }): Promise<string> {
   const { bundle, logger } = options;
-  const files = await Promise.all(
-    ([['vision', bundle.visionModelPath], ['text', bundle.textModelPath], ['tokenizer', bundle.tokenizerPath]] as const).map(async ([role, path]) => ({
-      role,
-      path,
-      sha256: await fileDigest(path, options.cacheRoot, logger),
-    })),
-  );
+  const files = await modelFiles(bundle, options.cacheRoot, logger);
   const thumbnails = await readThumbnails(options.dataset, retrievalThumbnailIds(options.run), { logger, ...(options.decode ? { decode: options.decode } : {}) });
   return renderRetrievalHtml({
-    tool: { version: VERSION, node: process.version, onnxruntime: ort.env.versions.common },
+    tool: toolInfo(),
     createdAt: new Date().toISOString(),
     dataset: { name: options.dataset.name, split: options.dataset.split },
     model: { id: bundle.id, layout: bundle.layout, variant: bundle.variant, files },

@@ -39,7 +39,8 @@ export interface SearchRun {
  * cache as classify.
  */
 export async function searchImages(options: SearchOptions): Promise<SearchRun> {
-  const { query, k, onFailure, ...rest } = options;
+  const { query, k, onFailure, ...shared } = options;
+  const rest = { ...shared, progressLabel: 'search' };
   const onResult: ClassifyOptions['onResult'] = (result) => {
     if (isFailure(result)) onFailure?.(result.error);
   };

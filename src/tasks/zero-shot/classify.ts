@@ -57,6 +57,8 @@ export interface ClassifyOptions {
    * are used (search), so that a sigmoid family's full graph is not read for its learned head.
    */
   familyProbabilities?: boolean;
+  /** What the image loop's progress line is headed with (default "classify"; search says "search"). */
+  progressLabel?: string;
   /** Called with each image's result in input order, as soon as its batch is done. */
   onResult?: (result: ImageClassification, index: number) => void;
 }
@@ -270,7 +272,7 @@ async function classifyWith(
       batchSize: options.batchSize,
       k,
       quiet: options.quiet || !(options.imageProgress ?? true),
-      progressLabel: 'classify',
+      progressLabel: options.progressLabel ?? 'classify',
       // A failed image gets a blank embedding instead of being encoded; it is never reported.
       fill: async (i, out, offset) => {
         const input = images[i]!;

@@ -1,7 +1,5 @@
-import * as ort from 'onnxruntime-node';
 import { inputError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { VERSION } from '../../core/version.js';
 import type { Dataset } from '../../datasets/dataset.js';
 import { resolveModelBundle, type ModelBundle, type Variant } from '../../model/bundle.js';
 import type { ImageEmbeddingCache } from '../../model/image-embedding-cache.js';
@@ -9,8 +7,8 @@ import { boundedThreads, deviceLabel, type Device } from '../../model/session.js
 import type { DecodeOptions } from '../../preprocess/decode.js';
 import { ImagePool } from '../../preprocess/image-pool.js';
 import { DEFAULT_IMAGE_MEMORY_BYTES, MemoryBudget } from '../../preprocess/memory-budget.js';
-import { fileDigest } from '../../text/embedding-cache.js';
 import type { TemplateSet } from '../../text/templates.js';
+import { modelFiles, toolInfo } from '../provenance.js';
 import { pairedComparisons, topOneCorrect } from './comparisons.js';
 import { runZeroShotStream } from './loop.js';
 import { computeMetrics } from './metrics.js';
@@ -154,12 +152,8 @@ async function evaluateModel(bundle: ModelBundle, options: DatasetEvaluationOpti
       classNames: dataset.classNames,
       superclassOf: dataset.superclasses?.of,
     });
-    const files = await Promise.all(
-      ([['vision', bundle.visionModelPath], ['text', bundle.textModelPath], ['tokenizer', bundle.tokenizerPath]] as const).map(
-        // With the caches off (--no-cache) no digest is remembered either.
-        async ([role, path]) => ({ role, path, sha256: await fileDigest(path, options.textCache || options.imageCache ? options.cacheRoot : undefined, logger) }),
-      ),
-    );
+    // With the caches off (--no-cache) no digest is remembered either.
+    const files = await modelFiles(bundle, options.textCache || options.imageCache ? options.cacheRoot : undefined, logger);
     const result: ModelResult = {
       model: { id: bundle.id, layout: bundle.layout, ...(classifier.family !== undefined ? { family: classifier.family } : {}), variant: bundle.variant, embeddingDim: encoder.embeddingDim, files, imageEncoder: encoder.describe() },
       device: deviceLabel(options),
@@ -260,7 +254,7 @@ export async function evaluateDataset(evaluationOptions: DatasetEvaluationOption
   }
   const report: EvaluationReport = {
     schema: 'clip-eval/evaluation@1',
-    tool: { name: 'clip-eval', version: VERSION, node: process.version, onnxruntime: ort.env.versions.common },
+    tool: toolInfo(),
     createdAt: new Date().toISOString(),
     dataset: data!,
     templates: { name: options.templates.name, templates: options.templates.templates },

@@ -1,3 +1,4 @@
+import type { ModelFile, ToolInfo } from '../provenance.js';
 import type { Metrics } from './metrics.js';
 
 /** Whether a run's image embeddings came from the cache: all, some, or none of them. */
@@ -12,7 +13,7 @@ export interface ModelResult {
     family?: string;
     variant: string;
     embeddingDim: number;
-    files: { role: 'vision' | 'text' | 'tokenizer'; path: string; sha256: string }[];
+    files: ModelFile[];
     /** How the image encoder was mapped: inputs, outputs, normalisation. */
     imageEncoder: string;
   };
@@ -83,7 +84,7 @@ export interface BaselineComparison {
 /** The document written by --json: everything needed to reproduce and compare a run. */
 export interface EvaluationReport {
   schema: 'clip-eval/evaluation@1';
-  tool: { name: 'clip-eval'; version: string; node: string; onnxruntime: string };
+  tool: ToolInfo;
   createdAt: string;
   dataset: DatasetInfo;
   templates: { name: string; templates: readonly string[] };
