@@ -104,7 +104,7 @@ test('the step summary gives the paired comparisons, the baseline comparisons an
   const blocks = markdownBlocks(formatStepSummary(run, outcomes));
   assert.deepEqual(blocks.map((block) => block.kind), ['heading', 'table', 'heading', 'list', 'heading', 'list', 'heading', 'table']);
   assert.deepEqual(blocks.filter((block) => block.kind === 'heading').map((block) => block.lines[0]), [
-    '### clip-eval cifar100: 100 images ❌ 1 check(s) failed',
+    '### clip-eval cifar100: 100 images ❌ 1 check failed',
     '#### Paired top-1 comparisons on the same images (exact McNemar test)',
     "#### Paired with the baseline's predictions, top-1 (exact McNemar test)",
     '#### Checks',

@@ -171,3 +171,13 @@ test("a sigmoid family's learned head is read from onnx/model.onnx; without it c
   await writeFile(join(onnx, 'model.onnx'), 'not protobuf at all, just text');
   await assert.rejects(readLogitHead(join(onnx, 'model.onnx')), (error: unknown) => error instanceof ClipEvalError && error.exitCode === EXIT.input);
 });
+
+test('--family chooses the family on every command; an unknown one is a usage error naming the flag', async () => {
+  const run = await runCli(['eval', dir, '--family', 'eva', '--quiet']);
+  assert.equal(run.code, EXIT.usage);
+  assert.match(run.stderr, /^clip-eval: .*--family eva: unknown model family "eva"; use clip, siglip, siglip2\n$/);
+  for (const command of [['classify', 'x.png'], ['retrieval', 'c.csv'], ['search', 'a cat', 'x.png']]) {
+    const refused = await runCli([...command, '--family', 'eva', '--quiet']);
+    assert.equal(refused.code, EXIT.usage, `${command[0]}: ${refused.stderr}`);
+  }
+});

@@ -85,6 +85,7 @@ async function runClassify(files: string[], options: ClassifyOptions): Promise<n
     threads: options.threads,
     batchSize: options.batchSize,
     top: options.top,
+    family: options.family,
     textCache: options.cache,
     imageCache: options.cache,
     // A data set sample is decoded as the evaluation decodes it: Pillow's way, without EXIF rotation.

@@ -121,6 +121,7 @@ async function runEvaluation(spec: string, options: EvaluateOptions, skipFlag: b
     threads: options.threads,
     batchSize: options.batchSize,
     templates,
+    family: options.family,
     textCache: options.cache,
     imageCache: options.cache,
     subset: { limit: options.limit, perClass: options.perClass },

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { usageError } from '../core/errors.js';
+import { FAMILIES, familyNamed } from '../families/registry.js';
 import { cifarSource } from '../datasets/cifar/source.js';
 import { datasetSourceFor } from '../datasets/registry.js';
 import { webdatasetSource } from '../datasets/wds/source.js';
@@ -24,6 +25,7 @@ export interface CommonOptions {
 export interface ModelOptions {
   model: string[];
   variant: Variant[];
+  family?: string;
   visionModel?: string;
   textModel?: string;
   tokenizer?: string;
@@ -67,7 +69,12 @@ export function addModelOptions(command: Command, several: boolean): Command {
     .option('--variant <list>', several ? 'model variant(s): fp32, fp16, int8; comma-separated to compare several' : 'model variant: fp32, fp16 or int8', variantList)
     .option('--vision-model <file>', 'explicit image encoder .onnx (with --text-model and --tokenizer)')
     .option('--text-model <file>', 'explicit text encoder .onnx')
-    .option('--tokenizer <file>', 'explicit tokenizer.json or bpe_simple_vocab_16e6.txt.gz');
+    .option('--tokenizer <file>', 'explicit tokenizer.json or bpe_simple_vocab_16e6.txt.gz')
+    .option('--family <name>', `model family whose text rules and probabilities apply: ${FAMILIES.map((family) => family.name).join(', ')} (default: detected from the model's files)`, familyName);
+}
+
+function familyName(value: string): string {
+  return familyNamed(value).name;
 }
 
 /** How image files are found and read, for the commands that take files and folders. */

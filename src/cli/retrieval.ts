@@ -134,6 +134,7 @@ async function runRetrievalCommand(spec: string, options: RetrievalCliOptions): 
     deviceId: options.deviceId,
     threads: options.threads,
     batchSize: options.batchSize,
+    family: options.family,
     textCache: options.cache,
     ks,
     top: options.predictions ? ks.at(-1)! : options.report ? REPORT_RETRIEVED_IMAGES : 0,

@@ -78,6 +78,7 @@ async function runSearch(positionals: string[], options: SearchCliOptions): Prom
     deviceId: options.deviceId,
     threads: options.threads,
     batchSize: options.batchSize,
+    family: options.family,
     textCache: options.cache,
     imageCache: options.cache,
     decode: { autoOrient: options.autoOrient, maxPixels: options.maxPixels },
