@@ -20,5 +20,9 @@ export { createCifarPreprocessor, createPlanarPreprocessor, preprocessDecoded, p
 export type { EvaluationReport, ModelResult } from './tasks/zero-shot/result.js';
 export { zeroShotClassifier, type ZeroShotClassifier } from './text/classifier.js';
 export { OPENAI_CIFAR_TEMPLATES, resolveTemplates } from './text/templates.js';
-export { loadClipTokenizer, type ClipTokenizer } from './text/tokenizer.js';
+export { loadClipTokenizer, type ClipTokenizer, type PromptTokenizer } from './text/tokenizer.js';
+export { loadHfTokenizer } from './text/hf-tokenizer.js';
+export { canonicalizeText } from './text/canonicalize.js';
+export { FAMILIES, bundleFamily, familyNamed } from './families/registry.js';
+export { encoderInputRow, type ModelFamily } from './families/family.js';
 export { openZeroShotModel } from './tasks/zero-shot/model-setup.js';
