@@ -5,16 +5,11 @@ import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import test from 'node:test';
-import { createLogger } from '../src/core/log.js';
 import { ImageEmbeddingCache, type ImageEmbeddingModelKey } from '../src/model/image-embedding-cache.js';
 import { OPENAI_PREPROCESS } from '../src/preprocess/config.js';
+import { collectingLogger } from './support/log.js';
 import { makeTempDir, makeTestTempDir, repoRoot } from './support/paths.js';
 
-function collectingLogger() {
-  const lines: string[] = [];
-  const stream = { write: (text: string) => (lines.push(text), true) } as unknown as NodeJS.WritableStream;
-  return { logger: createLogger({ stream }), lines };
-}
 
 const model: ImageEmbeddingModelKey = {
   visionModelSha256: 'a'.repeat(64), variant: 'fp32', executionProvider: 'cpu', preprocess: OPENAI_PREPROCESS,

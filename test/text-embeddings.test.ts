@@ -3,18 +3,13 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'node:test';
-import { createLogger } from '../src/core/log.js';
 import { l2NormaliseRows } from '../src/model/encoders.js';
 import { ensembleClassEmbeddings } from '../src/text/classifier.js';
 import { fileDigest, fileDigestKnown, OFF_THREAD_HASH_BYTES, readTextEmbeddings, textEmbeddingCachePath, textEmbeddingKeyDigest, writeTextEmbeddings, type TextEmbeddingKey } from '../src/text/embedding-cache.js';
 import { OPENAI_CIFAR_TEMPLATES, fillTemplate, resolveTemplates, validateTemplates } from '../src/text/templates.js';
+import { collectingLogger } from './support/log.js';
 import { makeTempDir } from './support/paths.js';
 
-function collectingLogger() {
-  const lines: string[] = [];
-  const stream = { write: (text: string) => (lines.push(text), true) } as unknown as NodeJS.WritableStream;
-  return { logger: createLogger({ stream }), lines };
-}
 
 test('ensemble: normalise each prompt, average per class, normalise again', () => {
   // Two classes, two templates, dim 2; unnormalised inputs of different lengths.

@@ -1,13 +1,18 @@
 import { Command } from 'commander';
 import { resolveCacheRoot } from '../core/cache.js';
 import { EXIT, usageError } from '../core/errors.js';
-import { DEFAULT_MODEL, resolveModelBundle } from '../model/bundle.js';
+import { DEFAULT_MODEL, resolveModelBundle, type ModelBundle } from '../model/bundle.js';
 import { positiveInteger } from './options.js';
 import { encoderInputRow } from '../families/family.js';
 import { bundleFamily, familyNamed, FAMILIES } from '../families/registry.js';
 import { formatTokenIds } from '../text/tokenizer.js';
 import { addCommonOptions, loggerFor, type CommonOptions } from './flags.js';
 import { readStdinLines } from './io.js';
+
+/** The bundle's tokenizer file, family and context length. */
+async function bundleTokenizer(bundle: ModelBundle, family: string | undefined) {
+  return { tokenizerPath: bundle.tokenizerPath, contextLength: bundle.contextLength, ...(await bundleFamily(bundle, family)) };
+}
 
 export function tokenizeCommand(setExit: (code: number) => void): Command {
   const command = new Command('tokenize')
@@ -22,16 +27,9 @@ export function tokenizeCommand(setExit: (code: number) => void): Command {
   command.action(async (texts: string[], options: CommonOptions & { model?: string; tokenizer?: string; contextLength?: number; encoderInput?: boolean; family?: string }) => {
     const logger = loggerFor(options);
     if (options.model && options.tokenizer) throw usageError('give either --model or --tokenizer, not both');
-    let chosen;
-    let contextLength = 77;
-    if (options.tokenizer) {
-      chosen = { tokenizerPath: options.tokenizer, family: familyNamed(options.family ?? 'clip'), tokenizerConfig: {} };
-    } else {
-      const bundle = await resolveModelBundle({ model: options.model ?? DEFAULT_MODEL, cacheRoot: resolveCacheRoot(options.cacheDir), offline: options.offline, quiet: options.quiet, logger, needVision: false, needText: false });
-      contextLength = bundle.contextLength;
-      chosen = { tokenizerPath: bundle.tokenizerPath, ...(await bundleFamily(bundle, options.family)) };
-    }
-    const { family, tokenizerConfig, tokenizerPath } = chosen;
+    const { family, tokenizerConfig, tokenizerPath, contextLength } = options.tokenizer
+      ? { tokenizerPath: options.tokenizer, family: familyNamed(options.family ?? 'clip'), tokenizerConfig: {}, contextLength: 77 }
+      : await bundleTokenizer(await resolveModelBundle({ model: options.model ?? DEFAULT_MODEL, cacheRoot: resolveCacheRoot(options.cacheDir), offline: options.offline, quiet: options.quiet, logger, needVision: false, needText: false }), options.family);
     const tokenizer = await family.loadTokenizer(tokenizerPath, tokenizerConfig);
     const length = options.contextLength ?? contextLength;
     const inputs = texts.length > 0 ? texts : await readStdinLines();

@@ -59,10 +59,11 @@ export async function probabilityHead(bundle: ModelBundle, familyName: string, l
   const family = familyNamed(familyName);
   if (family.probability === 'softmax') return { kind: 'softmax' };
   const graph = join(dirname(bundle.visionModelPath), 'model.onnx');
-  const head = existsSync(graph) ? await readLogitHead(graph) : undefined;
+  const present = existsSync(graph);
+  const head = present ? await readLogitHead(graph) : undefined;
   if (head) return { kind: 'sigmoid', ...head };
   logger.warn(
-    `${bundle.id}: ${existsSync(graph) ? `${graph} holds no logit_scale and logit_bias` : `no ${graph}`}, where ${family.title}'s learned logit scale and bias are kept: ` +
+    `${bundle.id}: ${present ? `${graph} holds no logit_scale and logit_bias` : `no ${graph}`}, where ${family.title}'s learned logit scale and bias are kept: ` +
       'probabilities are a softmax over 100 · cosine, not the model\'s own sigmoid; the ranking is by similarity either way',
   );
   return { kind: 'softmax' };
