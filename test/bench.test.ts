@@ -12,7 +12,7 @@ import { evaluateTargets, formatTable, targetCells } from '../scripts/lib/bench-
 import { EXIT } from '../src/core/errors.js';
 import { runScript, type CliRun } from './support/cli.js';
 import { isClipEvalError } from './support/errors.js';
-import { makeTempDir, needsShared, repoRoot, sharedPath } from './support/paths.js';
+import { makeTempDir, needsPython, needsShared, repoRoot, sharedPath } from './support/paths.js';
 
 /**
  * The benchmark: its option parsing, peer plumbing and target arithmetic as units, then whole runs of
@@ -245,8 +245,7 @@ test('bench errors: --vs-torch on a model the harness did not write, a missing m
 });
 
 const harnessDir = sharedPath('reference/harness');
-const torchMissing = spawnSync('/usr/bin/python3', ['-c', 'import torch, torchvision, onnx'], { stdio: 'ignore' }).status !== 0;
-const peerSkip = needsShared('reference/harness/torch_eval.py') || (torchMissing ? 'needs /usr/bin/python3 with torch, torchvision and onnx (see the harness README); skipped' : false);
+const peerSkip = needsShared('reference/harness/torch_eval.py') || needsPython('import torch, torchvision, onnx', 'torch, torchvision and onnx (see the harness README)');
 
 test('--vs-torch on the harness tiny model: the peer runs on the same images and prompts and agrees on top-1', { skip: peerSkip }, async () => {
   const model = join(dir, 'tiny');

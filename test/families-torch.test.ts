@@ -8,7 +8,7 @@ import { CIFAR100_CLEAN_NAMES } from '../src/datasets/cifar/class-names.js';
 import { OPENAI_CIFAR_TEMPLATES } from '../src/text/templates.js';
 import { classImage } from '../scripts/lib/pattern-images.js';
 import { runCli } from './support/cli.js';
-import { makeTempDir, needsShared, repoRoot, sharedPath } from './support/paths.js';
+import { makeTempDir, needsPython, needsShared, REFERENCE_PYTHON, repoRoot, sharedPath } from './support/paths.js';
 
 /**
  * SigLIP and SigLIP 2 end to end against PyTorch: the harness trains a SentencePiece vocabulary, exports
@@ -16,13 +16,10 @@ import { makeTempDir, needsShared, repoRoot, sharedPath } from './support/paths.
  * test/support/siglip-zero-shot.py computes PyTorch's answer; eval, classify and retrieval must give its
  * top-1 on every image (and caption), and their scores its cosines.
  */
-const PYTHON = '/usr/bin/python3';
 const HARNESS = 'reference/harness';
 const torchMissing =
   needsShared(`${HARNESS}/export_siglip.py`) ||
-  (spawnSync(PYTHON, ['-c', 'import torch, torchvision, onnx, sentencepiece, PIL'])?.status === 0
-    ? false
-    : `needs ${PYTHON} with torch, torchvision, onnx, sentencepiece and Pillow (see the harness README); skipped`);
+  needsPython('import torch, torchvision, onnx, sentencepiece, PIL', 'torch, torchvision, onnx, sentencepiece and Pillow (see the harness README)');
 
 const CLASSES = ['apple', 'bus', 'lion', 'snail', 'tulip'];
 /** Scores closer than this are a tie that float rounding may break either way: such images are not compared. */
@@ -39,7 +36,7 @@ const bundles: Bundle[] = [];
 const images: string[] = [];
 
 function python(args: string[], cwd: string, input?: string): string {
-  const run = spawnSync(PYTHON, args, { cwd, encoding: 'utf8', input, maxBuffer: 64 * 2 ** 20 });
+  const run = spawnSync(REFERENCE_PYTHON, args, { cwd, encoding: 'utf8', input, maxBuffer: 64 * 2 ** 20 });
   assert.equal(run.status, 0, run.stderr);
   return run.stdout;
 }

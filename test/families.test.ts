@@ -14,19 +14,16 @@ import { canonicalizeText } from '../src/text/canonicalize.js';
 import { OPENAI_CIFAR_TEMPLATES } from '../src/text/templates.js';
 import { runCli } from './support/cli.js';
 import { collectingLogger } from './support/log.js';
-import { makeTempDir, needsShared, sharedPath } from './support/paths.js';
+import { makeTempDir, needsPython, needsShared, REFERENCE_PYTHON, sharedPath } from './support/paths.js';
 
 /**
  * The family seam: detection from a bundle's own files, SigLIP's canonicalize rule against open_clip's
  * (the harness's siglip_text.py), and every family's encoder rows against sentencepiece's own ids.
  */
-const PYTHON = '/usr/bin/python3';
 const HARNESS = 'reference/harness';
 const sentencepieceMissing =
   needsShared(`${HARNESS}/spm_tokenizer.py`) ||
-  (spawnSync(PYTHON, ['-c', 'import sentencepiece; from sentencepiece import sentencepiece_model_pb2'])?.status === 0
-    ? false
-    : `needs ${PYTHON} with sentencepiece (apt-get install python3-sentencepiece python3-protobuf); skipped`);
+  needsPython('import sentencepiece; from sentencepiece import sentencepiece_model_pb2', 'sentencepiece (apt-get install python3-sentencepiece python3-protobuf)');
 
 /** Texts that ftfy leaves as they are (the harness's rule has no ftfy; clip-eval's, as open_clip's, does). */
 const TEXTS = [
@@ -108,7 +105,7 @@ test('families: detected from config.json model_type and tokenizer_config.json t
 
 test("canonicalizeText is open_clip's canonicalize_text(basic_clean(text)) on every text", { skip: needsShared(`${HARNESS}/siglip_text.py`) }, () => {
   const script = `import json, sys\nsys.path.insert(0, sys.argv[1])\nimport siglip_text\nprint(json.dumps([siglip_text.canonicalize_text(siglip_text.basic_clean(t)) for t in json.loads(sys.stdin.read())]))`;
-  const run = spawnSync(PYTHON, ['-c', script, sharedPath(HARNESS)], { input: JSON.stringify(TEXTS), encoding: 'utf8' });
+  const run = spawnSync(REFERENCE_PYTHON, ['-c', script, sharedPath(HARNESS)], { input: JSON.stringify(TEXTS), encoding: 'utf8' });
   assert.equal(run.status, 0, run.stderr);
   assert.deepEqual(TEXTS.map(canonicalizeText), JSON.parse(run.stdout) as string[]);
   assert.equal(canonicalizeText('A photo of a Golden_Retriever!'), 'a photo of a golden retriever');
@@ -122,7 +119,7 @@ for (const family of ['siglip', 'siglip2'] as const) {
     await writeFile(join(work, 'corpus.txt'), `${corpus.join('\n')}\n`);
     const spm = sharedPath(`${HARNESS}/spm_tokenizer.py`);
     const python = (...args: string[]) => {
-      const run = spawnSync(PYTHON, [spm, ...args], { encoding: 'utf8', cwd: work });
+      const run = spawnSync(REFERENCE_PYTHON, [spm, ...args], { encoding: 'utf8', cwd: work });
       assert.equal(run.status, 0, run.stderr);
       return run.stdout;
     };

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,7 +7,7 @@ import { parseGpuCheckArguments, tableLines, type CheckRow } from '../scripts/gp
 import { formatColumns, largestMemoryFigure, runStep } from '../scripts/lib/gpu-check-steps.js';
 import { EXIT } from '../src/core/errors.js';
 import { runCommand, runScript } from './support/cli.js';
-import { makeTempDir, needsShared, repoRoot, sharedPath } from './support/paths.js';
+import { makeTempDir, needsPython, needsShared, repoRoot, sharedPath } from './support/paths.js';
 
 /**
  * The GPU check (scripts/gpu-check.ts, gpu-check.sh): bounded steps whose failures become table rows,
@@ -92,8 +91,8 @@ test('gpu-check.sh: without the pack, one line saying how to build it, exit 3', 
   assert.match(run.stderr, /^gpu-check: .*none\.tar\.xz not found; build it with scripts\/gpu-pack\.sh and carry \.gpu-pack to this machine\n$/);
 });
 
-const torchMissing = spawnSync('/usr/bin/python3', ['-c', 'import torch, torchvision, onnx'], { stdio: 'ignore' }).status !== 0;
-const checkSkip = needsShared('reference/harness/export_onnx.py') || needsShared('clip-tokenizer/tokenizer.json') || (torchMissing ? 'needs /usr/bin/python3 with torch, torchvision and onnx (see the harness README); skipped' : false);
+const checkSkip =
+  needsShared('reference/harness/export_onnx.py') || needsShared('clip-tokenizer/tokenizer.json') || needsPython('import torch, torchvision, onnx', 'torch, torchvision and onnx (see the harness README)');
 
 test('gpu-check on this machine (tiny model): CPU rows measured and agreeing, GPU rows failed with their exact errors, one table; exit 1 when a step failed', { skip: checkSkip }, async () => {
   const out = join(dir, 'check');

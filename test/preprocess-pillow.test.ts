@@ -7,16 +7,13 @@ import sharp, { type Sharp } from 'sharp';
 import { OPENAI_PREPROCESS, type PreprocessConfig } from '../src/preprocess/config.js';
 import { preprocessImageFile } from '../src/preprocess/transform.js';
 import { classImage } from '../scripts/lib/pattern-images.js';
-import { makeTempDir, repoRoot } from './support/paths.js';
+import { makeTempDir, needsPython, REFERENCE_PYTHON, repoRoot } from './support/paths.js';
 
 /**
  * Every resize mode, filter, size and normalisation the model families use, against torchvision's PIL
  * pipeline spelled out on Pillow (test/support/pillow-preprocess.py): max |difference| ≤ 1e-6.
  */
-const PYTHON = '/usr/bin/python3';
-const pillowMissing = spawnSync(PYTHON, ['-c', 'import PIL, numpy']).status === 0
-  ? false
-  : `needs ${PYTHON} with Pillow and numpy (apt-get install python3-pil python3-numpy); skipped`;
+const pillowMissing = needsPython('import PIL, numpy', 'Pillow and numpy (apt-get install python3-pil python3-numpy)');
 
 const HALF: [number, number, number] = [0.5, 0.5, 0.5];
 const CONFIGS: Record<string, PreprocessConfig> = {
@@ -69,7 +66,7 @@ test('preprocessing matches torchvision on Pillow for squash, bilinear, no norma
   );
   const job = join(dir, 'job.json');
   await writeFile(job, JSON.stringify({ out: dir, items }));
-  const reference = spawnSync(PYTHON, [join(repoRoot, 'test/support/pillow-preprocess.py'), job], { encoding: 'utf8' });
+  const reference = spawnSync(REFERENCE_PYTHON, [join(repoRoot, 'test/support/pillow-preprocess.py'), job], { encoding: 'utf8' });
   assert.equal(reference.status, 0, reference.stderr);
   const worst: Record<string, number> = {};
   for (const { image, name, config } of items) {

@@ -5,7 +5,6 @@ import { openClipSaysSiglip, type ModelFamily } from './family.js';
 export const clipFamily: ModelFamily = {
   name: 'clip',
   title: 'CLIP (OpenAI, OpenCLIP, EVA, MetaCLIP, MobileCLIP, DFN)',
-  textRule: "OpenAI's: ftfy, HTML unescaping, whitespace collapsed, lower-cased; SOT … EOT, cut to the context length",
   // CLIP's tokenizer says CLIP whatever the model_type (MobileCLIP's and others' exports name their own).
   matches: (evidence) =>
     evidence.tokenizerClass !== undefined

@@ -12,8 +12,6 @@ export interface ModelFamily {
   readonly name: string;
   /** What the family covers, for help and errors. */
   readonly title: string;
-  /** How prompts are cleaned, for the README and `tokenize`. */
-  readonly textRule: string;
   /** True when the bundle's own files say it is of this family. */
   matches(evidence: FamilyEvidence): boolean;
   /** The tokenizer that makes the text encoder's rows, under the family's text rule. */

@@ -10,7 +10,6 @@ import { openClipSaysSiglip, type ModelFamily } from './family.js';
 export const siglipFamily: ModelFamily = {
   name: 'siglip',
   title: 'SigLIP (SentencePiece Unigram vocabulary)',
-  textRule: "open_clip's canonicalize: ftfy, HTML unescaping, _ to space, ASCII punctuation removed, lower-cased, whitespace collapsed; </s> appended, padded to 64 with </s>",
   matches: (evidence) =>
     openClipSaysSiglip(evidence) === 'siglip' ||
     (evidence.modelType === 'siglip' && (evidence.tokenizerClass === undefined || evidence.tokenizerClass.startsWith('SiglipTokenizer'))),

@@ -10,7 +10,6 @@ import { openClipSaysSiglip, type ModelFamily } from './family.js';
 export const siglip2Family: ModelFamily = {
   name: 'siglip2',
   title: 'SigLIP 2 (Gemma BPE vocabulary with byte fallback)',
-  textRule: "open_clip's canonicalize (as SigLIP); <eos> appended, no BOS, padded to 64 with <pad>",
   matches: (evidence) =>
     openClipSaysSiglip(evidence) === 'siglip2' ||
     ((evidence.modelType === 'siglip' || evidence.modelType === 'siglip2') && evidence.tokenizerClass !== undefined && evidence.tokenizerClass.startsWith('GemmaTokenizer')),

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,17 @@ export const sharedDir = process.env.CLIP_EVAL_SHARED ?? resolve(repoRoot, '..',
 export function needsShared(relativePath = ''): string | false {
   const path = join(sharedDir, relativePath);
   return existsSync(path) ? false : `needs ${path} (the shared reference folder beside the checkout); skipped`;
+}
+
+/** Debian's Python, where the reference packages (Pillow, sentencepiece, torch) are installed. */
+export const REFERENCE_PYTHON = '/usr/bin/python3';
+
+/**
+ * The reason to skip a test that needs Python modules, or false when `imports` (Python statements)
+ * runs; `what` says which modules and how to get them.
+ */
+export function needsPython(imports: string, what: string): string | false {
+  return spawnSync(REFERENCE_PYTHON, ['-c', imports], { stdio: 'ignore' }).status === 0 ? false : `needs ${REFERENCE_PYTHON} with ${what}; skipped`;
 }
 
 export function sharedPath(relativePath: string): string {
